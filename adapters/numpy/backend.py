@@ -1,0 +1,63 @@
+"""The NumPy backend class."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from regcore import Backend, ModelSpec, Plan
+from regcore_adapters.numpy.models import forward_backward
+from regcore_adapters.numpy.penalties import KERNELS
+
+
+class NumpyBackend(Backend):
+    """Plain NumPy on the CPU, gradients derived by hand (no autodiff)."""
+
+    name = "numpy"
+
+    def asarray(self, array: Any, *, dtype: str, device: str) -> np.ndarray:
+        return np.array(array, dtype=dtype, copy=True)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return np.asarray(x)
+
+    def penalty(
+        self, plan: Plan, params: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        dtype = _common_dtype(params)
+        total = np.zeros((), dtype=dtype)
+        grads = {name: np.zeros_like(w) for name, w in params.items()}
+        for a in plan.penalties:
+            value, grad = KERNELS[type(a.term)](a.term, params[a.param])
+            total = total + value
+            grads[a.param] = grads[a.param] + grad
+        return total, grads
+
+    def loss_and_grads(
+        self, model: ModelSpec, plan: Plan, params: Mapping[str, np.ndarray],
+        x: np.ndarray, y: np.ndarray,
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        loss, grads = forward_backward(model, params, x, y)
+        penalty, pgrads = self.penalty(plan, params)
+        return loss + penalty, {k: grads[k] + pgrads[k] for k in grads}
+
+    def sgd(
+        self, model: ModelSpec, plan: Plan, params: Mapping[str, np.ndarray],
+        x: np.ndarray, y: np.ndarray, *, lr: float, steps: int,
+    ) -> dict[str, np.ndarray]:
+        params = {k: v.copy() for k, v in params.items()}
+        for _ in range(steps):
+            _, grads = self.loss_and_grads(model, plan, params, x, y)
+            for name, p in params.items():
+                rate = plan.decay.get(name)
+                if rate is not None:  # decoupled: p ← p − lr·rate·p, as AdamW
+                    p *= p.dtype.type(1 - lr * rate)
+                p -= p.dtype.type(lr) * grads[name]
+        return params
+
+
+def _common_dtype(params: Mapping[str, np.ndarray]) -> np.dtype:
+    dtypes = {w.dtype for w in params.values()}
+    return dtypes.pop() if len(dtypes) == 1 else np.result_type(*dtypes)

@@ -1,0 +1,136 @@
+"""What the suite crosses with the scenarios: named penalty specs and term-level cases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from regcore import (
+    DEFAULT_SELECT, L1, L2, DecoupledWeightDecay, ElasticNet, GroupLasso, Orthogonal, Rule,
+    Select, Spec, Term,
+)
+from regcore_conformance.scenarios import SCENARIOS, Scenario
+
+HIDDEN_KERNELS = Select(roles=("weight",), name=r"dense_[01]\.kernel")
+
+
+@cache
+def scenario_specs(scenario_name: str) -> dict[str, Spec]:
+    """The penalty specs a scenario runs with, by name (each applies to that scenario)."""
+    s: Scenario = SCENARIOS[scenario_name]
+    m = s.batch_size
+
+    def one(term: Term, select: Select = DEFAULT_SELECT) -> Spec:
+        return Spec(penalties=(Rule(term, select),))
+
+    specs = {
+        "none": Spec(),
+        "l2_sum": one(L2(0.01, convention="sum")),
+        "l2_half": one(L2(0.02, convention="half")),
+        "l2_torch_weight_decay": one(L2(0.02, convention="torch_weight_decay")),
+        "l2_batch_mean": one(L2(1.0, convention="batch_mean", batch_size=m)),
+        "l1_sum": one(L1(0.01, convention="sum")),
+        "elastic_net_sum": one(ElasticNet(0.01, 0.02, convention="sum")),
+        "elastic_net_half": one(ElasticNet(0.01, 0.04, convention="half")),
+        "group_lasso_rows": one(GroupLasso(0.05, convention="sum", axis=0)),
+        "group_lasso_columns_sqrt": one(
+            GroupLasso(0.05, convention="sum", axis=1, scale_by_size=True)
+        ),
+        "all_params_l2": one(L2(0.01, convention="sum"), Select()),
+        "weights_l2_biases_l1": Spec(penalties=(
+            Rule(L2(0.01, convention="sum")),
+            Rule(L1(0.02, convention="sum"), Select(ndim=(1,))),
+        )),
+        "decoupled_decay": Spec(weight_decay=(DecoupledWeightDecay(0.1),)),
+        "l2_and_bias_decay": Spec(
+            penalties=(Rule(L2(0.01, convention="sum")),),
+            weight_decay=(DecoupledWeightDecay(0.05, Select(roles=("bias",))),),
+        ),
+    }
+    if not s.classification:
+        loss = s.model.loss
+        specs["l2_sklearn_ridge"] = one(
+            L2(0.5, convention="sklearn_ridge", n_samples=m, data_loss=loss)
+        )
+        specs["l1_sklearn_lasso"] = one(L1(0.005, convention="sklearn_lasso", data_loss=loss))
+        specs["elastic_net_sklearn"] = one(ElasticNet.from_sklearn(0.01, 0.3, data_loss=loss))
+    if s.model.layers > 1:
+        specs["orthogonal_rows"] = one(Orthogonal(0.1, "rows", convention="sum"), HIDDEN_KERNELS)
+        specs["orthogonal_columns"] = one(
+            Orthogonal(0.1, "columns", convention="sum"), HIDDEN_KERNELS
+        )
+        specs["per_layer_l2"] = Spec(penalties=(
+            Rule(L2(0.001, convention="sum"), Select(name=r"dense_0\.kernel")),
+            Rule(L2(0.05, convention="half"), Select(roles=("weight",), name=r"dense_[12]\..*")),
+        ))
+        specs["l2_orthogonal_l1_decay"] = Spec(
+            penalties=(
+                Rule(L2(0.01, convention="sum")),
+                Rule(Orthogonal(0.05, "rows", convention="sum"), HIDDEN_KERNELS),
+                Rule(L1(0.001, convention="sum"), Select(roles=("bias",))),
+            ),
+            weight_decay=(DecoupledWeightDecay(0.02),),
+        )
+    return specs
+
+
+@dataclass(frozen=True)
+class TermCase:
+    """One term on one parameter of ``shape``; ``zeros`` lists index slices set to exactly 0 so
+    the subgradient at 0 (single entries, whole groups, whole rows) is checked too."""
+
+    name: str
+    term: Term
+    shape: tuple[int, ...]
+    zeros: tuple[tuple[slice | int, ...], ...] = ()
+
+    def array(self) -> np.ndarray:
+        rng = np.random.default_rng(_seed(self.name))
+        w = rng.standard_normal(self.shape)
+        for index in self.zeros:
+            w[index] = 0.0
+        return w
+
+
+def _seed(name: str) -> int:
+    return sum((i + 1) * ord(c) for i, c in enumerate(name))
+
+
+_ALL = slice(None)
+TERM_CASES: dict[str, TermCase] = {
+    c.name: c
+    for c in (
+        TermCase("l2_sum_vector", L2(0.3, convention="sum"), (7,)),
+        TermCase("l2_sum_tensor", L2(0.3, convention="sum"), (3, 4, 2)),
+        TermCase("l2_half", L2(0.3, convention="half"), (5, 4)),
+        TermCase("l2_torch_weight_decay", L2(0.3, convention="torch_weight_decay"), (5, 4)),
+        TermCase("l2_batch_mean", L2(2.0, convention="batch_mean", batch_size=32), (5, 4)),
+        TermCase("l2_sklearn_ridge_mse",
+                 L2(1.5, convention="sklearn_ridge", n_samples=50, data_loss="mse"), (5, 4)),
+        TermCase("l2_sklearn_ridge_half_mse",
+                 L2(1.5, convention="sklearn_ridge", n_samples=50, data_loss="half_mse"), (5, 4)),
+        TermCase("l1_sum_with_zeros", L1(0.2, convention="sum"), (5, 4), ((0, 1), (3, _ALL))),
+        TermCase("l1_sklearn_lasso", L1(0.2, convention="sklearn_lasso", data_loss="mse"),
+                 (6,), ((2,),)),
+        TermCase("elastic_net_sum_with_zeros", ElasticNet(0.2, 0.1, convention="sum"), (5, 4),
+                 ((1, 2),)),
+        TermCase("elastic_net_half", ElasticNet(0.2, 0.1, convention="half"), (5, 4)),
+        TermCase("elastic_net_sklearn",
+                 ElasticNet.from_sklearn(0.2, 0.7, data_loss="half_mse"), (5, 4), ((0, 0),)),
+        TermCase("group_lasso_rows_zero_group", GroupLasso(0.4, convention="sum", axis=0),
+                 (5, 4), ((2, _ALL),)),
+        TermCase("group_lasso_columns_sqrt_zero_group",
+                 GroupLasso(0.4, convention="sum", axis=1, scale_by_size=True), (5, 4),
+                 ((_ALL, 1),)),
+        TermCase("group_lasso_last_axis_tensor", GroupLasso(0.4, convention="sum", axis=-1),
+                 (3, 4, 2), ((_ALL, _ALL, 0),)),
+        TermCase("group_lasso_vector_is_l1", GroupLasso(0.4, convention="sum", axis=0), (6,),
+                 ((1,),)),
+        TermCase("orthogonal_rows", Orthogonal(0.5, "rows", convention="sum"), (5, 4)),
+        TermCase("orthogonal_columns", Orthogonal(0.5, "columns", convention="sum"), (4, 6)),
+        TermCase("orthogonal_rows_zero_row", Orthogonal(0.5, "rows", convention="sum"), (5, 4),
+                 ((3, _ALL),)),
+    )
+}

@@ -1,0 +1,179 @@
+"""The pytest plugin: points the conformance suite at a backend chosen from outside.
+
+    pytest --pyargs regcore_conformance --regcore-backend numpy
+    REGCORE_BACKEND=numpy pytest --pyargs regcore_conformance
+    python -m regcore_conformance --backend numpy
+
+Registered through the ``pytest11`` entry point, so it is active wherever regcore is installed;
+it does nothing unless the suite's own modules are collected. Devices come from what the backend
+declares (an unavailable one is a skip naming backend and device); dtypes the backend lacks are
+skips naming the backend. Every check lands in a JSON report (``--regcore-report``, default
+``reports/conformance-<backend>.json``) and in a summary table at the end of the run.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from regcore import Backend, BackendNotFoundError, load_backend
+from regcore_conformance.cases import TERM_CASES, scenario_specs
+from regcore_conformance.report import Record, Report
+from regcore_conformance.scenarios import SCENARIOS
+from regcore_conformance.tolerance import Tolerance
+
+SUITE_DTYPES = ("float64", "float32")
+LINEAR_SCENARIOS = tuple(n for n, s in SCENARIOS.items() if s.model.layers == 1)
+_STATE = pytest.StashKey[dict[str, Any]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("regcore", "regcore conformance suite")
+    group.addoption("--regcore-backend", default=os.environ.get("REGCORE_BACKEND"),
+                    help="backend to test, by registered name (env REGCORE_BACKEND)")
+    group.addoption("--regcore-report", default=os.environ.get("REGCORE_REPORT"),
+                    help="JSON report path (env REGCORE_REPORT; default "
+                         "reports/conformance-<backend>.json)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    name = config.getoption("--regcore-backend")
+    state: dict[str, Any] = {"backend": None, "report": None}
+    if name:
+        try:
+            backend = load_backend(name)
+        except BackendNotFoundError as exc:
+            raise pytest.UsageError(f"--regcore-backend: {exc}") from None
+        state["backend"] = backend
+        state["report"] = Report(backend.name)
+    config.stash[_STATE] = state
+
+
+def _is_suite(module_name: str) -> bool:
+    return module_name.startswith("regcore_conformance.")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if not _is_suite(metafunc.module.__name__):
+        return
+    backend: Backend | None = metafunc.config.stash[_STATE]["backend"]
+    if backend is None:
+        raise pytest.UsageError(
+            "the regcore conformance suite needs a backend: pass --regcore-backend NAME or set "
+            "REGCORE_BACKEND"
+        )
+    names = metafunc.fixturenames
+    if "device" in names:
+        metafunc.parametrize("device", [
+            pytest.param(d, id=d, marks=() if backend.device_available(d) else pytest.mark.skip(
+                reason=f"{backend.name}: device {d!r} not available here"))
+            for d in backend.devices
+        ])
+    if "dtype" in names:
+        metafunc.parametrize("dtype", [
+            pytest.param(t, id=t, marks=() if t in backend.dtypes else pytest.mark.skip(
+                reason=f"{backend.name}: dtype {t} not supported"))
+            for t in SUITE_DTYPES
+        ])
+    if "scenario_case" in names:
+        pairs = [(s, c) for s in SCENARIOS for c in scenario_specs(s)]
+        metafunc.parametrize("scenario_case", pairs, ids=[f"{s}-{c}" for s, c in pairs])
+    if "term_case" in names:
+        metafunc.parametrize("term_case", list(TERM_CASES))
+    if "zero_term_case" in names:
+        metafunc.parametrize("zero_term_case", [n for n, c in TERM_CASES.items() if c.zeros])
+    if "linear_scenario" in names:
+        metafunc.parametrize("linear_scenario", LINEAR_SCENARIOS)
+
+
+@pytest.fixture(scope="session")
+def backend(request: pytest.FixtureRequest) -> Backend:
+    return request.config.stash[_STATE]["backend"]
+
+
+class Checker:
+    """Compares backend results with the reference, records every comparison, fails at the end
+    with all the comparisons that missed their tolerance."""
+
+    def __init__(self, report: Report, nodeid: str, **context: str) -> None:
+        self.report, self.nodeid, self.context = report, nodeid, context
+        self.failures: list[str] = []
+
+    def compare(self, check: str, actual: Any, expected: Any, tol: Tolerance,
+                scale_floor: float = 0.0) -> None:
+        actual = np.asarray(actual, dtype=np.float64)
+        expected = np.asarray(expected, dtype=np.float64)
+        if actual.shape != expected.shape:
+            self._record(check, np.inf, np.inf, 0.0, tol, "fail")
+            self.failures.append(f"{check}: shape {actual.shape} != {expected.shape}")
+            return
+        diff = np.abs(actual - expected)
+        max_abs = float(np.max(diff)) if diff.size else 0.0
+        if not np.all(np.isfinite(actual)):
+            max_abs = np.inf
+        scale = max(float(np.max(np.abs(expected))) if expected.size else 0.0, scale_floor)
+        error = 0.0 if max_abs == 0 else (max_abs / scale if scale > 0 else np.inf)
+        outcome = "pass" if error <= tol.value else "fail"
+        self._record(check, error, max_abs, scale, tol, outcome)
+        if outcome == "fail":
+            self.failures.append(
+                f"{check}: error {error:.3g} > tolerance {tol.value:.3g} "
+                f"({tol.describe()}; max abs {max_abs:.3g}, scale {scale:.3g})"
+            )
+
+    def _record(self, check: str, error: float, max_abs: float, scale: float, tol: Tolerance,
+                outcome: str) -> None:
+        self.report.add(Record(
+            backend=self.report.backend, check=check, error=float(error),
+            max_abs_error=float(max_abs), scale=float(scale), tolerance=tol.value,
+            tolerance_formula=tol.describe(), outcome=outcome, test=self.nodeid,
+            device=self.context.get("device", "-"), dtype=self.context.get("dtype", "-"),
+            scenario=self.context.get("scenario", "-"), case=self.context.get("case", "-"),
+        ))
+
+    def verify(self) -> None:
+        if self.failures:
+            pytest.fail("\n".join(self.failures), pytrace=False)
+
+
+@pytest.fixture
+def checker(request: pytest.FixtureRequest):
+    report: Report = request.config.stash[_STATE]["report"]
+
+    def make(**context: str) -> Checker:
+        return Checker(report, request.node.nodeid, **context)
+
+    return make
+
+
+def _report_path(config: pytest.Config, backend: str) -> Path:
+    given = config.getoption("--regcore-report")
+    return Path(given) if given else Path("reports") / f"conformance-{backend}.json"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = session.config.stash.get(_STATE, None)
+    if not state or state["report"] is None or not state["report"].records:
+        return
+    backend = state["backend"]
+    env = {"regcore": metadata.version("regcore"), "numpy": np.__version__}
+    env.update(getattr(backend, "versions", lambda: {})())
+    path = _report_path(session.config, backend.name)
+    state["report"].write(path, env)
+    state["path"] = path
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    if not state or state["report"] is None or not state["report"].records:
+        return
+    terminalreporter.section(f"regcore conformance: {state['backend'].name}")
+    for line in state["report"].summary_lines():
+        terminalreporter.write_line(line)
+    if "path" in state:
+        terminalreporter.write_line(f"report: {state['path']}")

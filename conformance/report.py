@@ -1,0 +1,90 @@
+"""Check records, the JSON report and the terminal summary."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPORT_VERSION = 1
+
+
+@dataclass
+class Record:
+    """One check: what was compared, how far apart, against which tolerance."""
+
+    backend: str
+    device: str
+    dtype: str
+    scenario: str
+    case: str
+    check: str
+    error: float  # normwise: max|a - r| / scale
+    max_abs_error: float
+    scale: float
+    tolerance: float
+    tolerance_formula: str
+    outcome: str  # "pass" | "fail"
+    test: str
+
+    @property
+    def ratio(self) -> float:
+        if self.error == 0:
+            return 0.0
+        return self.error / self.tolerance if self.tolerance > 0 else math.inf
+
+
+class Report:
+    """Collects records during a run; writes them as JSON and summarizes them."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self.records: list[Record] = []
+        self.started = time.time()
+
+    def add(self, record: Record) -> None:
+        self.records.append(record)
+
+    def counts(self) -> dict[str, int]:
+        passed = sum(r.outcome == "pass" for r in self.records)
+        return {"checks": len(self.records), "passed": passed,
+                "failed": len(self.records) - passed}
+
+    def write(self, path: Path, environment: dict[str, str]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {
+            "report_version": REPORT_VERSION,
+            "backend": self.backend,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "duration_s": round(time.time() - self.started, 3),
+            "environment": {"python": platform.python_version(), **environment},
+            "summary": self.counts(),
+            "records": [
+                {**asdict(r), "ratio": r.ratio if math.isfinite(r.ratio) else None}
+                for r in self.records
+            ],
+        }
+        path.write_text(json.dumps(data, indent=1) + "\n")
+
+    def summary_lines(self) -> list[str]:
+        """One line per (device, dtype, scenario): checks, failures and worst error/tolerance."""
+        groups: dict[tuple[str, str, str], list[Record]] = defaultdict(list)
+        for r in self.records:
+            groups[(r.device, r.dtype, r.scenario)].append(r)
+        header = f"{'backend':<8} {'device':<7} {'dtype':<8} {'scenario':<16} " \
+                 f"{'checks':>6} {'failed':>6} {'worst err/tol':>13}"
+        lines = [header, "-" * len(header)]
+        for (device, dtype, scenario), recs in sorted(groups.items()):
+            failed = sum(r.outcome != "pass" for r in recs)
+            worst = max(r.ratio for r in recs)
+            lines.append(
+                f"{self.backend:<8} {device:<7} {dtype:<8} {scenario:<16} "
+                f"{len(recs):>6} {failed:>6} {worst:>13.3g}"
+            )
+        c = self.counts()
+        lines.append(f"total: {c['checks']} checks, {c['passed']} passed, {c['failed']} failed")
+        return lines

@@ -1,0 +1,114 @@
+"""The conformance scenarios: data, model and initial parameters, all deterministic from seeds.
+
+Data and parameters are made once in NumPy float64; every backend receives the same numbers cast
+to its dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from regcore import ModelSpec
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A model, its data and the plain-SGD settings of the trajectory check."""
+
+    name: str
+    model: ModelSpec
+    make_data: Callable[[], tuple[np.ndarray, np.ndarray]]
+    init: str  # "zeros" (the seeds' θ = 0) or "glorot" (seeded uniform Glorot)
+    seed: int
+    lr: float
+    steps: int
+
+    @property
+    def classification(self) -> bool:
+        return self.model.loss == "softmax_xent"
+
+    def data(self) -> tuple[np.ndarray, np.ndarray]:
+        return _data(self.name)
+
+    def initial_params(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in _params(self.name).items()}
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.data()[0].shape[0])
+
+
+def _linear_seed() -> tuple[np.ndarray, np.ndarray]:
+    """Seeds 000/002: one feature, y = 3x + 1 + noise."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.0, 2.0, size=(100, 1))
+    return x, 3.0 * x + 1.0 + 0.1 * rng.standard_normal((100, 1))
+
+
+def _linear_multi() -> tuple[np.ndarray, np.ndarray]:
+    """Five correlated features, a sparse true coefficient vector, one target."""
+    rng = np.random.default_rng(1)
+    mix = np.eye(5) + 0.3 * rng.standard_normal((5, 5))
+    x = rng.standard_normal((80, 5)) @ mix
+    beta = np.array([[2.0], [-1.0], [0.0], [0.5], [0.0]])
+    return x, x @ beta + 1.0 + 0.2 * rng.standard_normal((80, 1))
+
+
+def _mlp_regression() -> tuple[np.ndarray, np.ndarray]:
+    """Three inputs, two smooth nonlinear targets."""
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-2.0, 2.0, size=(64, 3))
+    y = np.stack([np.sin(x[:, 0]) + 0.5 * x[:, 1] * x[:, 2], np.cos(x[:, 1]) - x[:, 2]], axis=1)
+    return x, y + 0.05 * rng.standard_normal(y.shape)
+
+
+def _iris() -> tuple[np.ndarray, np.ndarray]:
+    """The Iris data that ships inside scikit-learn (no download), features standardized."""
+    from sklearn.datasets import load_iris
+
+    x, y = load_iris(return_X_y=True)
+    x = (x - x.mean(axis=0)) / x.std(axis=0)
+    return x.astype(np.float64), y.astype(np.int64)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario("linreg_seed", ModelSpec((1, 1), None, "half_mse"), _linear_seed,
+                 "zeros", 0, lr=0.1, steps=20),
+        Scenario("linreg_multi", ModelSpec((5, 1), None, "mse"), _linear_multi,
+                 "glorot", 1, lr=0.05, steps=20),
+        Scenario("mlp_regression", ModelSpec((3, 16, 16, 2), "tanh", "mse"), _mlp_regression,
+                 "glorot", 2, lr=0.05, steps=10),
+        Scenario("mlp_iris", ModelSpec((4, 16, 16, 3), "relu", "softmax_xent"), _iris,
+                 "glorot", 4, lr=0.1, steps=10),
+    )
+}
+
+
+@cache
+def _data(name: str) -> tuple[np.ndarray, np.ndarray]:
+    x, y = SCENARIOS[name].make_data()
+    x.flags.writeable = False
+    y.flags.writeable = False
+    return x, y
+
+
+@cache
+def _params(name: str) -> dict[str, np.ndarray]:
+    scenario = SCENARIOS[name]
+    rng = np.random.default_rng(1000 + scenario.seed)
+    params = {}
+    for info in scenario.model.params():
+        if scenario.init == "zeros":
+            params[info.name] = np.zeros(info.shape)
+        elif info.role == "bias":
+            params[info.name] = rng.uniform(-0.1, 0.1, size=info.shape)
+        else:
+            limit = np.sqrt(6.0 / sum(info.shape))
+            params[info.name] = rng.uniform(-limit, limit, size=info.shape)
+    return params

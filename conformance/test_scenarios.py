@@ -1,0 +1,52 @@
+"""Scenario models with every penalty spec: loss, every gradient, and a plain-SGD trajectory."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from regcore_conformance import reference
+from regcore_conformance.scenarios import SCENARIOS
+from regcore_conformance.tolerance import Tolerance, network_chain
+
+
+def _inputs(backend, scenario, device, dtype):
+    x, y = scenario.data()
+    label_dtype = "int64" if scenario.classification else dtype
+    params = {k: backend.asarray(v, dtype=dtype, device=device)
+              for k, v in scenario.initial_params().items()}
+    return (params, backend.asarray(x, dtype=dtype, device=device),
+            backend.asarray(y, dtype=label_dtype, device=device))
+
+
+def test_loss_and_gradients(backend, device, dtype, scenario_case, checker):
+    name, spec = scenario_case
+    scenario = SCENARIOS[name]
+    check = checker(device=device, dtype=dtype, scenario=name, case=spec)
+    params, x, y = _inputs(backend, scenario, device, dtype)
+    loss, grads = backend.loss_and_grads(scenario.model, reference.scenario_plan(name, spec),
+                                         params, x, y)
+    ref_loss, ref_grads = reference.loss_and_grads(name, spec)
+    tol = Tolerance(dtype, network_chain(scenario.model.sizes, scenario.batch_size))
+    check.compare("loss", backend.to_numpy(loss), ref_loss, tol)
+    floor = max(float(np.max(np.abs(g))) for g in ref_grads.values())
+    for pname, ref in ref_grads.items():
+        check.compare(f"grad:{pname}", backend.to_numpy(grads[pname]), ref, tol,
+                      scale_floor=floor)
+    check.verify()
+
+
+def test_sgd_trajectory(backend, device, dtype, scenario_case, checker):
+    name, spec = scenario_case
+    scenario = SCENARIOS[name]
+    check = checker(device=device, dtype=dtype, scenario=name, case=spec)
+    params, x, y = _inputs(backend, scenario, device, dtype)
+    final = backend.sgd(scenario.model, reference.scenario_plan(name, spec), params, x, y,
+                        lr=scenario.lr, steps=scenario.steps)
+    ref = reference.sgd(name, spec)
+    tol = Tolerance(dtype, network_chain(scenario.model.sizes, scenario.batch_size),
+                    steps=scenario.steps)
+    floor = max(float(np.max(np.abs(p))) for p in ref.values())
+    for pname, ref_p in ref.items():
+        check.compare(f"sgd_{scenario.steps}_steps:{pname}", backend.to_numpy(final[pname]),
+                      ref_p, tol, scale_floor=floor)
+    check.verify()

@@ -1,0 +1,41 @@
+"""Each penalty term alone: value and (sub)gradient, including at exact zeros."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from regcore_conformance import reference
+from regcore_conformance.cases import TERM_CASES
+from regcore_conformance.tolerance import Tolerance, penalty_chain
+
+
+def test_penalty(backend, device, dtype, term_case, checker):
+    case = TERM_CASES[term_case]
+    check = checker(device=device, dtype=dtype, scenario="terms", case=term_case)
+    value, grads = backend.penalty(
+        reference.term_plan(term_case),
+        {"w": backend.asarray(case.array(), dtype=dtype, device=device)},
+    )
+    ref_value, ref_grads = reference.term_penalty(term_case)
+    tol = Tolerance(dtype, penalty_chain(case.shape))
+    check.compare("penalty", backend.to_numpy(value), ref_value, tol)
+    check.compare("grad:w", backend.to_numpy(grads["w"]), ref_grads["w"], tol)
+    check.verify()
+
+
+def test_subgradient_at_zero(backend, device, dtype, zero_term_case, checker):
+    """Where the reference subgradient is exactly 0 (|x| at 0, an all-zero group), the backend's
+    is 0 too: not the 1 of JAX's ``abs'(0)``, never NaN."""
+    case = TERM_CASES[zero_term_case]
+    ref_grad = reference.term_penalty(zero_term_case)[1]["w"]
+    zero = ref_grad == 0
+    assert zero.any(), f"{zero_term_case}: the case sets entries to 0 but none has subgradient 0"
+    check = checker(device=device, dtype=dtype, scenario="terms", case=zero_term_case)
+    _, grads = backend.penalty(
+        reference.term_plan(zero_term_case),
+        {"w": backend.asarray(case.array(), dtype=dtype, device=device)},
+    )
+    got = np.asarray(backend.to_numpy(grads["w"]), dtype=np.float64)
+    check.compare("subgradient_at_zero", np.where(zero, got, 0.0), np.zeros_like(got),
+                  Tolerance(dtype, 1), scale_floor=1.0)
+    check.verify()

@@ -1,0 +1,85 @@
+"""Tolerances derived from the dtype's unit roundoff and the size of the computation.
+
+Every check compares a backend result ``a`` with the NumPy float64 reference ``r`` normwise::
+
+    error = max|a - r| / S        S = max(max|r|, scale floor of the check)
+
+and passes when ``error <= tol`` with::
+
+    tol = 2 · γ(n) · (K + 1),     γ(n) = n·u / (1 - n·u)
+
+* ``u`` is the unit roundoff of the backend's dtype (2⁻⁵³ for float64, 2⁻²⁴ for float32);
+* ``γ(n)`` is Higham's bound on the relative error of an ``n``-term sum or dot product
+  (Accuracy and Stability of Numerical Algorithms, §3.1), and ``n`` is the length of the longest
+  chain of roundings in the check: the parameter size for a penalty; for a network
+  ``m·d_out + Σ_layers (fan_in + fan_out) + largest parameter`` (the forward reductions, the loss
+  mean over the batch, the backward reductions and the penalty sum);
+* the factor 2 covers rounding the float64 inputs to the dtype once plus the computation;
+* ``K`` is the number of optimizer steps in a trajectory check: plain SGD with a step no larger
+  than 1/L is non-expansive on these problems, so per-step errors add up at most linearly.
+
+The scale floor keeps a check normwise over a whole case: a gradient entry is compared against
+the largest gradient of the case (all its entries come from the same backpropagated errors), so a
+parameter whose gradient happens to cancel to nearly 0 is not judged by its own tiny norm.
+
+float64 against the float64 reference gets ``n·u``-sized tolerances (about 1e-13 here); float32
+gets ``n·2⁻²⁴``-sized ones (about 1e-4). Nothing is tuned per backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24, "float16": 2.0**-11,
+                 "bfloat16": 2.0**-8}
+
+
+def gamma(n: int, u: float) -> float:
+    """Higham's γ_n = n u / (1 - n u)."""
+    if n * u >= 1:
+        raise ValueError(f"γ_n undefined: n·u = {n * u} >= 1")
+    return n * u / (1 - n * u)
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """A derived tolerance, with the numbers it came from for the report."""
+
+    dtype: str
+    n: int
+    steps: int = 0
+
+    @property
+    def value(self) -> float:
+        return 2 * gamma(self.n, UNIT_ROUNDOFF[self.dtype]) * (self.steps + 1)
+
+    def describe(self) -> str:
+        return f"2*gamma({self.n}, u_{self.dtype})*({self.steps}+1)"
+
+
+def network_chain(sizes: tuple[int, ...], batch: int) -> int:
+    """``n`` for a dense network of ``sizes`` on a batch of ``batch`` rows."""
+    layers = list(zip(sizes, sizes[1:]))
+    largest = max(fan_in * fan_out for fan_in, fan_out in layers)
+    return batch * sizes[-1] + sum(fan_in + fan_out for fan_in, fan_out in layers) + largest
+
+
+def penalty_chain(shape: tuple[int, ...]) -> int:
+    """``n`` for a penalty on a parameter of ``shape``: its size, plus a Gram matrix's worth
+    (rows² + row length) for the orthogonal term."""
+    size = 1
+    for d in shape:
+        size *= d
+    extra = max(shape) ** 2 + max(shape) if len(shape) == 2 else 0
+    return size + extra
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A tolerance derived by an oracle's own error analysis (see the oracle's docstring)."""
+
+    value: float
+    formula: str
+
+    def describe(self) -> str:
+        return self.formula

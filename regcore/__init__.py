@@ -1,0 +1,48 @@
+"""regcore: one backend-neutral regularization spec, native code on every framework.
+
+Importing regcore imports no framework (no torch, tensorflow, jax or keras) and not NumPy.
+"""
+
+from regcore.backend import Backend, ModelSpec
+from regcore.conventions import CONVENTIONS, Convention
+from regcore.decay import DecoupledWeightDecay
+from regcore.errors import SpecError
+from regcore.registry import BackendNotFoundError, available_backends, load_backend
+from regcore.selection import DEFAULT_SELECT, ROLES, ParamInfo, Select
+from regcore.serialize import SCHEMA_VERSION, from_dict, from_json, to_dict, to_json
+from regcore.spec import Assignment, Plan, Rule, Spec
+from regcore.terms import L1, L2, TERMS, ElasticNet, GroupLasso, Orthogonal, Term, convert
+
+__all__ = [
+    "CONVENTIONS",
+    "DEFAULT_SELECT",
+    "L1",
+    "L2",
+    "ROLES",
+    "SCHEMA_VERSION",
+    "TERMS",
+    "Assignment",
+    "Backend",
+    "BackendNotFoundError",
+    "Convention",
+    "DecoupledWeightDecay",
+    "ElasticNet",
+    "GroupLasso",
+    "ModelSpec",
+    "Orthogonal",
+    "ParamInfo",
+    "Plan",
+    "Rule",
+    "Select",
+    "Spec",
+    "SpecError",
+    "Term",
+    "available_backends",
+    "convert",
+    "from_dict",
+    "from_json",
+    "load_backend",
+    "to_dict",
+    "to_json",
+]
+__version__ = "0.1.0"

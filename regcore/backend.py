@@ -1,0 +1,113 @@
+"""What a backend implements: the adapter protocol the conformance suite drives.
+
+A backend translates a resolved :class:`regcore.Plan` into its framework's own code. The suite
+hands it NumPy data, converts with :meth:`Backend.asarray`, and compares
+:meth:`Backend.to_numpy` of every result with the NumPy float64 reference. Nothing here imports
+a framework (or NumPy): backends import theirs lazily, inside their own modules.
+
+The scenario models are described by :class:`ModelSpec` so every backend builds the same network
+with the same parameter names (``dense_{i}.kernel`` of shape ``(fan_in, fan_out)`` and
+``dense_{i}.bias``), whatever its native layout.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from regcore import _validate
+from regcore.errors import SpecError
+from regcore.selection import ParamInfo
+from regcore.spec import Plan
+
+ACTIVATIONS = ("tanh", "relu")
+LOSSES = ("mse", "half_mse", "softmax_xent")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A dense network ``sizes = (d_in, h_1, ..., d_out)`` with ``activation`` after each hidden
+    layer and a linear output, trained on ``loss``:
+
+    * ``mse``: ``mean((ŷ - y)²)`` over all entries (torch ``MSELoss()``, Keras ``"mse"``);
+    * ``half_mse``: ``1/(2m) Σ (ŷ - y)²`` over the batch of ``m`` rows (the seeds' objective);
+    * ``softmax_xent``: mean over the batch of ``-log softmax(ŷ)[label]`` with integer labels.
+
+    ``sizes = (d, 1)`` with no activation is linear regression.
+    """
+
+    sizes: tuple[int, ...]
+    activation: str | None
+    loss: str
+
+    def __post_init__(self) -> None:
+        sizes = tuple(self.sizes)
+        if len(sizes) < 2:
+            raise SpecError(f"model.sizes: need at least input and output sizes, got {sizes!r}")
+        for size in sizes:
+            _validate.positive_int("model.sizes", size)
+        object.__setattr__(self, "sizes", sizes)
+        if len(sizes) > 2:
+            _validate.choice("model.activation", self.activation, ACTIVATIONS)
+        elif self.activation is not None:
+            raise SpecError("model.activation: a network without hidden layers has none")
+        _validate.choice("model.loss", self.loss, LOSSES)
+
+    @property
+    def layers(self) -> int:
+        return len(self.sizes) - 1
+
+    def params(self) -> tuple[ParamInfo, ...]:
+        """Parameter names, shapes and roles, in layer order."""
+        out = []
+        for i, (fan_in, fan_out) in enumerate(zip(self.sizes, self.sizes[1:])):
+            out.append(ParamInfo(f"dense_{i}.kernel", (fan_in, fan_out), "weight"))
+            out.append(ParamInfo(f"dense_{i}.bias", (fan_out,), "bias"))
+        return tuple(out)
+
+
+class Backend(abc.ABC):
+    """The minimum a backend implements; everything is named by parameter name.
+
+    Arrays are the backend's own. ``params`` and returned gradients are ``{name: array}`` dicts
+    with the names of :class:`regcore.ParamInfo`/:meth:`ModelSpec.params`.
+    """
+
+    #: Registered name (the entry point's name in group ``regcore.backends``).
+    name: ClassVar[str]
+    #: Devices the backend can run on; the suite parametrizes over them.
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    #: Floating dtypes the backend supports.
+    dtypes: ClassVar[tuple[str, ...]] = ("float64", "float32")
+
+    def device_available(self, device: str) -> bool:
+        """Whether ``device`` can be used in this process (``cpu`` always)."""
+        return device == "cpu"
+
+    @abc.abstractmethod
+    def asarray(self, array: Any, *, dtype: str, device: str) -> Any:
+        """A NumPy array as a backend array of ``dtype`` (a NumPy dtype name) on ``device``."""
+
+    @abc.abstractmethod
+    def to_numpy(self, x: Any) -> Any:
+        """A backend array (or scalar) as a NumPy array."""
+
+    @abc.abstractmethod
+    def penalty(self, plan: Plan, params: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """The plan's total penalty value and its (sub)gradient for every parameter."""
+
+    @abc.abstractmethod
+    def loss_and_grads(
+        self, model: ModelSpec, plan: Plan, params: Mapping[str, Any], x: Any, y: Any
+    ) -> tuple[Any, dict[str, Any]]:
+        """Data loss plus penalty on ``(x, y)``, and its gradient for every parameter."""
+
+    @abc.abstractmethod
+    def sgd(
+        self, model: ModelSpec, plan: Plan, params: Mapping[str, Any], x: Any, y: Any,
+        *, lr: float, steps: int,
+    ) -> dict[str, Any]:
+        """Parameters after ``steps`` full-batch steps of plain SGD on ``loss_and_grads``, with
+        the plan's decoupled decay ``p ← p − lr·rate·p`` applied at each step."""

@@ -1,0 +1,118 @@
+"""Which parameters a rule applies to.
+
+A parameter is described backend-neutrally by :class:`ParamInfo` (name, shape, role); adapters
+derive the role from the layer type (a LayerNorm weight is a ``norm_scale``, not a ``weight``).
+A :class:`Select` matches on role, name pattern and number of dimensions; every criterion given
+must hold.
+
+The default selection, used whenever a rule names none, is :data:`DEFAULT_SELECT`: kernels and
+weight matrices (role ``weight``) are penalized; biases, normalization scales and embeddings are
+not. That is the common practice (Keras regularizes only what it is told to; the usual torch
+recipe excludes ``ndim <= 1`` and ``.bias``), stated here once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from regcore import _validate
+from regcore.errors import SpecError
+
+ROLES = ("weight", "bias", "norm_scale", "embedding", "other")
+"""``weight``: dense/conv kernels; ``bias``: additive offsets (including a norm layer's shift);
+``norm_scale``: the multiplicative scale of a normalization layer; ``embedding``: embedding
+tables; ``other``: anything else."""
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """A parameter as the spec sees it: dotted name, shape and role."""
+
+    name: str
+    shape: tuple[int, ...]
+    role: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise SpecError(f"param.name: expected a non-empty string, got {self.name!r}")
+        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        _validate.choice(f"param {self.name!r}.role", self.role, ROLES)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+@dataclass(frozen=True)
+class Select:
+    """Match parameters by ``roles`` (any of), ``name`` (a regex that must match the whole
+    dotted name, ``re.fullmatch``), ``ndim`` (any of these dimension counts) and ``min_ndim``.
+
+    A criterion left as ``None`` matches everything; ``Select()`` selects every parameter.
+    """
+
+    roles: tuple[str, ...] | None = None
+    name: str | None = None
+    ndim: tuple[int, ...] | None = None
+    min_ndim: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.roles is not None:
+            roles = _as_tuple("select.roles", self.roles)
+            if not roles:
+                raise SpecError("select.roles: an empty list selects nothing; omit it instead")
+            for role in roles:
+                _validate.choice("select.roles", role, ROLES)
+            object.__setattr__(self, "roles", roles)
+        if self.name is not None:
+            if not isinstance(self.name, str):
+                raise SpecError(f"select.name: expected a regular expression, got {self.name!r}")
+            try:
+                re.compile(self.name)
+            except re.error as exc:
+                raise SpecError(f"select.name: invalid regular expression {self.name!r}: {exc}")
+        if self.ndim is not None:
+            dims = _as_tuple("select.ndim", self.ndim)
+            if not dims:
+                raise SpecError("select.ndim: an empty list selects nothing; omit it instead")
+            object.__setattr__(
+                self, "ndim", tuple(_non_negative_int("select.ndim", d) for d in dims)
+            )
+        if self.min_ndim is not None:
+            _non_negative_int("select.min_ndim", self.min_ndim)
+
+    def matches(self, param: ParamInfo) -> bool:
+        return (
+            (self.roles is None or param.role in self.roles)
+            and (self.name is None or re.fullmatch(self.name, param.name) is not None)
+            and (self.ndim is None or param.ndim in self.ndim)
+            and (self.min_ndim is None or param.ndim >= self.min_ndim)
+        )
+
+    def describe(self) -> str:
+        parts = [
+            f"{key}={value!r}"
+            for key, value in (
+                ("roles", self.roles), ("name", self.name),
+                ("ndim", self.ndim), ("min_ndim", self.min_ndim),
+            )
+            if value is not None
+        ]
+        return f"Select({', '.join(parts)})"
+
+
+def _as_tuple(field: str, value: object) -> tuple:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise SpecError(f"{field}: expected a list, got {value!r}")
+    return tuple(value)
+
+
+def _non_negative_int(field: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SpecError(f"{field}: expected a non-negative integer, got {value!r}")
+    return value
+
+
+DEFAULT_SELECT = Select(roles=("weight",))
+"""The selection of a rule that names none: role ``weight`` only."""

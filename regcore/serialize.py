@@ -1,0 +1,169 @@
+"""Specs to and from JSON-compatible dicts (schema version 1).
+
+::
+
+    {
+      "schema_version": 1,
+      "penalties": [
+        {"term": {"kind": "l2", "coef": 0.01, "convention": "sum"},
+         "select": {"roles": ["weight"]}}
+      ],
+      "weight_decay": [{"rate": 0.01, "select": {"roles": ["weight"]}}]
+    }
+
+``select`` may be omitted (the default selection, :data:`regcore.DEFAULT_SELECT`). Every other
+key is checked: unknown keys, kinds, conventions and versions are rejected with a
+:class:`regcore.SpecError` naming the field. Floats round-trip exactly (Python writes the shortest
+repr that reads back to the same double).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from regcore.decay import DecoupledWeightDecay
+from regcore.errors import SpecError
+from regcore.selection import DEFAULT_SELECT, Select
+from regcore.spec import Rule, Spec
+from regcore.terms import TERMS, Term
+
+SCHEMA_VERSION = 1
+
+
+def to_dict(spec: Spec) -> dict[str, Any]:
+    """A JSON-compatible dict for ``spec`` (every selection written out)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "penalties": [
+            {"term": term_to_dict(r.term), "select": _select_to_dict(r.select)}
+            for r in spec.penalties
+        ],
+        "weight_decay": [
+            {"rate": d.rate, "select": _select_to_dict(d.select)} for d in spec.weight_decay
+        ],
+    }
+
+
+def from_dict(data: object) -> Spec:
+    """The :class:`Spec` a dict describes; :class:`SpecError` naming the field otherwise."""
+    _mapping("spec", data, required=("schema_version",),
+             optional=("penalties", "weight_decay"))
+    version = data["schema_version"]
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise SpecError(f"schema_version: expected an integer, got {version!r}")
+    if version > SCHEMA_VERSION:
+        raise SpecError(
+            f"schema_version: {version} is newer than this regcore reads ({SCHEMA_VERSION}); "
+            "upgrade regcore"
+        )
+    if version < 1:
+        raise SpecError(f"schema_version: {version} is not a valid version")
+    rules = [
+        _rule_from_dict(f"penalties[{i}]", item)
+        for i, item in enumerate(_list("penalties", data.get("penalties", [])))
+    ]
+    decay = [
+        _decay_from_dict(f"weight_decay[{i}]", item)
+        for i, item in enumerate(_list("weight_decay", data.get("weight_decay", [])))
+    ]
+    return Spec(penalties=tuple(rules), weight_decay=tuple(decay))
+
+
+def to_json(spec: Spec, **kwargs: Any) -> str:
+    return json.dumps(to_dict(spec), **kwargs)
+
+
+def from_json(text: str | bytes) -> Spec:
+    """Parse JSON text (JSON only: no pickle, YAML or eval) into a :class:`Spec`."""
+    try:
+        data = json.loads(text)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise SpecError(f"spec: not valid JSON: {exc}") from None
+    return from_dict(data)
+
+
+def term_to_dict(term: Term) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": term.kind}
+    for f in dataclasses.fields(term):
+        value = getattr(term, f.name)
+        if value is not None:
+            out[f.name] = value
+    return out
+
+
+def term_from_dict(where: str, data: object) -> Term:
+    _mapping(where, data, required=("kind",), optional=None)
+    kind = data["kind"]
+    if not isinstance(kind, str) or kind not in TERMS:
+        raise SpecError(f"{where}.kind: unknown term {kind!r}; known: {', '.join(TERMS)}")
+    cls = TERMS[kind]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    required = tuple(
+        name for name, f in fields.items()
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    )
+    _mapping(where, data, required=("kind", *required), optional=tuple(fields))
+    kwargs = {k: v for k, v in data.items() if k != "kind"}
+    try:
+        return cls(**kwargs)
+    except SpecError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+
+
+def _rule_from_dict(where: str, data: object) -> Rule:
+    _mapping(where, data, required=("term",), optional=("select",))
+    return Rule(term_from_dict(f"{where}.term", data["term"]),
+                _select_from_dict(f"{where}.select", data.get("select")))
+
+
+def _decay_from_dict(where: str, data: object) -> DecoupledWeightDecay:
+    _mapping(where, data, required=("rate",), optional=("select",))
+    try:
+        return DecoupledWeightDecay(data["rate"],
+                                    _select_from_dict(f"{where}.select", data.get("select")))
+    except SpecError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+
+
+def _select_to_dict(select: Select) -> dict[str, Any]:
+    return {
+        f.name: list(v) if isinstance(v, tuple) else v
+        for f in dataclasses.fields(select)
+        if (v := getattr(select, f.name)) is not None
+    }
+
+
+def _select_from_dict(where: str, data: object) -> Select:
+    if data is None:
+        return DEFAULT_SELECT
+    _mapping(where, data, required=(), optional=tuple(f.name for f in dataclasses.fields(Select)))
+    try:
+        return Select(**data)
+    except SpecError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+
+
+def _mapping(where: str, data: object, *, required: tuple[str, ...],
+             optional: tuple[str, ...] | None) -> None:
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{where}: expected an object, got {type(data).__name__}")
+    for key in data:
+        if not isinstance(key, str):
+            raise SpecError(f"{where}: keys must be strings, got {key!r}")
+    for key in required:
+        if key not in data:
+            raise SpecError(f"{where}.{key}: missing")
+    if optional is not None:
+        unknown = [k for k in data if k not in required and k not in optional]
+        if unknown:
+            allowed = ", ".join((*required, *optional))
+            raise SpecError(f"{where}.{unknown[0]}: unknown key; allowed: {allowed}")
+
+
+def _list(where: str, value: object) -> list:
+    if not isinstance(value, list):
+        raise SpecError(f"{where}: expected a list, got {type(value).__name__}")
+    return value

@@ -1,0 +1,141 @@
+"""A spec: penalty rules plus decoupled weight decay, resolved against a model's parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from regcore.decay import DecoupledWeightDecay
+from regcore.errors import SpecError
+from regcore.selection import DEFAULT_SELECT, ParamInfo, Select
+from regcore.terms import Term
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Add ``term`` to the loss for every parameter ``select`` matches."""
+
+    term: Term
+    select: Select = field(default=DEFAULT_SELECT)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.term, DecoupledWeightDecay):
+            raise SpecError(
+                "rule.term: DecoupledWeightDecay is an optimizer rule, not a loss term; "
+                "put it in Spec(weight_decay=[...])"
+            )
+        if not isinstance(self.term, Term):
+            raise SpecError(f"rule.term: expected a penalty term, got {self.term!r}")
+        if not isinstance(self.select, Select):
+            raise SpecError(f"rule.select: expected a Select, got {self.select!r}")
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One term on one parameter, from rule number ``rule``."""
+
+    param: str
+    term: Term
+    rule: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A spec resolved against concrete parameters: what every backend evaluates.
+
+    ``penalties`` lists (parameter, term) pairs in rule order; ``decay`` maps a parameter name to
+    its decoupled weight-decay rate (absent: no decay).
+    """
+
+    params: tuple[ParamInfo, ...]
+    penalties: tuple[Assignment, ...]
+    decay: dict[str, float]
+
+    def terms_for(self, name: str) -> tuple[Term, ...]:
+        return tuple(a.term for a in self.penalties if a.param == name)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Penalty rules (loss terms) and decoupled weight-decay items (optimizer rules).
+
+    Resolution rules, documented once here:
+
+    * a rule or decay item that selects no parameter is an error naming the rule and listing the
+      available parameters;
+    * one parameter may get terms of different kinds (L2 + orthogonal), which add up;
+    * two rules giving one parameter terms of the same kind are an error (which coefficient was
+      meant is ambiguous: narrow one selection or merge the rules), and so is one parameter
+      selected by two decay items.
+    """
+
+    penalties: tuple[Rule, ...] = ()
+    weight_decay: tuple[DecoupledWeightDecay, ...] = ()
+
+    def __post_init__(self) -> None:
+        penalties = _as_tuple("spec.penalties", self.penalties)
+        decay = _as_tuple("spec.weight_decay", self.weight_decay)
+        for i, rule in enumerate(penalties):
+            if isinstance(rule, DecoupledWeightDecay):
+                raise SpecError(
+                    f"spec.penalties[{i}]: DecoupledWeightDecay is an optimizer rule, not a loss "
+                    "term; put it in Spec(weight_decay=[...])"
+                )
+            if not isinstance(rule, Rule):
+                raise SpecError(f"spec.penalties[{i}]: expected a Rule, got {rule!r}")
+        for i, item in enumerate(decay):
+            if not isinstance(item, DecoupledWeightDecay):
+                raise SpecError(
+                    f"spec.weight_decay[{i}]: expected a DecoupledWeightDecay, got {item!r}"
+                )
+        object.__setattr__(self, "penalties", penalties)
+        object.__setattr__(self, "weight_decay", decay)
+
+    def resolve(self, params: Iterable[ParamInfo]) -> Plan:
+        """Match every rule against ``params``; raise :class:`SpecError` on the cases above."""
+        params = tuple(params)
+        names = [p.name for p in params]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise SpecError(f"params: duplicate parameter names {dup}")
+        assignments: list[Assignment] = []
+        kinds: dict[tuple[str, str], int] = {}
+        for i, rule in enumerate(self.penalties):
+            chosen = _select(f"penalties[{i}]", rule.select, params)
+            for p in chosen:
+                rule.term.check_shape(p.name, p.shape)
+                other = kinds.setdefault((p.name, rule.term.kind), i)
+                if other != i:
+                    raise SpecError(
+                        f"penalties[{i}]: parameter {p.name!r} already gets a {rule.term.kind} "
+                        f"term from penalties[{other}]; narrow one selection or merge the rules"
+                    )
+                assignments.append(Assignment(p.name, rule.term, i))
+        decay: dict[str, float] = {}
+        owner: dict[str, int] = {}
+        for i, item in enumerate(self.weight_decay):
+            for p in _select(f"weight_decay[{i}]", item.select, params):
+                if p.name in owner:
+                    raise SpecError(
+                        f"weight_decay[{i}]: parameter {p.name!r} is already decayed by "
+                        f"weight_decay[{owner[p.name]}]"
+                    )
+                owner[p.name] = i
+                decay[p.name] = item.rate
+        return Plan(params, tuple(assignments), decay)
+
+
+def _select(where: str, select: Select, params: Sequence[ParamInfo]) -> list[ParamInfo]:
+    chosen = [p for p in params if select.matches(p)]
+    if not chosen:
+        available = ", ".join(f"{p.name} ({p.role}, ndim {p.ndim})" for p in params) or "none"
+        raise SpecError(
+            f"{where}: {select.describe()} selects no parameter; available: {available}"
+        )
+    return chosen
+
+
+def _as_tuple(field_name: str, value: object) -> tuple:
+    if isinstance(value, (str, bytes, dict)) or not isinstance(value, (list, tuple)):
+        raise SpecError(f"{field_name}: expected a list, got {value!r}")
+    return tuple(value)

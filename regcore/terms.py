@@ -1,0 +1,243 @@
+"""Penalty terms: small validated value objects, one formula each.
+
+A term says *what* is added to the loss for one parameter ``w``; a :class:`regcore.Rule` says *which*
+parameters get it. Every coefficient carries a scaling convention (:mod:`regcore.conventions`);
+:meth:`Term.scaled` gives the coefficients in the canonical ``sum`` form that backends evaluate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import KW_ONLY, dataclass
+from fractions import Fraction
+from typing import ClassVar
+
+from regcore import _validate
+from regcore.conventions import check_params, data_loss_factor, exact, rounded
+from regcore.errors import SpecError
+
+ORTHOGONAL_EPSILON = 1e-7
+"""Keras 3's ``backend.epsilon()``: rows/columns are divided by ``max(‖v‖, ε)``."""
+
+
+@dataclass(frozen=True)
+class Term:
+    """Base class: convention handling shared by every penalty term.
+
+    Subclasses declare ``kind`` (the serialized name), ``coefficients`` (their coefficient
+    fields, in order), ``conventions`` (the forms they accept) and ``_factors`` (the rational ``k``
+    per coefficient for a convention).
+    """
+
+    kind: ClassVar[str]
+    coefficients: ClassVar[tuple[str, ...]]
+    conventions: ClassVar[tuple[str, ...]] = ("sum",)
+
+    _: KW_ONLY
+    convention: str
+    batch_size: int | None = None
+    n_samples: int | None = None
+    data_loss: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in self.coefficients:
+            object.__setattr__(
+                self, name, _validate.coefficient(f"{self.kind}.{name}", getattr(self, name))
+            )
+        params = {"batch_size": self.batch_size, "n_samples": self.n_samples,
+                  "data_loss": self.data_loss}
+        cleaned = check_params(self.kind, self.convention, self.conventions, params)
+        for name in params:
+            object.__setattr__(self, name, cleaned.get(name))
+
+    # -- conventions -------------------------------------------------------------------------
+    def _factors(self) -> tuple[Fraction, ...]:
+        """``k`` for each coefficient under ``self.convention`` (the ``sum`` form has k = 1)."""
+        return tuple(Fraction(1) for _ in self.coefficients)
+
+    def scaled(self) -> dict[str, float]:
+        """Coefficients in the canonical ``sum`` form: ``k * coef``, rounded once."""
+        return {
+            name: rounded(k * exact(getattr(self, name)))
+            for name, k in zip(self.coefficients, self._factors(), strict=True)
+        }
+
+    def canonical(self) -> Term:
+        """The same penalty written in the ``sum`` convention."""
+        return convert(self, "sum")
+
+    # -- shapes ------------------------------------------------------------------------------
+    def check_shape(self, param: str, shape: tuple[int, ...]) -> None:
+        """Raise :class:`SpecError` if this term is undefined for a parameter of ``shape``."""
+
+
+def convert(term: Term, to: str, **params: object) -> Term:
+    """The same penalty written in convention ``to`` (with its ``batch_size``/``n_samples``/...).
+
+    The penalty value is preserved exactly: coefficients are multiplied as exact rationals and
+    rounded once. A convention the term has no form in raises :class:`SpecError` with the reason,
+    e.g. ``convert(L1(0.1, convention="sum"), "torch_weight_decay")``.
+    """
+    if not isinstance(term, Term):
+        raise SpecError(f"convert: expected a penalty term, got {term!r}")
+    fields = {f.name: getattr(term, f.name) for f in dataclasses.fields(term)}
+    fields.update({"convention": to, "batch_size": None, "n_samples": None, "data_loss": None})
+    fields.update(params)
+    target = type(term)(**fields)  # validates `to` and its numbers
+    coefs = {
+        name: rounded(exact(getattr(term, name)) * k_from / k_to)
+        for name, k_from, k_to in zip(
+            term.coefficients, term._factors(), target._factors(), strict=True
+        )
+    }
+    return dataclasses.replace(target, **coefs)
+
+
+@dataclass(frozen=True)
+class L2(Term):
+    """Squared L2 norm: ``k * coef * Σ w²``; gradient ``2 k coef w``.
+
+    Conventions: ``sum`` (Keras ``L2(coef)``), ``half`` and ``torch_weight_decay`` (k = ½),
+    ``batch_mean`` (k = 1/(2m)), ``sklearn_ridge`` (k = 1/n for ``mse``, 1/(2n) for ``half_mse``).
+    """
+
+    kind: ClassVar[str] = "l2"
+    coefficients: ClassVar[tuple[str, ...]] = ("coef",)
+    conventions: ClassVar[tuple[str, ...]] = (
+        "sum", "half", "torch_weight_decay", "batch_mean", "sklearn_ridge",
+    )
+    coef: float
+
+    def _factors(self) -> tuple[Fraction, ...]:
+        c = self.convention
+        if c in ("half", "torch_weight_decay"):
+            return (Fraction(1, 2),)
+        if c == "batch_mean":
+            return (Fraction(1, 2 * self.batch_size),)
+        if c == "sklearn_ridge":
+            return (data_loss_factor(self.data_loss) / (2 * self.n_samples),)
+        return (Fraction(1),)
+
+
+@dataclass(frozen=True)
+class L1(Term):
+    """L1 norm: ``k * coef * Σ |w|``; subgradient ``k coef sign(w)``, which is 0 at ``w = 0``.
+
+    Conventions: ``sum`` (Keras ``L1(coef)``), ``sklearn_lasso`` (k = 2 for ``mse``, 1 for
+    ``half_mse``). There is no weight-decay form: ``weight_decay`` adds ``wd·w`` to a gradient,
+    which is the gradient of a squared norm only.
+    """
+
+    kind: ClassVar[str] = "l1"
+    coefficients: ClassVar[tuple[str, ...]] = ("coef",)
+    conventions: ClassVar[tuple[str, ...]] = ("sum", "sklearn_lasso")
+    coef: float
+
+    def _factors(self) -> tuple[Fraction, ...]:
+        if self.convention == "sklearn_lasso":
+            return (data_loss_factor(self.data_loss),)
+        return (Fraction(1),)
+
+
+@dataclass(frozen=True)
+class ElasticNet(Term):
+    """Elastic net: ``k1 * l1 * Σ|w| + k2 * l2 * Σw²`` with separate coefficients.
+
+    Conventions: ``sum`` (Keras ``L1L2(l1, l2)``: k1 = k2 = 1), ``half`` (k2 = ½: ``l1‖w‖₁ +
+    ½ l2‖w‖²``), ``sklearn_elasticnet`` with ``l1 = α·ρ`` and ``l2 = α·(1-ρ)`` (k1 = 2, k2 = 1 for
+    ``mse``; k1 = 1, k2 = ½ for ``half_mse``); build that one with :meth:`from_sklearn`.
+    """
+
+    kind: ClassVar[str] = "elastic_net"
+    coefficients: ClassVar[tuple[str, ...]] = ("l1", "l2")
+    conventions: ClassVar[tuple[str, ...]] = ("sum", "half", "sklearn_elasticnet")
+    l1: float
+    l2: float
+
+    def _factors(self) -> tuple[Fraction, ...]:
+        if self.convention == "half":
+            return (Fraction(1), Fraction(1, 2))
+        if self.convention == "sklearn_elasticnet":
+            f = data_loss_factor(self.data_loss)
+            return (f, f / 2)
+        return (Fraction(1), Fraction(1))
+
+    @classmethod
+    def from_sklearn(cls, alpha: float, l1_ratio: float, *, data_loss: str) -> ElasticNet:
+        """scikit-learn's ``ElasticNet(alpha, l1_ratio)`` added to ``data_loss``."""
+        alpha = _validate.coefficient("elastic_net.alpha", alpha)
+        ratio = _validate.fraction("elastic_net.l1_ratio", l1_ratio)
+        l1 = rounded(exact(alpha) * exact(ratio))
+        l2 = rounded(exact(alpha) * (1 - exact(ratio)))
+        return cls(l1, l2, convention="sklearn_elasticnet", data_loss=data_loss)
+
+
+@dataclass(frozen=True)
+class GroupLasso(Term):
+    """Group lasso: ``coef * Σ_g c_g ‖w_g‖₂`` over the slices of ``w`` along ``axis``.
+
+    ``axis=0`` makes every row ``w[i, ...]`` a group, ``axis=1`` every column ``w[:, j, ...]``; the
+    norm runs over all the other axes. ``c_g = √(group size)`` with ``scale_by_size=True``, else 1.
+    The subgradient is ``coef c_g w_g / ‖w_g‖₂``, and exactly 0 for an all-zero group (never NaN).
+    Only the ``sum`` convention.
+    """
+
+    kind: ClassVar[str] = "group_lasso"
+    coefficients: ClassVar[tuple[str, ...]] = ("coef",)
+    coef: float
+    axis: int = 0
+    scale_by_size: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.axis, bool) or not isinstance(self.axis, int):
+            raise SpecError(f"group_lasso.axis: expected an integer axis, got {self.axis!r}")
+        if not isinstance(self.scale_by_size, bool):
+            raise SpecError(
+                f"group_lasso.scale_by_size: expected true or false, got {self.scale_by_size!r}"
+            )
+
+    def check_shape(self, param: str, shape: tuple[int, ...]) -> None:
+        if not -len(shape) <= self.axis < len(shape):
+            raise SpecError(
+                f"group_lasso.axis: axis {self.axis} is out of range for parameter {param!r} "
+                f"of shape {tuple(shape)}"
+            )
+
+
+@dataclass(frozen=True)
+class Orthogonal(Term):
+    """Keras 3 ``OrthogonalRegularizer(factor=coef, mode)`` on a 2-D parameter.
+
+    With ``V`` the rows (``mode="rows"``) or columns of ``w``, each divided by ``max(‖v‖, 1e-7)``,
+    ``G = V Vᵀ`` and ``s`` the number of rows (columns)::
+
+        coef * 0.5 * Σ_{i≠j} |G_ij| / (s (s-1) / 2)
+
+    i.e. ``coef`` times the mean absolute cosine between distinct rows. ``|·|`` has subgradient 0
+    at 0. Needs ``s >= 2``. Only the ``sum`` convention.
+    """
+
+    kind: ClassVar[str] = "orthogonal"
+    coefficients: ClassVar[tuple[str, ...]] = ("coef",)
+    coef: float
+    mode: str = "rows"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _validate.choice("orthogonal.mode", self.mode, ("rows", "columns"))
+
+    def check_shape(self, param: str, shape: tuple[int, ...]) -> None:
+        if len(shape) != 2:
+            raise SpecError(
+                f"orthogonal: parameter {param!r} has shape {tuple(shape)}; needs a 2-D parameter"
+            )
+        size = shape[0] if self.mode == "rows" else shape[1]
+        if size < 2:
+            raise SpecError(
+                f"orthogonal.mode: parameter {param!r} of shape {tuple(shape)} has {size} "
+                f"{self.mode}; needs at least 2"
+            )
+
+
+TERMS: dict[str, type[Term]] = {t.kind: t for t in (L2, L1, ElasticNet, GroupLasso, Orthogonal)}
