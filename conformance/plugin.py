@@ -13,6 +13,7 @@ skips naming the backend. Every check lands in a JSON report (``--regcore-report
 
 from __future__ import annotations
 
+import importlib
 import os
 from importlib import metadata
 from pathlib import Path
@@ -35,7 +36,8 @@ _STATE = pytest.StashKey[dict[str, Any]]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("regcore", "regcore conformance suite")
     group.addoption("--regcore-backend", default=os.environ.get("REGCORE_BACKEND"),
-                    help="backend to test, by registered name (env REGCORE_BACKEND)")
+                    help="backend to test: a registered name, or package.module:Class "
+                         "(env REGCORE_BACKEND)")
     group.addoption("--regcore-report", default=os.environ.get("REGCORE_REPORT"),
                     help="JSON report path (env REGCORE_REPORT; default "
                          "reports/conformance-<backend>.json)")
@@ -46,12 +48,26 @@ def pytest_configure(config: pytest.Config) -> None:
     state: dict[str, Any] = {"backend": None, "report": None}
     if name:
         try:
-            backend = load_backend(name)
+            backend = _load(name)
         except BackendNotFoundError as exc:
             raise pytest.UsageError(f"--regcore-backend: {exc}") from None
         state["backend"] = backend
         state["report"] = Report(backend.name)
     config.stash[_STATE] = state
+
+
+def _load(name: str) -> Backend:
+    """A registered name, or ``package.module:Class`` for a backend not (yet) registered."""
+    if ":" not in name:
+        return load_backend(name)
+    module_name, _, attr = name.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise BackendNotFoundError(f"cannot import backend {name!r}: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise BackendNotFoundError(f"{name!r} is not a regcore.Backend subclass")
+    return cls()
 
 
 def _is_suite(module_name: str) -> bool:
@@ -63,10 +79,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     backend: Backend | None = metafunc.config.stash[_STATE]["backend"]
     if backend is None:
-        raise pytest.UsageError(
-            "the regcore conformance suite needs a backend: pass --regcore-backend NAME or set "
-            "REGCORE_BACKEND"
-        )
+        metafunc.config.stash[_STATE]["needs_backend"] = True
+        return
     names = metafunc.fixturenames
     if "device" in names:
         metafunc.parametrize("device", [
@@ -89,6 +103,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("zero_term_case", [n for n, c in TERM_CASES.items() if c.zeros])
     if "linear_scenario" in names:
         metafunc.parametrize("linear_scenario", LINEAR_SCENARIOS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.stash[_STATE].get("needs_backend"):
+        raise pytest.UsageError(
+            "the regcore conformance suite needs a backend: pass --regcore-backend NAME or set "
+            "REGCORE_BACKEND"
+        )
 
 
 @pytest.fixture(scope="session")

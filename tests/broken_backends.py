@@ -1,0 +1,60 @@
+"""Deliberately wrong backends: the conformance suite must fail each of them.
+
+Each one is the NumPy backend with one classic regularization bug injected.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from regcore import L1, L2
+from regcore_adapters.numpy import NumpyBackend
+from regcore_adapters.numpy import penalties as kernels
+
+
+class DoubleL2(NumpyBackend):
+    """Keras L2(λ) fed to torch weight_decay=λ the other way round: the L2 term off by 2."""
+
+    name = "double_l2"
+
+    def penalty(self, plan, params):
+        total, grads = super().penalty(plan, params)
+        for a in plan.penalties:
+            if isinstance(a.term, L2):
+                value, grad = kernels.l2(a.term, params[a.param])
+                total = total + value
+                grads[a.param] = grads[a.param] + grad
+        return total, grads
+
+
+class SignOneAtZero(NumpyBackend):
+    """JAX's abs'(0) = 1 leaking into the L1 subgradient."""
+
+    name = "sign_one_at_zero"
+
+    def penalty(self, plan, params):
+        total, grads = super().penalty(plan, params)
+        for a in plan.penalties:
+            if isinstance(a.term, L1):
+                w = params[a.param]
+                s = np.asarray(a.term.scaled()["coef"], dtype=w.dtype)
+                grads[a.param] = grads[a.param] + np.where(w == 0, s, 0)
+        return total, grads
+
+
+class DecayTwice(NumpyBackend):
+    """The foreach weight-decay bug: decoupled decay applied twice per step."""
+
+    name = "decay_twice"
+
+    def sgd(self, model, plan, params, x, y, *, lr, steps):
+        params = {k: v.copy() for k, v in params.items()}
+        for _ in range(steps):
+            _, grads = self.loss_and_grads(model, plan, params, x, y)
+            for name, p in params.items():
+                rate = plan.decay.get(name)
+                if rate is not None:
+                    p *= p.dtype.type(1 - lr * rate)
+                    p *= p.dtype.type(1 - lr * rate)
+                p -= p.dtype.type(lr) * grads[name]
+        return params

@@ -1,0 +1,91 @@
+"""The conformance plugin, run the way a backend author runs it: in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_suite(tmp_path: Path, backend: str, *extra: str) -> tuple[subprocess.CompletedProcess,
+                                                                  dict | None]:
+    report = tmp_path / "report.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--pyargs", "regcore_conformance", "-p",
+         "no:cacheprovider", "-q", "--regcore-backend", backend, "--regcore-report",
+         str(report), *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    data = json.loads(report.read_text()) if report.exists() else None
+    return proc, data
+
+
+@pytest.mark.parametrize(
+    ("backend", "selection", "failing_check"),
+    [
+        ("tests.broken_backends:DoubleL2", "test_penalty and l2_half", "penalty"),
+        ("tests.broken_backends:DoubleL2", "test_loss_and_gradients and l2_sum", "loss"),
+        ("tests.broken_backends:SignOneAtZero", "test_subgradient_at_zero and l1_sum",
+         "subgradient_at_zero"),
+        ("tests.broken_backends:SignOneAtZero", "test_loss_and_gradients and linreg_seed-l1_sum",
+         "grad:dense_0.kernel"),
+        ("tests.broken_backends:DecayTwice", "test_sgd_trajectory and decoupled_decay",
+         "sgd_10_steps:dense_0.kernel"),
+    ],
+)
+def test_suite_fails_a_broken_backend(tmp_path, backend, selection, failing_check):
+    proc, report = run_suite(tmp_path, backend, "-k", selection)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    failed = {r["check"] for r in report["records"] if r["outcome"] == "fail"}
+    assert failing_check in failed, failed
+
+
+@pytest.mark.parametrize(
+    "selection",
+    ["test_penalty and l2_half", "test_loss_and_gradients and l2_sum",
+     "test_subgradient_at_zero and l1_sum", "test_sgd_trajectory and decoupled_decay"],
+)
+def test_same_selection_passes_on_the_reference(tmp_path, selection):
+    proc, report = run_suite(tmp_path, "regcore_adapters.numpy:NumpyBackend", "-k", selection)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert report["summary"]["failed"] == 0 and report["summary"]["checks"] > 0
+
+
+def test_report_records_every_field(tmp_path):
+    proc, report = run_suite(tmp_path, "numpy", "-k", "test_penalty and orthogonal")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    record = report["records"][0]
+    for key in ("backend", "device", "dtype", "scenario", "case", "check", "error",
+                "max_abs_error", "tolerance", "tolerance_formula", "outcome", "ratio"):
+        assert key in record
+    assert record["backend"] == "numpy" and record["outcome"] == "pass"
+    assert "regcore conformance: numpy" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("backend", "message"),
+    [("no_such_backend", "unknown backend 'no_such_backend'; installed: "),
+     ("no_such_module:Thing", "cannot import backend 'no_such_module:Thing'")],
+)
+def test_unknown_backend_is_a_one_line_usage_error(tmp_path, backend, message):
+    proc, report = run_suite(tmp_path, backend)
+    assert proc.returncode == 4
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert report is None
+
+
+def test_missing_backend_is_a_usage_error(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--pyargs", "regcore_conformance", "-p",
+         "no:cacheprovider", "-q"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={k: v for k, v in __import__("os").environ.items() if k != "REGCORE_BACKEND"},
+    )
+    assert proc.returncode != 0
+    assert "needs a backend: pass --regcore-backend NAME" in proc.stdout + proc.stderr
