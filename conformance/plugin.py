@@ -86,7 +86,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("device", [
             pytest.param(d, id=d, marks=() if backend.device_available(d) else pytest.mark.skip(
                 reason=f"{backend.name}: device {d!r} not available here"))
-            for d in backend.devices
+            for d in dict.fromkeys(("cpu", *backend.devices))  # cpu always
         ])
     if "dtype" in names:
         metafunc.parametrize("dtype", [

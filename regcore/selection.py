@@ -13,6 +13,7 @@ recipe excludes ``ndim <= 1`` and ``.bias``), stated here once.
 
 from __future__ import annotations
 
+import numbers
 import re
 from dataclasses import dataclass
 
@@ -36,7 +37,10 @@ class ParamInfo:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise SpecError(f"param.name: expected a non-empty string, got {self.name!r}")
-        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        if isinstance(self.shape, (str, bytes)) or not isinstance(self.shape, (tuple, list)):
+            raise SpecError(f"param {self.name!r}.shape: expected a tuple, got {self.shape!r}")
+        shape = tuple(_non_negative_int(f"param {self.name!r}.shape", d) for d in self.shape)
+        object.__setattr__(self, "shape", shape)
         _validate.choice(f"param {self.name!r}.role", self.role, ROLES)
 
     @property
@@ -109,9 +113,9 @@ def _as_tuple(field: str, value: object) -> tuple:
 
 
 def _non_negative_int(field: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
         raise SpecError(f"{field}: expected a non-negative integer, got {value!r}")
-    return value
+    return int(value)
 
 
 DEFAULT_SELECT = Select(roles=("weight",))

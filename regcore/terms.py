@@ -20,7 +20,7 @@ ORTHOGONAL_EPSILON = 1e-7
 """Keras 3's ``backend.epsilon()``: rows/columns are divided by ``max(‖v‖, ε)``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Term:
     """Base class: convention handling shared by every penalty term.
 
@@ -49,6 +49,15 @@ class Term:
         cleaned = check_params(self.kind, self.convention, self.conventions, params)
         for name in params:
             object.__setattr__(self, name, cleaned.get(name))
+
+    def __repr__(self) -> str:
+        coefs = ", ".join(repr(getattr(self, n)) for n in self.coefficients)
+        rest = ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+            if f.name not in self.coefficients and getattr(self, f.name) is not None
+        )
+        return f"{type(self).__name__}({coefs}, {rest})"
 
     # -- conventions -------------------------------------------------------------------------
     def _factors(self) -> tuple[Fraction, ...]:
@@ -93,7 +102,7 @@ def convert(term: Term, to: str, **params: object) -> Term:
     return dataclasses.replace(target, **coefs)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class L2(Term):
     """Squared L2 norm: ``k * coef * Σ w²``; gradient ``2 k coef w``.
 
@@ -119,7 +128,7 @@ class L2(Term):
         return (Fraction(1),)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class L1(Term):
     """L1 norm: ``k * coef * Σ |w|``; subgradient ``k coef sign(w)``, which is 0 at ``w = 0``.
 
@@ -139,7 +148,7 @@ class L1(Term):
         return (Fraction(1),)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ElasticNet(Term):
     """Elastic net: ``k1 * l1 * Σ|w| + k2 * l2 * Σw²`` with separate coefficients.
 
@@ -172,7 +181,7 @@ class ElasticNet(Term):
         return cls(l1, l2, convention="sklearn_elasticnet", data_loss=data_loss)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class GroupLasso(Term):
     """Group lasso: ``coef * Σ_g c_g ‖w_g‖₂`` over the slices of ``w`` along ``axis``.
 
@@ -205,7 +214,7 @@ class GroupLasso(Term):
             )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Orthogonal(Term):
     """Keras 3 ``OrthogonalRegularizer(factor=coef, mode)`` on a 2-D parameter.
 
