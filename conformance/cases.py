@@ -8,8 +8,17 @@ from functools import cache
 import numpy as np
 
 from regcore import (
-    DEFAULT_SELECT, L1, L2, DecoupledWeightDecay, ElasticNet, GroupLasso, Orthogonal, Rule,
-    Select, Spec, Term,
+    DEFAULT_SELECT,
+    L1,
+    L2,
+    DecoupledWeightDecay,
+    ElasticNet,
+    GroupLasso,
+    Orthogonal,
+    Rule,
+    Select,
+    Spec,
+    Term,
 )
 from regcore_conformance.scenarios import SCENARIOS, Scenario
 

@@ -168,7 +168,7 @@ def checker(request: pytest.FixtureRequest):
     report: Report = request.config.stash[_STATE]["report"]
 
     def make(**context: str) -> Checker:
-        return Checker(report, request.node.nodeid, **context)
+        return Checker(report, f"{request.node.module.__name__}::{request.node.name}", **context)
 
     return make
 

@@ -59,7 +59,7 @@ class Tolerance:
 
 def network_chain(sizes: tuple[int, ...], batch: int) -> int:
     """``n`` for a dense network of ``sizes`` on a batch of ``batch`` rows."""
-    layers = list(zip(sizes, sizes[1:]))
+    layers = list(zip(sizes, sizes[1:], strict=False))
     largest = max(fan_in * fan_out for fan_in, fan_out in layers)
     return batch * sizes[-1] + sum(fan_in + fan_out for fan_in, fan_out in layers) + largest
 

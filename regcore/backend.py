@@ -62,7 +62,7 @@ class ModelSpec:
     def params(self) -> tuple[ParamInfo, ...]:
         """Parameter names, shapes and roles, in layer order."""
         out = []
-        for i, (fan_in, fan_out) in enumerate(zip(self.sizes, self.sizes[1:])):
+        for i, (fan_in, fan_out) in enumerate(zip(self.sizes, self.sizes[1:], strict=False)):
             out.append(ParamInfo(f"dense_{i}.kernel", (fan_in, fan_out), "weight"))
             out.append(ParamInfo(f"dense_{i}.bias", (fan_out,), "bias"))
         return tuple(out)

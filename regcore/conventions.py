@@ -6,17 +6,17 @@ depend on a batch size ``m`` or a sample count ``n``) so that the penalty added 
 absolute-value coefficients. The ``sum`` convention has ``k = 1`` and is the canonical form every
 backend evaluates.
 
-============================  =====================  ==================  ==========================
-convention                    Σw² coefficient λ      Σ|w| coefficient λ  who writes it this way
-============================  =====================  ==================  ==========================
-``sum``                       λ·Σw²                  λ·Σ|w|              Keras ``L1``/``L2``/``L1L2``
-``half``                      λ/2·Σw²                λ·Σ|w| (EN only)    classic ½λ‖w‖², glmnet
-``torch_weight_decay``        λ/2·Σw² (L2 only)      –                   torch SGD/Adam ``weight_decay``
-``batch_mean``                λ/(2m)·Σw² (L2 only)   –                   the seeds' ``λ/(2m)Σθ²``
-``sklearn_ridge``             α/n·Σw² (mse)          –                   ``Ridge(alpha)``
-``sklearn_lasso``             –                      2α·Σ|w| (mse)       ``Lasso(alpha)``
-``sklearn_elasticnet``        l2·Σw² (mse)           2·l1·Σ|w| (mse)     ``ElasticNet(alpha, l1_ratio)``
-============================  =====================  ==================  ==========================
+======================  ====================  =================  ===========================
+convention              Σw² coefficient λ     Σ|w| coefficient   who writes it this way
+======================  ====================  =================  ===========================
+``sum``                 λ·Σw²                 λ·Σ|w|             Keras ``L1``/``L2``/``L1L2``
+``half``                λ/2·Σw²               λ·Σ|w| (EN only)   classic ½λ‖w‖², glmnet
+``torch_weight_decay``  λ/2·Σw² (L2 only)     –                  torch SGD ``weight_decay``
+``batch_mean``          λ/(2m)·Σw² (L2 only)  –                  the seeds' ``λ/(2m)Σθ²``
+``sklearn_ridge``       α/n·Σw² (mse)         –                  ``Ridge(alpha)``
+``sklearn_lasso``       –                     2α·Σ|w| (mse)      ``Lasso(alpha)``
+``sklearn_elasticnet``  l2·Σw² (mse)          2·l1·Σ|w| (mse)    ``ElasticNet(alpha, ρ)``
+======================  ====================  =================  ===========================
 
 The scikit-learn forms are statements about a whole objective, so they need the data loss the
 penalty is added to: ``data_loss="mse"`` (``mean((y-ŷ)²)``: torch ``MSELoss``, Keras ``"mse"``) or

@@ -75,7 +75,9 @@ class Select:
             try:
                 re.compile(self.name)
             except re.error as exc:
-                raise SpecError(f"select.name: invalid regular expression {self.name!r}: {exc}")
+                raise SpecError(
+                    f"select.name: invalid regular expression {self.name!r}: {exc}"
+                ) from None
         if self.ndim is not None:
             dims = _as_tuple("select.ndim", self.ndim)
             if not dims:

@@ -1,8 +1,9 @@
 """Penalty terms: small validated value objects, one formula each.
 
-A term says *what* is added to the loss for one parameter ``w``; a :class:`regcore.Rule` says *which*
-parameters get it. Every coefficient carries a scaling convention (:mod:`regcore.conventions`);
-:meth:`Term.scaled` gives the coefficients in the canonical ``sum`` form that backends evaluate.
+A term says *what* is added to the loss for one parameter ``w``; a :class:`regcore.Rule` says
+*which* parameters get it. Every coefficient carries a scaling convention
+(:mod:`regcore.conventions`); :meth:`Term.scaled` gives the coefficients in the canonical ``sum``
+form that backends evaluate.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from regcore import ElasticNet, GroupLasso, L1, L2, Orthogonal, Term
+from regcore import L1, L2, ElasticNet, GroupLasso, Orthogonal, Term
 from regcore.terms import ORTHOGONAL_EPSILON
 
 
