@@ -26,11 +26,14 @@ penalty is added to: ``data_loss="mse"`` (``mean((y-ŷ)²)``: torch ``MSELoss``,
 
 Conversions multiply exact rationals and round once, so a factor that is a power of two
 (``sum``/``half``/``torch_weight_decay``/the scikit-learn Lasso and ElasticNet forms) converts
-bit-for-bit, and a factor with ``m`` or ``n`` gives the correctly rounded float.
+bit-for-bit (barring underflow below the normal range), and a factor with ``m`` or ``n`` gives the
+correctly rounded float. A result too large for a float is a :class:`SpecError`.
 """
 
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -124,6 +127,16 @@ def exact(value: float) -> Fraction:
     return Fraction(value)
 
 
-def rounded(value: Fraction) -> float:
-    """The float nearest to an exact rational (one rounding)."""
-    return float(value)
+def rounded(field: str, value: Fraction) -> float:
+    """The float nearest to an exact rational (one rounding); too large for a float is an error
+    naming ``field``."""
+    try:
+        result = float(value)
+    except OverflowError:
+        result = math.inf
+    if math.isinf(result):
+        raise SpecError(
+            f"{field}: scaled by its convention the coefficient exceeds the largest float "
+            f"({sys.float_info.max!r})"
+        )
+    return result

@@ -110,7 +110,7 @@ def term_from_dict(where: str, data: object) -> Term:
     try:
         return cls(**kwargs)
     except SpecError as exc:
-        raise SpecError(f"{where}: {exc}") from None
+        raise _rerooted(exc, kind, where) from None
 
 
 def _rule_from_dict(where: str, data: object) -> Rule:
@@ -121,11 +121,11 @@ def _rule_from_dict(where: str, data: object) -> Rule:
 
 def _decay_from_dict(where: str, data: object) -> DecoupledWeightDecay:
     _mapping(where, data, required=("rate",), optional=("select",))
+    select = _select_from_dict(f"{where}.select", data.get("select"))
     try:
-        return DecoupledWeightDecay(data["rate"],
-                                    _select_from_dict(f"{where}.select", data.get("select")))
+        return DecoupledWeightDecay(data["rate"], select)
     except SpecError as exc:
-        raise SpecError(f"{where}: {exc}") from None
+        raise _rerooted(exc, "weight_decay", where) from None
 
 
 def _select_to_dict(select: Select) -> dict[str, Any]:
@@ -143,7 +143,15 @@ def _select_from_dict(where: str, data: object) -> Select:
     try:
         return Select(**data)
     except SpecError as exc:
-        raise SpecError(f"{where}: {exc}") from None
+        raise _rerooted(exc, "select", where) from None
+
+
+def _rerooted(exc: SpecError, prefix: str, where: str) -> SpecError:
+    """``l2.coef: ...`` raised by a constructor becomes ``penalties[0].term.coef: ...``."""
+    message = str(exc)
+    if message.startswith(prefix + ".") or message.startswith(prefix + ":"):
+        return SpecError(where + message[len(prefix):])
+    return SpecError(f"{where}: {message}")
 
 
 def _mapping(where: str, data: object, *, required: tuple[str, ...],

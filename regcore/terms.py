@@ -14,7 +14,7 @@ from fractions import Fraction
 from typing import ClassVar
 
 from regcore import _validate
-from regcore.conventions import check_params, data_loss_factor, exact, rounded
+from regcore.conventions import PARAM_NAMES, check_params, data_loss_factor, exact, rounded
 from regcore.errors import SpecError
 
 ORTHOGONAL_EPSILON = 1e-7
@@ -50,6 +50,7 @@ class Term:
         cleaned = check_params(self.kind, self.convention, self.conventions, params)
         for name in params:
             object.__setattr__(self, name, cleaned.get(name))
+        self.scaled()  # a coefficient whose sum form overflows is refused here
 
     def __repr__(self) -> str:
         coefs = ", ".join(repr(getattr(self, n)) for n in self.coefficients)
@@ -68,7 +69,7 @@ class Term:
     def scaled(self) -> dict[str, float]:
         """Coefficients in the canonical ``sum`` form: ``k * coef``, rounded once."""
         return {
-            name: rounded(k * exact(getattr(self, name)))
+            name: rounded(f"{self.kind}.{name}", k * exact(getattr(self, name)))
             for name, k in zip(self.coefficients, self._factors(), strict=True)
         }
 
@@ -90,12 +91,19 @@ def convert(term: Term, to: str, **params: object) -> Term:
     """
     if not isinstance(term, Term):
         raise SpecError(f"convert: expected a penalty term, got {term!r}")
+    unknown = sorted(set(params) - set(PARAM_NAMES))
+    if unknown:
+        raise SpecError(
+            f"convert: unknown argument {unknown[0]!r}; a conversion takes only "
+            f"{', '.join(PARAM_NAMES)}"
+        )
     fields = {f.name: getattr(term, f.name) for f in dataclasses.fields(term)}
     fields.update({"convention": to, "batch_size": None, "n_samples": None, "data_loss": None})
     fields.update(params)
-    target = type(term)(**fields)  # validates `to` and its numbers
+    fields.update(dict.fromkeys(term.coefficients, 0.0))
+    target = type(term)(**fields)  # validates `to` and its numbers; coefficients come next
     coefs = {
-        name: rounded(exact(getattr(term, name)) * k_from / k_to)
+        name: rounded(f"{term.kind}.{name}", exact(getattr(term, name)) * k_from / k_to)
         for name, k_from, k_to in zip(
             term.coefficients, term._factors(), target._factors(), strict=True
         )
@@ -177,8 +185,8 @@ class ElasticNet(Term):
         """scikit-learn's ``ElasticNet(alpha, l1_ratio)`` added to ``data_loss``."""
         alpha = _validate.coefficient("elastic_net.alpha", alpha)
         ratio = _validate.fraction("elastic_net.l1_ratio", l1_ratio)
-        l1 = rounded(exact(alpha) * exact(ratio))
-        l2 = rounded(exact(alpha) * (1 - exact(ratio)))
+        l1 = rounded("elastic_net.l1", exact(alpha) * exact(ratio))
+        l2 = rounded("elastic_net.l2", exact(alpha) * (1 - exact(ratio)))
         return cls(l1, l2, convention="sklearn_elasticnet", data_loss=data_loss)
 
 

@@ -215,19 +215,19 @@ REJECTIONS = {
         r"^penalties\[0\]\.term: missing$"),
     "unknown kind": (
         _with_rule({"kind": "l3", "coef": 0.1, "convention": "sum"}),
-        r"^penalties\[0\]\.term\.kind: unknown term 'l3'; known: l2, l1, elastic_net, "
-        r"group_lasso, orthogonal$"),
+        (r"^penalties\[0\]\.term\.kind: unknown term 'l3'; known: l2, l1, elastic_net, "
+         r"group_lasso, orthogonal$")),
     "kind not a string": (
         _with_rule({"kind": ["l2"], "coef": 0.1, "convention": "sum"}),
         r"^penalties\[0\]\.term\.kind: unknown term \['l2'\]"),
     "unknown convention": (
         _with_rule({**L2_TERM, "convention": "mean"}),
-        r"^penalties\[0\]\.term: .*convention: unknown convention 'mean'"),
+        r"^penalties\[0\]\.term\.convention: unknown convention 'mean'"),
     "convention the term lacks": (
         _with_rule({"kind": "l1", "coef": 0.1, "convention": "half"}),
-        r"^penalties\[0\]\.term: .*l1 has no 'half' form"),
+        r"^penalties\[0\]\.term\.convention: l1 has no 'half' form"),
     "bad coefficient": (
-        _with_rule({**L2_TERM, "coef": -0.5}), r"^penalties\[0\]\.term: .*coef.*-0\.5$"),
+        _with_rule({**L2_TERM, "coef": -0.5}), r"^penalties\[0\]\.term\.coef: .*-0\.5$"),
     "missing schema_version": (
         {"penalties": []}, r"^spec\.schema_version: missing$"),
     "schema_version 2": (
@@ -260,24 +260,24 @@ REJECTIONS = {
         _with_rule(select=["weight"]), r"^penalties\[0\]\.select: expected an object, got list$"),
     "select.roles unknown role": (
         _with_rule(select={"roles": ["weight", "kernel"]}),
-        r"^penalties\[0\]\.select: .*roles: expected one of .*, got 'kernel'$"),
+        r"^penalties\[0\]\.select\.roles: expected one of .*, got 'kernel'$"),
     "select.roles a string": (
         _with_rule(select={"roles": "weight"}),
-        r"^penalties\[0\]\.select: .*roles: expected a list, got 'weight'$"),
+        r"^penalties\[0\]\.select\.roles: expected a list, got 'weight'$"),
     "select.name invalid regex": (
         _with_rule(select={"name": "dense.(kernel"}),
-        r"^penalties\[0\]\.select: .*name: invalid regular expression 'dense\.\(kernel'"),
+        r"^penalties\[0\]\.select\.name: invalid regular expression 'dense\.\(kernel'"),
     "select.ndim negative": (
-        _with_rule(select={"ndim": [-1]}), r"^penalties\[0\]\.select: .*ndim.*-1$"),
+        _with_rule(select={"ndim": [-1]}), r"^penalties\[0\]\.select\.ndim: .*-1$"),
     "decay unknown key": (
         {"schema_version": 1, "weight_decay": [{"rate": 0.1, "decay": 0.1}]},
         r"^weight_decay\[0\]\.decay: unknown key"),
     "decay bad rate": (
         {"schema_version": 1, "weight_decay": [{"rate": "0.1"}]},
-        r"^weight_decay\[0\]: .*rate.*'0\.1'$"),
+        r"^weight_decay\[0\]\.rate: .*'0\.1'$"),
     "decay bad select": (
         {"schema_version": 1, "weight_decay": [{"rate": 0.1, "select": {"min_ndim": "2"}}]},
-        r"^weight_decay\[0\]: .*select: .*min_ndim.*'2'$"),
+        r"^weight_decay\[0\]\.select\.min_ndim: .*'2'$"),
     "non-string key": (
         {"schema_version": 1, 1: "x"}, r"^spec: keys must be strings, got 1$"),
 }
@@ -321,7 +321,7 @@ def test_from_json_rejects_malformed_text(text):
 @pytest.mark.parametrize("text", ['{"schema_version": 1, "weight_decay": [{"rate": NaN}]}',
                                   '{"schema_version": 1, "weight_decay": [{"rate": Infinity}]}'])
 def test_from_json_rejects_non_finite_numbers(text):
-    with pytest.raises(SpecError, match=r"^weight_decay\[0\]: .*must be finite"):
+    with pytest.raises(SpecError, match=r"^weight_decay\[0\]\.rate: must be finite"):
         from_json(text)
 
 
