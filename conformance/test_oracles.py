@@ -62,12 +62,11 @@ def test_ridge_oracles(backend, device, dtype, linear_scenario, checker):
 
     spec = Spec(penalties=(Rule(RIDGE_COEF[linear_scenario]),))
     plan = spec.resolve(scenario.model.params())
-    lbl = dtype
     final = backend.sgd(
         scenario.model, plan,
         {k: backend.asarray(v, dtype=dtype, device=device) for k, v in params0.items()},
         backend.asarray(x, dtype=dtype, device=device),
-        backend.asarray(y, dtype=lbl, device=device), lr=float(1 / big_l), steps=steps,
+        backend.asarray(y, dtype=dtype, device=device), lr=float(1 / big_l), steps=steps,
     )
     got = np.concatenate([np.asarray(backend.to_numpy(final["dense_0.kernel"])).ravel(),
                           np.asarray(backend.to_numpy(final["dense_0.bias"])).ravel()])

@@ -1,0 +1,106 @@
+"""The PyTorch backend class."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from regcore import Backend, ModelSpec, Plan
+from regcore_adapters.torch.models import objective
+from regcore_adapters.torch.penalties import KERNELS, accumulation_dtype
+
+
+def _leaves(params: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Fresh leaf copies of ``params`` that require grad (the caller's tensors are untouched)."""
+    return {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+
+
+def penalty_value(plan: Plan, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """``Σ`` over the plan's assignments of the term's penalty on its parameter (a 0-dim tensor
+    in the parameters' promoted dtype, float32 at least for float16/bfloat16 parameters)."""
+    dtype = functools.reduce(torch.promote_types,
+                             (accumulation_dtype(p.dtype) for p in params.values()))
+    device = next(iter(params.values())).device
+    total = torch.zeros((), dtype=dtype, device=device)
+    for a in plan.penalties:
+        total = total + KERNELS[type(a.term)](a.term, params[a.param])
+    return total
+
+
+def _grads(value: torch.Tensor, leaves: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``∂value/∂leaf`` for every leaf by autograd; zeros where ``value`` does not depend on it."""
+    if not value.requires_grad:
+        return {k: torch.zeros_like(v) for k, v in leaves.items()}
+    names = list(leaves)
+    got = torch.autograd.grad(value, [leaves[k] for k in names], allow_unused=True,
+                              materialize_grads=True)
+    return dict(zip(names, got, strict=True))
+
+
+class TorchBackend(Backend):
+    """Native PyTorch: penalties and networks as torch ops, gradients by ``torch.autograd``,
+    training with ``torch.optim.SGD`` plus AdamW-style decoupled decay."""
+
+    name = "torch"
+    devices = ("cpu", "cuda", "mps")
+    dtypes = ("float64", "float32")
+
+    def __init__(self) -> None:
+        if torch.cuda.is_available():  # full-precision float32 matmuls, as the reference
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+
+    def device_available(self, device: str) -> bool:
+        if device == "cuda":
+            return torch.cuda.is_available()
+        if device == "mps":
+            return torch.backends.mps.is_available()
+        return device == "cpu"
+
+    def versions(self) -> dict[str, str]:
+        return {"torch": torch.__version__}
+
+    def asarray(self, array: Any, *, dtype: str, device: str) -> torch.Tensor:
+        return torch.from_numpy(np.array(array, dtype=dtype, copy=True)).to(device)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        if isinstance(x, torch.Tensor):
+            return x.detach().cpu().numpy()
+        return np.asarray(x)
+
+    def penalty(
+        self, plan: Plan, params: Mapping[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        leaves = _leaves(params)
+        value = penalty_value(plan, leaves)
+        return value.detach(), _grads(value, leaves)
+
+    def loss_and_grads(
+        self, model: ModelSpec, plan: Plan, params: Mapping[str, torch.Tensor],
+        x: torch.Tensor, y: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        leaves = _leaves(params)
+        value = objective(model, leaves, x, y) + penalty_value(plan, leaves)
+        return value.detach(), _grads(value, leaves)
+
+    def sgd(
+        self, model: ModelSpec, plan: Plan, params: Mapping[str, torch.Tensor],
+        x: torch.Tensor, y: torch.Tensor, *, lr: float, steps: int,
+    ) -> dict[str, torch.Tensor]:
+        """Each step: gradients at the current parameters; then, for decayed parameters,
+        ``p ← (1 − lr·rate)·p`` (as ``torch.optim.AdamW``); then the SGD step ``p ← p − lr·g``."""
+        leaves = _leaves(params)
+        opt = torch.optim.SGD(list(leaves.values()), lr=lr, momentum=0, weight_decay=0)
+        for _ in range(steps):
+            value = objective(model, leaves, x, y) + penalty_value(plan, leaves)
+            for name, grad in _grads(value, leaves).items():
+                leaves[name].grad = grad
+            with torch.no_grad():
+                for name, rate in plan.decay.items():
+                    leaves[name].mul_(1 - lr * rate)
+            opt.step()
+        return {k: v.detach() for k, v in leaves.items()}

@@ -1,0 +1,41 @@
+"""The scenario networks in torch: dense forward pass and data loss (autograd differentiates)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+
+from regcore import ModelSpec
+
+
+def forward(model: ModelSpec, params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """``h_{i+1} = act(h_i @ dense_i.kernel + dense_i.bias)``, kernels ``(fan_in, fan_out)``;
+    ``act`` is tanh or relu (``relu'(0) = 0``) after hidden layers, the output is linear."""
+    h = x
+    for i in range(model.layers):
+        h = h @ params[f"dense_{i}.kernel"] + params[f"dense_{i}.bias"]
+        if i < model.layers - 1:
+            h = torch.tanh(h) if model.activation == "tanh" else torch.relu(h)
+    return h
+
+
+def data_loss(kind: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``mse``: ``mean((ŷ - y)²)`` over all entries; ``half_mse``: ``Σ (ŷ - y)² / (2m)`` over the
+    ``m`` rows; ``softmax_xent``: mean over rows of ``-log softmax(ŷ)[y]`` (int64 labels)."""
+    if kind == "mse":
+        return F.mse_loss(out, y, reduction="mean")
+    if kind == "half_mse":
+        r = out - y
+        return torch.sum(r * r) / (2 * out.shape[0])
+    if kind == "softmax_xent":
+        return F.cross_entropy(out, y, reduction="mean")
+    raise ValueError(f"unknown loss {kind!r}")
+
+
+def objective(
+    model: ModelSpec, params: Mapping[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
+    """The data loss of ``model`` with ``params`` on ``(x, y)``, as a 0-dim tensor."""
+    return data_loss(model.loss, forward(model, params, x), y)
