@@ -11,6 +11,7 @@ imports no framework with it installed, and is reported as skipped with the reas
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import nox
 
@@ -46,6 +47,9 @@ def _conformance(session: nox.Session, backend: str) -> None:
         "-q", "--regcore-backend", backend,
         "--regcore-report", f"{REPORTS}/conformance-{backend}.json", *session.posargs,
     )
+    if Path("tests", f"adapter_{backend}").is_dir():  # the adapter's native-API tests
+        session.run("python", "-m", "pytest", f"tests/adapter_{backend}", "-q",
+                    "-p", "no:cacheprovider")
 
 
 @nox.session

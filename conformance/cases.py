@@ -22,7 +22,9 @@ from regcore import (
 )
 from regcore_conformance.scenarios import SCENARIOS, Scenario
 
-HIDDEN_KERNELS = Select(roles=("weight",), name=r"dense_[01]\.kernel")
+# Name patterns stop at the layer ("dense_0\..*") and leave the rest to the role, so the same
+# selection holds for canonical names (dense_0.kernel), torch's (dense_0.weight) and Keras's.
+HIDDEN_KERNELS = Select(roles=("weight",), name=r"dense_[01]\..*")
 
 
 @cache
@@ -71,7 +73,7 @@ def scenario_specs(scenario_name: str) -> dict[str, Spec]:
             Orthogonal(0.1, "columns", convention="sum"), HIDDEN_KERNELS
         )
         specs["per_layer_l2"] = Spec(penalties=(
-            Rule(L2(0.001, convention="sum"), Select(name=r"dense_0\.kernel")),
+            Rule(L2(0.001, convention="sum"), Select(roles=("weight",), name=r"dense_0\..*")),
             Rule(L2(0.05, convention="half"), Select(roles=("weight",), name=r"dense_[12]\..*")),
         ))
         specs["l2_orthogonal_l1_decay"] = Spec(

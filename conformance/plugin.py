@@ -101,6 +101,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("term_case", list(TERM_CASES))
     if "zero_term_case" in names:
         metafunc.parametrize("zero_term_case", [n for n, c in TERM_CASES.items() if c.zeros])
+    if "native_path" in names:
+        metafunc.parametrize("native_path", list(backend.native_paths) or [pytest.param(
+            None, id="none", marks=pytest.mark.skip(
+                reason=f"{backend.name}: declares no native translations"))])
     if "linear_scenario" in names:
         metafunc.parametrize("linear_scenario", LINEAR_SCENARIOS)
 
@@ -116,6 +120,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def backend(request: pytest.FixtureRequest) -> Backend:
     return request.config.stash[_STATE]["backend"]
+
+
+@pytest.fixture(autouse=True)
+def _supported_combination(request: pytest.FixtureRequest) -> None:
+    """Skip a device/dtype pair the backend declares both of but not together (float64 on MPS)."""
+    params = getattr(getattr(request.node, "callspec", None), "params", {})
+    backend = request.config.stash[_STATE]["backend"]
+    if backend is not None and "device" in params and "dtype" in params:
+        if not backend.supports(params["device"], params["dtype"]):
+            pytest.skip(f"{backend.name}: {params['dtype']} is not supported on {params['device']}")
 
 
 class Checker:

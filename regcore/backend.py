@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from regcore import _validate
 from regcore.errors import SpecError
 from regcore.selection import ParamInfo
-from regcore.spec import Plan
+from regcore.spec import Plan, Spec
 
 ACTIVATIONS = ("tanh", "relu")
 LOSSES = ("mse", "half_mse", "softmax_xent")
@@ -81,10 +81,16 @@ class Backend(abc.ABC):
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     #: Floating dtypes the backend supports.
     dtypes: ClassVar[tuple[str, ...]] = ("float64", "float32")
+    #: Native translations :meth:`native_sgd` can train through (optional capability).
+    native_paths: ClassVar[tuple[str, ...]] = ()
 
     def device_available(self, device: str) -> bool:
         """Whether ``device`` can be used in this process (``cpu`` always)."""
         return device == "cpu"
+
+    def supports(self, device: str, dtype: str) -> bool:
+        """Whether ``dtype`` runs on ``device`` (default: every declared dtype on every device)."""
+        return dtype in self.dtypes
 
     @abc.abstractmethod
     def asarray(self, array: Any, *, dtype: str, device: str) -> Any:
@@ -111,3 +117,13 @@ class Backend(abc.ABC):
     ) -> dict[str, Any]:
         """Parameters after ``steps`` full-batch steps of plain SGD on ``loss_and_grads``, with
         the plan's decoupled decay ``p ← p − lr·rate·p`` applied at each step."""
+
+    def native_sgd(
+        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, Any], x: Any, y: Any,
+        *, lr: float, steps: int,
+    ) -> dict[str, Any]:
+        """Optional: :meth:`sgd`, but with ``spec`` applied through the native translation
+        ``path`` (one of :attr:`native_paths`) on the framework's own model object. Returns the
+        parameters under their canonical names and layout. Raise :class:`regcore.SpecError` where
+        the translation cannot express ``spec``."""
+        raise NotImplementedError(f"{self.name} declares no native translations")

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from regcore import Backend, ModelSpec, Plan
+from regcore import Backend, ModelSpec, Plan, Spec
+from regcore_adapters.torch import native_training
 from regcore_adapters.torch.models import objective
 from regcore_adapters.torch.penalties import KERNELS, accumulation_dtype
 
@@ -48,6 +49,7 @@ class TorchBackend(Backend):
     name = "torch"
     devices = ("cpu", "cuda", "mps")
     dtypes = ("float64", "float32")
+    native_paths = native_training.PATHS
 
     def __init__(self) -> None:
         if torch.cuda.is_available():  # full-precision float32 matmuls, as the reference
@@ -60,6 +62,9 @@ class TorchBackend(Backend):
         if device == "mps":
             return torch.backends.mps.is_available()
         return device == "cpu"
+
+    def supports(self, device: str, dtype: str) -> bool:
+        return dtype in self.dtypes and not (device == "mps" and dtype == "float64")
 
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__}
@@ -104,3 +109,10 @@ class TorchBackend(Backend):
                     leaves[name].mul_(1 - lr * rate)
             opt.step()
         return {k: v.detach() for k, v in leaves.items()}
+
+    def native_sgd(
+        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Tensor],
+        x: torch.Tensor, y: torch.Tensor, *, lr: float, steps: int,
+    ) -> dict[str, torch.Tensor]:
+        """``sgd`` through a native translation on an ``nn.Module`` (see ``native_training``)."""
+        return native_training.train(path, model, spec, params, x, y, lr=lr, steps=steps)

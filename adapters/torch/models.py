@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from regcore import ModelSpec
 
@@ -39,3 +40,40 @@ def objective(
 ) -> torch.Tensor:
     """The data loss of ``model`` with ``params`` on ``(x, y)``, as a 0-dim tensor."""
     return data_loss(model.loss, forward(model, params, x), y)
+
+
+class DenseNet(nn.Module):
+    """The scenario network as a plain ``nn.Module``: ``dense_{i}`` are ``nn.Linear`` layers (torch
+    layout, weight ``(out, in)``), hidden activation tanh or relu, linear output."""
+
+    def __init__(self, model: ModelSpec) -> None:
+        super().__init__()
+        self.spec = model
+        for i, (fan_in, fan_out) in enumerate(zip(model.sizes, model.sizes[1:], strict=False)):
+            self.add_module(f"dense_{i}", nn.Linear(fan_in, fan_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        layers = [getattr(self, f"dense_{i}") for i in range(self.spec.layers)]
+        for layer in layers[:-1]:
+            x = torch.tanh(layer(x)) if self.spec.activation == "tanh" else torch.relu(layer(x))
+        return layers[-1](x)
+
+    @torch.no_grad()
+    def load_canonical(self, params: Mapping[str, torch.Tensor]) -> DenseNet:
+        """Copy canonical ``dense_{i}.kernel`` ``(in, out)`` and ``dense_{i}.bias`` in."""
+        for i in range(self.spec.layers):
+            layer = getattr(self, f"dense_{i}")
+            kernel, bias = params[f"dense_{i}.kernel"], params[f"dense_{i}.bias"]
+            layer.to(device=kernel.device, dtype=kernel.dtype)
+            layer.weight.copy_(kernel.T)
+            layer.bias.copy_(bias)
+        return self
+
+    def canonical(self) -> dict[str, torch.Tensor]:
+        """The parameters back in the canonical layout."""
+        out = {}
+        for i in range(self.spec.layers):
+            layer = getattr(self, f"dense_{i}")
+            out[f"dense_{i}.kernel"] = layer.weight.detach().T.contiguous()
+            out[f"dense_{i}.bias"] = layer.bias.detach().clone()
+        return out

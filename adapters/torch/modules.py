@@ -1,0 +1,98 @@
+"""An ``nn.Module``'s parameters as the spec sees them: dotted name, role from the module type,
+and the canonical (Keras) layout that axis-dependent terms refer to.
+
+Roles come from the type of the module that owns the parameter, not from name suffixes:
+
+* ``nn.Linear``, ``nn.Bilinear``, convolutions, recurrent layers, ``nn.MultiheadAttention``:
+  ``weight*`` → ``weight``, ``bias*`` → ``bias``;
+* normalization layers (BatchNorm, InstanceNorm, LayerNorm, GroupNorm, RMSNorm): the scale
+  (``weight``) → ``norm_scale``, the shift (``bias``) → ``bias``;
+* ``nn.Embedding``, ``nn.EmbeddingBag``: ``weight`` → ``embedding``;
+* any other module's own parameters: a name containing ``bias`` → ``bias``, else ``ndim >= 2`` →
+  ``weight``, else ``other``.
+
+Layout: a spec's group-lasso axis and orthogonal mode refer to the canonical kernel layout
+``(fan_in, fan_out)`` (``(*kernel_size, in, out)`` for convolutions), which is Keras's. torch stores
+``nn.Linear.weight`` as ``(out, in)`` and convolution weights as ``(out, in, *kernel_size)``, so
+those are presented to the penalty through a transposing view; the same spec then means the same
+penalty in every framework. Elementwise terms (L1, L2, elastic net) do not depend on layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from regcore import ParamInfo
+
+_NORMS: tuple[type[nn.Module], ...] = (
+    nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm,
+    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
+)
+_EMBEDDINGS = (nn.Embedding, nn.EmbeddingBag)
+_WEIGHTED = (nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd, nn.RNNBase, nn.RNNCellBase,
+             nn.MultiheadAttention)
+
+
+@dataclass(frozen=True)
+class TorchParam:
+    """A parameter, its spec description, and the view that gives its canonical layout."""
+
+    info: ParamInfo
+    param: nn.Parameter
+    view: Callable[[torch.Tensor], torch.Tensor]
+
+
+def _identity(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+def _transpose(t: torch.Tensor) -> torch.Tensor:
+    return t.T
+
+
+def _conv_to_keras(t: torch.Tensor) -> torch.Tensor:
+    return t.permute(*range(2, t.ndim), 1, 0)
+
+
+def role_of(module: nn.Module, name: str, param: torch.Tensor) -> str:
+    """The spec role of ``module``'s own parameter ``name``."""
+    if isinstance(module, _NORMS):
+        return "norm_scale" if name == "weight" else "bias"
+    if isinstance(module, _EMBEDDINGS):
+        return "embedding"
+    if isinstance(module, _WEIGHTED):
+        return "bias" if "bias" in name else "weight"
+    if "bias" in name:
+        return "bias"
+    return "weight" if param.ndim >= 2 else "other"
+
+
+def view_of(module: nn.Module, name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The view from torch's storage layout to the canonical one."""
+    if name == "weight" and isinstance(module, nn.Linear):
+        return _transpose
+    if name == "weight" and isinstance(module, nn.modules.conv._ConvNd):
+        return _conv_to_keras
+    return _identity
+
+
+def module_params(module: nn.Module) -> list[TorchParam]:
+    """Every parameter of ``module`` once (tied parameters under their first name), in
+    ``named_parameters()`` order."""
+    out: list[TorchParam] = []
+    seen: set[int] = set()
+    for prefix, owner in module.named_modules():
+        for name, param in owner.named_parameters(recurse=False):
+            if id(param) in seen:
+                continue
+            seen.add(id(param))
+            view = view_of(owner, name)
+            full = f"{prefix}.{name}" if prefix else name
+            shape = tuple(view(param.detach()).shape)
+            out.append(TorchParam(ParamInfo(full, shape, role_of(owner, name, param)), param,
+                                  view))
+    return out

@@ -1,0 +1,194 @@
+"""Three native translations of a spec for an ``nn.Module``, each usable on its own.
+
+1. :class:`PenaltyLoss` — an ``nn.Module`` whose ``forward()`` is the penalty, to add to the loss;
+2. :func:`param_groups` / :func:`build_optimizer` — ``torch.optim`` parameter groups whose
+   ``weight_decay`` is the spec, where that is the same maths (else :class:`regcore.SpecError`);
+3. :class:`GradientPenalty` — adds the penalty's gradient to ``.grad`` after ``backward()`` with
+   multi-tensor ``foreach`` ops, computing the penalty value only when asked.
+
+plus :class:`DecoupledDecay` for AdamW-style decay outside AdamW (``p ← p − lr·rate·p``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import torch
+from torch import nn
+
+from regcore import L1, L2, ElasticNet, Spec, SpecError
+from regcore_adapters.torch.modules import TorchParam, module_params
+from regcore_adapters.torch.penalties import KERNELS
+
+
+def _resolve(spec: Spec, module: nn.Module):
+    if not isinstance(spec, Spec):
+        raise SpecError(f"spec: expected a regcore.Spec, got {type(spec).__name__}")
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module: expected a torch.nn.Module, got {type(module).__name__}")
+    params = module_params(module)
+    return spec.resolve([p.info for p in params]), {p.info.name: p for p in params}
+
+
+def _total(terms: list[tuple[TorchParam, Any]], like: torch.Tensor) -> torch.Tensor:
+    """Σ of the terms' penalties (a 0-dim zero of ``like``'s device if there are none)."""
+    total: torch.Tensor | None = None
+    for p, term in terms:
+        value = KERNELS[type(term)](term, p.view(p.param))
+        total = value if total is None else total + value
+    return total if total is not None else torch.zeros((), dtype=like.dtype, device=like.device)
+
+
+class PenaltyLoss(nn.Module):
+    """``PenaltyLoss(spec, model)()`` is the spec's penalty on ``model``'s parameters, a 0-dim
+    tensor that autograd differentiates; add it to the training loss. It holds references to the
+    parameters without registering them (it has no parameters of its own)."""
+
+    def __init__(self, spec: Spec, module: nn.Module) -> None:
+        super().__init__()
+        plan, by_name = _resolve(spec, module)
+        self._terms = [(by_name[a.param], a.term) for a in plan.penalties]
+        self._first = next(iter(by_name.values())).param
+
+    def forward(self) -> torch.Tensor:
+        return _total(self._terms, self._first)
+
+
+_COUPLED = (torch.optim.SGD, torch.optim.Adam, torch.optim.RMSprop, torch.optim.Adagrad)
+
+
+def _decoupled(optimizer: type, kwargs: dict[str, Any]) -> bool:
+    """Whether ``optimizer``'s ``weight_decay`` is decoupled (AdamW) rather than coupled L2."""
+    if not (isinstance(optimizer, type) and issubclass(optimizer, _COUPLED)):
+        raise SpecError(
+            f"optimizer: regcore knows the weight_decay of torch.optim.SGD, Adam, AdamW, RMSprop "
+            f"and Adagrad, got {optimizer!r}; use PenaltyLoss or GradientPenalty instead"
+        )
+    return issubclass(optimizer, torch.optim.AdamW) or bool(
+        kwargs.get("decoupled_weight_decay", False)
+    )
+
+
+def param_groups(spec: Spec, module: nn.Module, optimizer: type,
+                 **optimizer_kwargs: Any) -> list[dict[str, Any]]:
+    """Parameter groups for ``optimizer(groups, **optimizer_kwargs)`` that apply ``spec``.
+
+    * coupled L2 (any convention, coefficient ``s`` in sum form) → ``weight_decay = 2s`` on
+      optimizers whose decay is coupled (SGD, Adam, RMSprop, Adagrad);
+    * decoupled decay → ``weight_decay = rate`` on AdamW (or Adam with
+      ``decoupled_weight_decay=True``), and on SGD without momentum, where it is the same maths;
+    * a parameter with both, on SGD without momentum, gets their sum.
+
+    Raises :class:`regcore.SpecError` where ``weight_decay`` would not be the same maths: L1,
+    elastic net, group lasso or orthogonal terms (only a squared norm's gradient is ``wd·p``);
+    coupled L2 on a decoupled optimizer; decoupled decay on Adam or on SGD with momentum.
+    Unselected parameters land in a ``weight_decay=0`` group, so every parameter is optimized.
+    """
+    plan, by_name = _resolve(spec, module)
+    decoupled = _decoupled(optimizer, optimizer_kwargs)
+    sgd_plain = issubclass(optimizer, torch.optim.SGD) and not optimizer_kwargs.get("momentum")
+    name = optimizer.__name__
+    wd: dict[str, float] = defaultdict(float)
+    for a in plan.penalties:
+        if type(a.term) is not L2:
+            raise SpecError(
+                f"penalties[{a.rule}]: {a.term.kind} on {a.param!r} cannot be an optimizer "
+                "weight_decay (weight_decay adds wd·p to the gradient, the gradient of an L2 "
+                "penalty only); use PenaltyLoss or GradientPenalty for it"
+            )
+        if decoupled:
+            raise SpecError(
+                f"penalties[{a.rule}]: coupled L2 on {a.param!r} cannot be {name}'s weight_decay, "
+                "which is decoupled; use PenaltyLoss, or torch.optim.Adam for coupled L2"
+            )
+        wd[a.param] += 2 * a.term.scaled()["coef"]
+    for param, rate in plan.decay.items():
+        if not (decoupled or sgd_plain):
+            raise SpecError(
+                f"weight_decay: decoupled decay on {param!r} is not {name}'s coupled weight_decay"
+                + (" with momentum" if issubclass(optimizer, torch.optim.SGD) else "")
+                + "; use torch.optim.AdamW, or DecoupledDecay beside the optimizer"
+            )
+        wd[param] += rate
+    groups: dict[float, list[nn.Parameter]] = {}
+    for pname, tp in by_name.items():
+        groups.setdefault(wd.get(pname, 0.0), []).append(tp.param)
+    return [{"params": params, "weight_decay": value} for value, params in groups.items()]
+
+
+def build_optimizer(spec: Spec, module: nn.Module, optimizer: type,
+                    **optimizer_kwargs: Any) -> torch.optim.Optimizer:
+    """``optimizer(param_groups(spec, module, optimizer, **kw), **kw)``: the kwargs that build the
+    optimizer are the ones the translation was checked against."""
+    if "weight_decay" in optimizer_kwargs:
+        raise SpecError("weight_decay: set by the spec; do not pass it to build_optimizer")
+    groups = param_groups(spec, module, optimizer, **optimizer_kwargs)
+    return optimizer(groups, **optimizer_kwargs)
+
+
+class GradientPenalty:
+    """After ``loss.backward()``, ``GradientPenalty(spec, model)()`` adds the penalty's gradient to
+    every selected parameter's ``.grad``: L2 and L1 parts with one ``torch._foreach_add_`` per
+    coefficient, other terms through autograd on just their parameters. Pass ``value=True`` to
+    also get the penalty value (otherwise it is not computed and ``None`` is returned)."""
+
+    def __init__(self, spec: Spec, module: nn.Module) -> None:
+        plan, by_name = _resolve(spec, module)
+        self._l2: dict[float, list[nn.Parameter]] = defaultdict(list)  # 2s -> params
+        self._l1: dict[float, list[nn.Parameter]] = defaultdict(list)  # s -> params
+        self._other: list[tuple[TorchParam, Any]] = []
+        self._all: list[tuple[TorchParam, Any]] = []
+        self._first = next(iter(by_name.values())).param
+        for a in plan.penalties:
+            p, term = by_name[a.param], a.term
+            self._all.append((p, term))
+            if isinstance(term, (L2, ElasticNet)):
+                scaled = term.scaled()
+                self._l2[2 * scaled["coef" if isinstance(term, L2) else "l2"]].append(p.param)
+                if isinstance(term, ElasticNet):
+                    self._l1[scaled["l1"]].append(p.param)
+            elif isinstance(term, L1):
+                self._l1[term.scaled()["coef"]].append(p.param)
+            else:
+                self._other.append((p, term))
+
+    @staticmethod
+    def _grads(params: list[nn.Parameter]) -> list[torch.Tensor]:
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        return [p.grad for p in params]
+
+    def __call__(self, value: bool = False) -> torch.Tensor | None:
+        with torch.no_grad():
+            for coef, params in self._l2.items():
+                torch._foreach_add_(self._grads(params), params, alpha=coef)
+            for coef, params in self._l1.items():
+                torch._foreach_add_(self._grads(params), torch._foreach_sign(params), alpha=coef)
+        for p, term in self._other:
+            with torch.enable_grad():
+                leaf = p.param.detach().requires_grad_(True)
+                (grad,) = torch.autograd.grad(KERNELS[type(term)](term, p.view(leaf)), leaf)
+            self._grads([p.param])[0].add_(grad)
+        if not value:
+            return None
+        with torch.no_grad():
+            return _total(self._all, self._first)
+
+
+class DecoupledDecay:
+    """``DecoupledDecay(spec, model).step(lr)``: ``p ← p − lr·rate·p`` for the spec's decoupled
+    decay items, one ``torch._foreach_mul_`` per rate — AdamW's decay beside any optimizer. Call it
+    before ``optimizer.step()`` (AdamW's order)."""
+
+    def __init__(self, spec: Spec, module: nn.Module) -> None:
+        plan, by_name = _resolve(spec, module)
+        self._by_rate: dict[float, list[nn.Parameter]] = defaultdict(list)
+        for name, rate in plan.decay.items():
+            self._by_rate[rate].append(by_name[name].param)
+
+    def step(self, lr: float) -> None:
+        with torch.no_grad():
+            for rate, params in self._by_rate.items():
+                torch._foreach_mul_(params, 1 - lr * rate)
