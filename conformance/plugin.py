@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from regcore import Backend, BackendNotFoundError, load_backend
+from regcore.backend import OPTIMIZERS
 from regcore_conformance.cases import TERM_CASES, scenario_specs
 from regcore_conformance.report import Record, Report
 from regcore_conformance.scenarios import SCENARIOS
@@ -105,6 +106,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("native_path", list(backend.native_paths) or [pytest.param(
             None, id="none", marks=pytest.mark.skip(
                 reason=f"{backend.name}: declares no native translations"))])
+    if "optimizer" in names:
+        metafunc.parametrize("optimizer", OPTIMIZERS)
     if "linear_scenario" in names:
         metafunc.parametrize("linear_scenario", LINEAR_SCENARIOS)
 

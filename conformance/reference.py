@@ -39,8 +39,8 @@ def loss_and_grads(scenario: str, spec: str) -> tuple[np.ndarray, dict[str, np.n
 
 
 @cache
-def sgd(scenario: str, spec: str) -> dict[str, np.ndarray]:
+def train(scenario: str, spec: str, optimizer: str) -> dict[str, np.ndarray]:
     s = SCENARIOS[scenario]
     x, y = s.data()
-    return REFERENCE.sgd(s.model, scenario_plan(scenario, spec), s.initial_params(), x, y,
-                         lr=s.lr, steps=s.steps)
+    return REFERENCE.train(s.model, scenario_plan(scenario, spec), s.initial_params(), x, y,
+                           optimizer=s.optimizer(optimizer), steps=s.steps)

@@ -12,7 +12,7 @@ from functools import cache
 
 import numpy as np
 
-from regcore import ModelSpec
+from regcore import ModelSpec, Optimizer
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,11 @@ class Scenario:
     seed: int
     lr: float
     steps: int
+    adam_lr: float = 0.01
+
+    def optimizer(self, name: str) -> Optimizer:
+        """The trajectory check's optimizer: plain SGD at ``lr`` or Adam at ``adam_lr``."""
+        return Optimizer(name, self.lr if name == "sgd" else self.adam_lr)
 
     @property
     def classification(self) -> bool:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 from sklearn.linear_model import Ridge
 
-from regcore import L2, ModelSpec, Rule, Spec, convert
+from regcore import L2, ModelSpec, Optimizer, Rule, Spec, convert
 from regcore_conformance import reference
 from regcore_conformance.scenarios import SCENARIOS
 from regcore_conformance.tolerance import UNIT_ROUNDOFF, Bound, gamma, network_chain
@@ -63,11 +63,12 @@ def test_ridge_oracles(backend, device, dtype, linear_scenario, checker):
 
     spec = Spec(penalties=(Rule(RIDGE_COEF[linear_scenario]),))
     plan = spec.resolve(scenario.model.params())
-    final = backend.sgd(
+    final = backend.train(
         scenario.model, plan,
         {k: backend.asarray(v, dtype=dtype, device=device) for k, v in params0.items()},
         backend.asarray(x, dtype=dtype, device=device),
-        backend.asarray(y, dtype=dtype, device=device), lr=float(1 / big_l), steps=steps,
+        backend.asarray(y, dtype=dtype, device=device),
+        optimizer=Optimizer("sgd", float(1 / big_l)), steps=steps,
     )
     got = np.concatenate([np.asarray(backend.to_numpy(final["dense_0.kernel"])).ravel(),
                           np.asarray(backend.to_numpy(final["dense_0.bias"])).ravel()])

@@ -35,18 +35,24 @@ def test_loss_and_gradients(backend, device, dtype, scenario_case, checker):
     check.verify()
 
 
-def test_sgd_trajectory(backend, device, dtype, scenario_case, checker):
+def test_trajectory(backend, device, dtype, optimizer, scenario_case, checker):
+    """K full-batch steps of plain SGD or Adam (decoupled decay before each update)."""
     name, spec = scenario_case
     scenario = SCENARIOS[name]
     check = checker(device=device, dtype=dtype, scenario=name, case=spec)
     params, x, y = _inputs(backend, scenario, device, dtype)
-    final = backend.sgd(scenario.model, reference.scenario_plan(name, spec), params, x, y,
-                        lr=scenario.lr, steps=scenario.steps)
-    ref = reference.sgd(name, spec)
+    final = backend.train(scenario.model, reference.scenario_plan(name, spec), params, x, y,
+                          optimizer=scenario.optimizer(optimizer), steps=scenario.steps)
+    compare_trajectory(check, backend, f"{optimizer}_{scenario.steps}_steps", final,
+                       reference.train(name, spec, optimizer), scenario, dtype)
+    check.verify()
+
+
+def compare_trajectory(check, backend, label, final, ref, scenario, dtype) -> None:
+    """Every parameter after the steps against the reference, normwise over the case."""
     tol = Tolerance(dtype, network_chain(scenario.model.sizes, scenario.batch_size),
                     steps=scenario.steps)
     floor = max(float(np.max(np.abs(p))) for p in ref.values())
     for pname, ref_p in ref.items():
-        check.compare(f"sgd_{scenario.steps}_steps:{pname}", backend.to_numpy(final[pname]),
-                      ref_p, tol, scale_floor=floor)
-    check.verify()
+        check.compare(f"{label}:{pname}", backend.to_numpy(final[pname]), ref_p, tol,
+                      scale_floor=floor)

@@ -3,7 +3,7 @@
 Importing regcore imports no framework (no torch, tensorflow, jax or keras) and not NumPy.
 """
 
-from regcore.backend import Backend, ModelSpec
+from regcore.backend import Backend, ModelSpec, Optimizer
 from regcore.conventions import CONVENTIONS, Convention
 from regcore.decay import DecoupledWeightDecay
 from regcore.errors import SpecError
@@ -29,6 +29,7 @@ __all__ = [
     "ElasticNet",
     "GroupLasso",
     "ModelSpec",
+    "Optimizer",
     "Orthogonal",
     "ParamInfo",
     "Plan",

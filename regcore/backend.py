@@ -24,6 +24,30 @@ from regcore.spec import Plan, Spec
 
 ACTIVATIONS = ("tanh", "relu")
 LOSSES = ("mse", "half_mse", "softmax_xent")
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """Full-batch training steps as torch defines them (no momentum, no amsgrad).
+
+    ``sgd``: ``p ← p − lr·g``. ``adam``: torch's Adam with ``betas`` and ``eps`` (``m̂/(√v̂ + ε)``
+    with bias correction). ``g`` is the gradient of data loss plus penalty, so a coupled L2 term is
+    Adam's ``weight_decay``; the plan's decoupled decay ``p ← p − lr·rate·p`` is applied before
+    each update, AdamW's order, so Adam plus decoupled decay is AdamW.
+    """
+
+    name: str
+    lr: float
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        _validate.choice("optimizer.name", self.name, OPTIMIZERS)
+        _validate.coefficient("optimizer.lr", self.lr)
+        for beta in self.betas:
+            _validate.fraction("optimizer.betas", beta)
+        _validate.coefficient("optimizer.eps", self.eps)
 
 
 @dataclass(frozen=True)
@@ -81,7 +105,7 @@ class Backend(abc.ABC):
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     #: Floating dtypes the backend supports.
     dtypes: ClassVar[tuple[str, ...]] = ("float64", "float32")
-    #: Native translations :meth:`native_sgd` can train through (optional capability).
+    #: Native translations :meth:`native_train` can train through (optional capability).
     native_paths: ClassVar[tuple[str, ...]] = ()
 
     def device_available(self, device: str) -> bool:
@@ -111,18 +135,18 @@ class Backend(abc.ABC):
         """Data loss plus penalty on ``(x, y)``, and its gradient for every parameter."""
 
     @abc.abstractmethod
-    def sgd(
+    def train(
         self, model: ModelSpec, plan: Plan, params: Mapping[str, Any], x: Any, y: Any,
-        *, lr: float, steps: int,
+        *, optimizer: Optimizer, steps: int,
     ) -> dict[str, Any]:
-        """Parameters after ``steps`` full-batch steps of plain SGD on ``loss_and_grads``, with
-        the plan's decoupled decay ``p ← p − lr·rate·p`` applied at each step."""
+        """Parameters after ``steps`` full-batch steps of ``optimizer`` on ``loss_and_grads``,
+        with the plan's decoupled decay ``p ← p − lr·rate·p`` applied before each update."""
 
-    def native_sgd(
+    def native_train(
         self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, Any], x: Any, y: Any,
-        *, lr: float, steps: int,
+        *, optimizer: Optimizer, steps: int,
     ) -> dict[str, Any]:
-        """Optional: :meth:`sgd`, but with ``spec`` applied through the native translation
+        """Optional: :meth:`train`, but with ``spec`` applied through the native translation
         ``path`` (one of :attr:`native_paths`) on the framework's own model object. Returns the
         parameters under their canonical names and layout. Raise :class:`regcore.SpecError` where
         the translation cannot express ``spec``."""

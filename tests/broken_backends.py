@@ -5,6 +5,8 @@ Each one is the NumPy backend with one classic regularization bug injected.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from regcore import L1, L2
@@ -47,14 +49,22 @@ class DecayTwice(NumpyBackend):
 
     name = "decay_twice"
 
-    def sgd(self, model, plan, params, x, y, *, lr, steps):
-        params = {k: v.copy() for k, v in params.items()}
-        for _ in range(steps):
-            _, grads = self.loss_and_grads(model, plan, params, x, y)
-            for name, p in params.items():
-                rate = plan.decay.get(name)
-                if rate is not None:
-                    p *= p.dtype.type(1 - lr * rate)
-                    p *= p.dtype.type(1 - lr * rate)
-                p -= p.dtype.type(lr) * grads[name]
-        return params
+    def train(self, model, plan, params, x, y, *, optimizer, steps):
+        doubled = {name: 1 - (1 - optimizer.lr * rate) ** 2 for name, rate in plan.decay.items()}
+        rates = {name: value / optimizer.lr for name, value in doubled.items()}
+        return super().train(model, dataclasses.replace(plan, decay=rates), params, x, y,
+                             optimizer=optimizer, steps=steps)
+
+
+class AdamWForCoupledL2(NumpyBackend):
+    """The fused-Adam bug: coupled L2 (Adam's weight_decay) applied with the AdamW rule."""
+
+    name = "adamw_for_coupled_l2"
+
+    def train(self, model, plan, params, x, y, *, optimizer, steps):
+        if optimizer.name == "adam":
+            moved = {a.param: 2 * a.term.scaled()["coef"] for a in plan.penalties
+                     if isinstance(a.term, L2)}
+            kept = tuple(a for a in plan.penalties if not isinstance(a.term, L2))
+            plan = dataclasses.replace(plan, penalties=kept, decay={**plan.decay, **moved})
+        return super().train(model, plan, params, x, y, optimizer=optimizer, steps=steps)

@@ -34,8 +34,10 @@ def run_suite(tmp_path: Path, backend: str, *extra: str) -> tuple[subprocess.Com
          "subgradient_at_zero"),
         ("tests.broken_backends:SignOneAtZero", "test_loss_and_gradients and linreg_seed-l1_sum",
          "grad:dense_0.kernel"),
-        ("tests.broken_backends:DecayTwice", "test_sgd_trajectory and decoupled_decay",
+        ("tests.broken_backends:DecayTwice", "test_trajectory and sgd and decoupled_decay",
          "sgd_10_steps:dense_0.kernel"),
+        ("tests.broken_backends:AdamWForCoupledL2", "test_trajectory and adam and l2_sum",
+         "adam_10_steps:dense_0.kernel"),
     ],
 )
 def test_suite_fails_a_broken_backend(tmp_path, backend, selection, failing_check):
@@ -48,7 +50,8 @@ def test_suite_fails_a_broken_backend(tmp_path, backend, selection, failing_chec
 @pytest.mark.parametrize(
     "selection",
     ["test_penalty and l2_half", "test_loss_and_gradients and l2_sum",
-     "test_subgradient_at_zero and l1_sum", "test_sgd_trajectory and decoupled_decay"],
+     "test_subgradient_at_zero and l1_sum", "test_trajectory and sgd and decoupled_decay",
+     "test_trajectory and adam and l2_sum"],
 )
 def test_same_selection_passes_on_the_reference(tmp_path, selection):
     proc, report = run_suite(tmp_path, "regcore_adapters.numpy:NumpyBackend", "-k", selection)

@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from regcore import Backend, ModelSpec, Plan
+from regcore import Backend, ModelSpec, Optimizer, Plan
 from regcore_adapters.numpy.models import forward_backward
+from regcore_adapters.numpy.optim import Stepper
 from regcore_adapters.numpy.penalties import KERNELS
 
 
@@ -43,18 +44,15 @@ class NumpyBackend(Backend):
         penalty, pgrads = self.penalty(plan, params)
         return loss + penalty, {k: grads[k] + pgrads[k] for k in grads}
 
-    def sgd(
+    def train(
         self, model: ModelSpec, plan: Plan, params: Mapping[str, np.ndarray],
-        x: np.ndarray, y: np.ndarray, *, lr: float, steps: int,
+        x: np.ndarray, y: np.ndarray, *, optimizer: Optimizer, steps: int,
     ) -> dict[str, np.ndarray]:
         params = {k: v.copy() for k, v in params.items()}
+        stepper = Stepper(optimizer, plan.decay)
         for _ in range(steps):
             _, grads = self.loss_and_grads(model, plan, params, x, y)
-            for name, p in params.items():
-                rate = plan.decay.get(name)
-                if rate is not None:  # decoupled: p ← p − lr·rate·p, as AdamW
-                    p *= p.dtype.type(1 - lr * rate)
-                p -= p.dtype.type(lr) * grads[name]
+            stepper.step(params, grads)
         return params
 
 

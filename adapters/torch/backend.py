@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from regcore import Backend, ModelSpec, Plan, Spec
+from regcore import Backend, ModelSpec, Optimizer, Plan, Spec
 from regcore_adapters.torch import native_training
 from regcore_adapters.torch.models import objective
+from regcore_adapters.torch.optim import torch_optimizer
 from regcore_adapters.torch.penalties import KERNELS, accumulation_dtype
 
 
@@ -92,27 +93,28 @@ class TorchBackend(Backend):
         value = objective(model, leaves, x, y) + penalty_value(plan, leaves)
         return value.detach(), _grads(value, leaves)
 
-    def sgd(
+    def train(
         self, model: ModelSpec, plan: Plan, params: Mapping[str, torch.Tensor],
-        x: torch.Tensor, y: torch.Tensor, *, lr: float, steps: int,
+        x: torch.Tensor, y: torch.Tensor, *, optimizer: Optimizer, steps: int,
     ) -> dict[str, torch.Tensor]:
         """Each step: gradients at the current parameters; then, for decayed parameters,
-        ``p ← (1 − lr·rate)·p`` (as ``torch.optim.AdamW``); then the SGD step ``p ← p − lr·g``."""
+        ``p ← (1 − lr·rate)·p`` (as ``torch.optim.AdamW``); then ``torch.optim.SGD``/``Adam``."""
         leaves = _leaves(params)
-        opt = torch.optim.SGD(list(leaves.values()), lr=lr, momentum=0, weight_decay=0)
+        opt = torch_optimizer(optimizer, list(leaves.values()))
         for _ in range(steps):
             value = objective(model, leaves, x, y) + penalty_value(plan, leaves)
             for name, grad in _grads(value, leaves).items():
                 leaves[name].grad = grad
             with torch.no_grad():
                 for name, rate in plan.decay.items():
-                    leaves[name].mul_(1 - lr * rate)
+                    leaves[name].mul_(1 - optimizer.lr * rate)
             opt.step()
         return {k: v.detach() for k, v in leaves.items()}
 
-    def native_sgd(
+    def native_train(
         self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Tensor],
-        x: torch.Tensor, y: torch.Tensor, *, lr: float, steps: int,
+        x: torch.Tensor, y: torch.Tensor, *, optimizer: Optimizer, steps: int,
     ) -> dict[str, torch.Tensor]:
-        """``sgd`` through a native translation on an ``nn.Module`` (see ``native_training``)."""
-        return native_training.train(path, model, spec, params, x, y, lr=lr, steps=steps)
+        """``train`` through a native translation on an ``nn.Module`` (see ``native_training``)."""
+        return native_training.train(path, model, spec, params, x, y, optimizer=optimizer,
+                                     steps=steps)

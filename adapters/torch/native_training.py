@@ -1,10 +1,11 @@
 """The scenario network trained through each native translation, for the conformance suite.
 
 Every path starts from the same canonical parameters, builds :class:`DenseNet` (``nn.Linear``
-layers) and runs full-batch ``torch.optim.SGD``; only where the spec enters differs:
+layers) and runs full-batch ``torch.optim.SGD`` or ``Adam``; only where the spec enters differs:
 
 * ``loss_term``: ``loss = data + PenaltyLoss()``; decoupled decay by :class:`DecoupledDecay`;
-* ``param_groups``: ``loss = data``; penalty and decay are the optimizer's ``weight_decay``;
+* ``param_groups``: ``loss = data``; penalty and decay are the optimizer's ``weight_decay``
+  (SGD for SGD; Adam for coupled L2 and AdamW for decoupled decay);
 * ``grad_side``: ``loss = data``; :class:`GradientPenalty` after ``backward()``, then
   :class:`DecoupledDecay`.
 """
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 
 import torch
 
-from regcore import ModelSpec, Spec
+from regcore import ModelSpec, Optimizer, Spec
 from regcore_adapters.torch.models import DenseNet, data_loss
 from regcore_adapters.torch.native import (
     DecoupledDecay,
@@ -23,17 +24,27 @@ from regcore_adapters.torch.native import (
     PenaltyLoss,
     build_optimizer,
 )
+from regcore_adapters.torch.optim import torch_optimizer
 
 PATHS = ("loss_term", "param_groups", "grad_side")
 
 
+def _native_optimizer(optimizer: Optimizer, spec: Spec, net: DenseNet) -> torch.optim.Optimizer:
+    if optimizer.name == "sgd":
+        return build_optimizer(spec, net, torch.optim.SGD, lr=optimizer.lr)
+    cls = torch.optim.AdamW if spec.weight_decay else torch.optim.Adam
+    return build_optimizer(spec, net, cls, lr=optimizer.lr, betas=optimizer.betas,
+                           eps=optimizer.eps)
+
+
 def train(path: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Tensor],
-          x: torch.Tensor, y: torch.Tensor, *, lr: float, steps: int) -> dict[str, torch.Tensor]:
+          x: torch.Tensor, y: torch.Tensor, *, optimizer: Optimizer,
+          steps: int) -> dict[str, torch.Tensor]:
     net = DenseNet(model).load_canonical(params)
     if path == "param_groups":
-        opt = build_optimizer(spec, net, torch.optim.SGD, lr=lr)
+        opt = _native_optimizer(optimizer, spec, net)
     else:
-        opt = torch.optim.SGD(net.parameters(), lr=lr)
+        opt = torch_optimizer(optimizer, list(net.parameters()))
         decay = DecoupledDecay(spec, net)
     penalty = PenaltyLoss(spec, net) if path == "loss_term" else None
     grad_side = GradientPenalty(spec, net) if path == "grad_side" else None
@@ -46,6 +57,6 @@ def train(path: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Te
         if grad_side is not None:
             grad_side()
         if path != "param_groups":
-            decay.step(lr)
+            decay.step(optimizer.lr)
         opt.step()
     return net.canonical()
