@@ -60,7 +60,7 @@ def scenario_specs(scenario_name: str) -> dict[str, Spec]:
             weight_decay=(DecoupledWeightDecay(0.05, Select(roles=("bias",))),),
         ),
     }
-    if not s.classification:
+    if not s.classification and s.model.sizes[-1] == 1:  # scikit-learn forms: one target
         loss = s.model.loss
         specs["l2_sklearn_ridge"] = one(
             L2(0.5, convention="sklearn_ridge", n_samples=m, data_loss=loss)
@@ -96,12 +96,15 @@ class TermCase:
     term: Term
     shape: tuple[int, ...]
     zeros: tuple[tuple[slice | int, ...], ...] = ()
+    row_norms: tuple[tuple[int, float], ...] = ()  # (row, norm): rows rescaled to that norm
 
     def array(self) -> np.ndarray:
         rng = np.random.default_rng(_seed(self.name))
         w = rng.standard_normal(self.shape)
         for index in self.zeros:
             w[index] = 0.0
+        for row, norm in self.row_norms:
+            w[row] *= norm / np.linalg.norm(w[row])
         return w
 
 
@@ -143,5 +146,8 @@ TERM_CASES: dict[str, TermCase] = {
         TermCase("orthogonal_columns", Orthogonal(0.5, "columns", convention="sum"), (4, 6)),
         TermCase("orthogonal_rows_zero_row", Orthogonal(0.5, "rows", convention="sum"), (5, 4),
                  ((3, _ALL),)),
+        # Keras divides by max(‖v‖, 1e-7): one row just above ε (normalized), one below (clamped)
+        TermCase("orthogonal_rows_tiny_rows", Orthogonal(0.5, "rows", convention="sum"), (5, 4),
+                 row_norms=((1, 1e-5), (3, 1e-8))),
     )
 }

@@ -25,9 +25,9 @@ import pytest
 from regcore import Backend, BackendNotFoundError, load_backend
 from regcore.backend import OPTIMIZERS
 from regcore_conformance.cases import TERM_CASES, scenario_specs
+from regcore_conformance.checker import Checker
 from regcore_conformance.report import Record, Report
 from regcore_conformance.scenarios import SCENARIOS
-from regcore_conformance.tolerance import Tolerance
 
 SUITE_DTYPES = ("float64", "float32")
 LINEAR_SCENARIOS = tuple(n for n, s in SCENARIOS.items() if s.model.layers == 1)
@@ -46,7 +46,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     name = config.getoption("--regcore-backend")
-    state: dict[str, Any] = {"backend": None, "report": None}
+    state: dict[str, Any] = {"backend": None, "report": None, "failed_tests": set()}
     if name:
         try:
             backend = _load(name)
@@ -135,59 +135,58 @@ def _supported_combination(request: pytest.FixtureRequest) -> None:
             pytest.skip(f"{backend.name}: {params['dtype']} is not supported on {params['device']}")
 
 
-class Checker:
-    """Compares backend results with the reference, records every comparison, fails at the end
-    with all the comparisons that missed their tolerance."""
-
-    def __init__(self, report: Report, nodeid: str, **context: str) -> None:
-        self.report, self.nodeid, self.context = report, nodeid, context
-        self.failures: list[str] = []
-
-    def compare(self, check: str, actual: Any, expected: Any, tol: Tolerance,
-                scale_floor: float = 0.0) -> None:
-        actual = np.asarray(actual, dtype=np.float64)
-        expected = np.asarray(expected, dtype=np.float64)
-        if actual.shape != expected.shape:
-            self._record(check, np.inf, np.inf, 0.0, tol, "fail")
-            self.failures.append(f"{check}: shape {actual.shape} != {expected.shape}")
-            return
-        diff = np.abs(actual - expected)
-        max_abs = float(np.max(diff)) if diff.size else 0.0
-        if not np.all(np.isfinite(actual)):
-            max_abs = np.inf
-        scale = max(float(np.max(np.abs(expected))) if expected.size else 0.0, scale_floor)
-        error = 0.0 if max_abs == 0 else (max_abs / scale if scale > 0 else np.inf)
-        outcome = "pass" if error <= tol.value else "fail"
-        self._record(check, error, max_abs, scale, tol, outcome)
-        if outcome == "fail":
-            self.failures.append(
-                f"{check}: error {error:.3g} > tolerance {tol.value:.3g} "
-                f"({tol.describe()}; max abs {max_abs:.3g}, scale {scale:.3g})"
-            )
-
-    def _record(self, check: str, error: float, max_abs: float, scale: float, tol: Tolerance,
-                outcome: str) -> None:
-        self.report.add(Record(
-            backend=self.report.backend, check=check, error=float(error),
-            max_abs_error=float(max_abs), scale=float(scale), tolerance=tol.value,
-            tolerance_formula=tol.describe(), outcome=outcome, test=self.nodeid,
-            device=self.context.get("device", "-"), dtype=self.context.get("dtype", "-"),
-            scenario=self.context.get("scenario", "-"), case=self.context.get("case", "-"),
-        ))
-
-    def verify(self) -> None:
-        if self.failures:
-            pytest.fail("\n".join(self.failures), pytrace=False)
-
-
 @pytest.fixture
 def checker(request: pytest.FixtureRequest):
-    report: Report = request.config.stash[_STATE]["report"]
+    state = request.config.stash[_STATE]
 
     def make(**context: str) -> Checker:
-        return Checker(report, f"{request.node.module.__name__}::{request.node.name}", **context)
+        return Checker(state["report"], _test_id(request.node), state["failed_tests"], **context)
 
     return make
+
+
+def _test_id(item: pytest.Item) -> str:
+    return f"{item.module.__name__}::{item.name}"
+
+
+def _context(params: dict[str, Any]) -> dict[str, str]:
+    """Backend-neutral labels of a test's parameters, for records that no comparison made."""
+    scenario, case = "-", "-"
+    if "scenario_case" in params:
+        scenario, case = params["scenario_case"]
+    elif "linear_scenario" in params:
+        scenario, case = params["linear_scenario"], "ridge_oracle"
+    for key in ("term_case", "zero_term_case"):
+        if key in params:
+            scenario, case = "terms", params[key]
+    return {"device": str(params.get("device", "-")), "dtype": str(params.get("dtype", "-")),
+            "scenario": scenario, "case": case}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Skips and crashes land in the report too: a backend that raises is not green."""
+    rep = yield
+    state = item.config.stash.get(_STATE, None)
+    module = getattr(item, "module", None)
+    if not state or state["report"] is None or module is None or not _is_suite(module.__name__):
+        return rep
+    test = _test_id(item)
+    ctx = _context(getattr(getattr(item, "callspec", None), "params", {}))
+    if rep.skipped and rep.when in ("setup", "call"):
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        state["report"].add(Record(
+            backend=state["backend"].name, check="skipped", error=0.0, max_abs_error=0.0,
+            scale=0.0, tolerance=0.0, tolerance_formula="-", outcome="skip", test=test,
+            detail=reason.removeprefix("Skipped: "), **ctx))
+    elif rep.failed and test not in state["failed_tests"]:
+        state["failed_tests"].add(test)
+        lines = str(rep.longreprtext).strip().splitlines()
+        state["report"].add(Record(
+            backend=state["backend"].name, check=f"{rep.when}_error", error=float("inf"),
+            max_abs_error=float("inf"), scale=0.0, tolerance=0.0, tolerance_formula="-",
+            outcome="error", test=test, detail=lines[-1] if lines else "error", **ctx))
+    return rep
 
 
 def _report_path(config: pytest.Config, backend: str) -> Path:

@@ -28,11 +28,14 @@ class Record:
     scale: float
     tolerance: float
     tolerance_formula: str
-    outcome: str  # "pass" | "fail"
+    outcome: str  # "pass" | "fail" | "error" (the test crashed) | "skip" (with the reason)
     test: str
+    detail: str = ""  # the failure message or skip reason
 
     @property
     def ratio(self) -> float:
+        if self.outcome == "error":
+            return math.inf
         if self.error == 0:
             return 0.0
         return self.error / self.tolerance if self.tolerance > 0 else math.inf
@@ -50,9 +53,12 @@ class Report:
         self.records.append(record)
 
     def counts(self) -> dict[str, int]:
-        passed = sum(r.outcome == "pass" for r in self.records)
-        return {"checks": len(self.records), "passed": passed,
-                "failed": len(self.records) - passed}
+        """``checks`` counts comparisons and crashed tests; skips are counted apart."""
+        outcomes = [r.outcome for r in self.records]
+        skipped = outcomes.count("skip")
+        passed = outcomes.count("pass")
+        return {"checks": len(outcomes) - skipped, "passed": passed,
+                "failed": len(outcomes) - skipped - passed, "skipped": skipped}
 
     def write(self, path: Path, environment: dict[str, str]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,19 +78,21 @@ class Report:
 
     def summary_lines(self) -> list[str]:
         """One line per (device, dtype, scenario): checks, failures and worst error/tolerance."""
-        groups: dict[tuple[str, str, str], list[Record]] = defaultdict(list)
+        groups: dict[tuple[str, str, str, str], list[Record]] = defaultdict(list)
         for r in self.records:
-            groups[(r.device, r.dtype, r.scenario)].append(r)
-        header = f"{'backend':<8} {'device':<7} {'dtype':<8} {'scenario':<16} " \
-                 f"{'checks':>6} {'failed':>6} {'worst err/tol':>13}"
+            groups[(r.backend, r.device, r.dtype, r.scenario)].append(r)
+        header = (f"{'backend':<9} {'device':<6} {'dtype':<7} {'scenario':<16} {'checks':>6} "
+                  f"{'failed':>6} {'skipped':>7} {'worst err/tol':>13}")
         lines = [header, "-" * len(header)]
-        for (device, dtype, scenario), recs in sorted(groups.items()):
-            failed = sum(r.outcome != "pass" for r in recs)
-            worst = max(r.ratio for r in recs)
+        for (backend, device, dtype, scenario), recs in sorted(groups.items()):
+            run = [r for r in recs if r.outcome != "skip"]
+            failed = sum(r.outcome != "pass" for r in run)
+            worst = f"{max(r.ratio for r in run):.3g}" if run else "-"
             lines.append(
-                f"{self.backend:<8} {device:<7} {dtype:<8} {scenario:<16} "
-                f"{len(recs):>6} {failed:>6} {worst:>13.3g}"
+                f"{backend:<9} {device:<6} {dtype:<7} {scenario:<16} {len(run):>6} "
+                f"{failed:>6} {len(recs) - len(run):>7} {worst:>13}"
             )
         c = self.counts()
-        lines.append(f"total: {c['checks']} checks, {c['passed']} passed, {c['failed']} failed")
+        lines.append(f"total: {c['checks']} checks, {c['passed']} passed, {c['failed']} failed, "
+                     f"{c['skipped']} skipped tests")
         return lines

@@ -9,7 +9,11 @@ from regcore import SpecError
 from regcore_conformance import reference
 from regcore_conformance.cases import scenario_specs
 from regcore_conformance.scenarios import SCENARIOS
-from regcore_conformance.test_scenarios import _inputs, compare_trajectory
+from regcore_conformance.test_scenarios import (
+    _inputs,
+    check_inputs_unchanged,
+    compare_trajectory,
+)
 
 
 def test_native_training(backend, device, dtype, native_path, optimizer, scenario_case,
@@ -24,6 +28,7 @@ def test_native_training(backend, device, dtype, native_path, optimizer, scenari
     except SpecError as exc:
         pytest.skip(f"{backend.name} {native_path} cannot express {spec_name}: {exc}")
     check = checker(device=device, dtype=dtype, scenario=name, case=spec_name)
+    check_inputs_unchanged(check, backend, scenario, dtype, params, x)
     compare_trajectory(check, backend, f"native_{native_path}_{optimizer}", final,
                        reference.train(name, spec_name, optimizer), scenario, dtype)
     check.verify()

@@ -130,8 +130,8 @@ def test_reference_finite_differences(scenario_case, checker):
     x, y = scenario.data()
     worst = _finite_difference_check(scenario.model, reference.scenario_plan(name, spec),
                                      scenario.initial_params(), x, y)
-    check = checker(device="cpu", dtype="float64", scenario=name, case=spec)
-    check.compare("reference_finite_differences", worst, 0.0,
+    check = checker(backend="reference", device="cpu", dtype="float64", scenario=name, case=spec)
+    check.compare("reference_finite_differences", np.float64(worst), 0.0,
                   Bound(1.0, "per entry |FD-g| <= 2(|D(h)-D(2h)|/3 + gamma_n |f|/h)"),
                   scale_floor=1.0)
     check.verify()

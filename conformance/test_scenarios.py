@@ -18,6 +18,15 @@ def _inputs(backend, scenario, device, dtype):
             backend.asarray(y, dtype=label_dtype, device=device))
 
 
+def check_inputs_unchanged(check, backend, scenario, dtype, params, x) -> None:
+    """The call left the caller's parameters and data exactly as they were."""
+    given = np.concatenate([np.ravel(backend.to_numpy(p)) for p in params.values()]
+                           + [np.ravel(backend.to_numpy(x))])
+    original = np.concatenate([np.ravel(p) for p in scenario.initial_params().values()]
+                              + [np.ravel(scenario.data()[0])]).astype(dtype)
+    check.unchanged("inputs_unchanged", given, original)
+
+
 def test_loss_and_gradients(backend, device, dtype, scenario_case, checker):
     name, spec = scenario_case
     scenario = SCENARIOS[name]
@@ -25,6 +34,7 @@ def test_loss_and_gradients(backend, device, dtype, scenario_case, checker):
     params, x, y = _inputs(backend, scenario, device, dtype)
     loss, grads = backend.loss_and_grads(scenario.model, reference.scenario_plan(name, spec),
                                          params, x, y)
+    check_inputs_unchanged(check, backend, scenario, dtype, params, x)
     ref_loss, ref_grads = reference.loss_and_grads(name, spec)
     tol = Tolerance(dtype, network_chain(scenario.model.sizes, scenario.batch_size))
     check.compare("loss", backend.to_numpy(loss), ref_loss, tol)
@@ -43,6 +53,7 @@ def test_trajectory(backend, device, dtype, optimizer, scenario_case, checker):
     params, x, y = _inputs(backend, scenario, device, dtype)
     final = backend.train(scenario.model, reference.scenario_plan(name, spec), params, x, y,
                           optimizer=scenario.optimizer(optimizer), steps=scenario.steps)
+    check_inputs_unchanged(check, backend, scenario, dtype, params, x)
     compare_trajectory(check, backend, f"{optimizer}_{scenario.steps}_steps", final,
                        reference.train(name, spec, optimizer), scenario, dtype)
     check.verify()

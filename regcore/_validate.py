@@ -4,33 +4,64 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from collections.abc import Iterable
 
 from regcore.errors import SpecError
+
+SMALLEST_FLOAT = 5e-324
+"""The smallest positive float (``2**-1074``): a nonzero value below half of it rounds to 0.0."""
+
+
+def show(value: object) -> str:
+    """``repr(value)`` for a message; an integer too long to print usefully (``10**400``, or past
+    Python's int-to-string digit limit) is shown by its size instead."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        magnitude = abs(int(value))
+        if magnitude >= 10**30:
+            sign = "-" if value < 0 else ""
+            return f"an integer of about {sign}1e{math.floor(math.log10(magnitude))}"
+    try:
+        return repr(value)
+    except ValueError:  # e.g. a Fraction whose numerator is past the digit limit
+        return f"a {type(value).__name__} too long to print"
 
 
 def coefficient(field: str, value: object) -> float:
     """A finite, non-negative real coefficient as a Python float.
 
     ``bool`` is refused (``True`` is an int to Python but never a meant coefficient), as are
-    strings, ``None``, NaN, infinities and negative numbers.
+    strings, ``None``, NaN, infinities, negative numbers, numbers beyond the largest float (an int
+    such as ``10**400``) and nonzero numbers that would round to 0.0 (``Fraction(1, 10**400)``).
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise SpecError(f"{field}: expected a non-negative real number, got {value!r}")
-    as_float = float(value)
+        raise SpecError(f"{field}: expected a non-negative real number, got {show(value)}")
+    try:
+        as_float = float(value)
+    except OverflowError:  # an int or Fraction too large for a float
+        if value < 0:
+            raise SpecError(f"{field}: must be >= 0, got {show(value)}") from None
+        raise SpecError(
+            f"{field}: exceeds the largest float ({sys.float_info.max!r}), got {show(value)}"
+        ) from None
     if math.isnan(as_float) or math.isinf(as_float):
-        raise SpecError(f"{field}: must be finite, got {value!r}")
-    if as_float < 0:
-        raise SpecError(f"{field}: must be >= 0, got {value!r}")
+        raise SpecError(f"{field}: must be finite, got {show(value)}")
+    if as_float < 0 or value < 0:
+        raise SpecError(f"{field}: must be >= 0, got {show(value)}")
+    if as_float == 0 and value != 0:
+        raise SpecError(
+            f"{field}: nonzero but below the smallest float ({SMALLEST_FLOAT!r}), so it would "
+            f"round to 0.0, got {show(value)}"
+        )
     return as_float
 
 
 def positive_int(field: str, value: object) -> int:
-    """A strictly positive ``int`` (batch sizes, sample counts)."""
+    """A strictly positive ``int`` (batch sizes, sample counts); any size, kept exact."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise SpecError(f"{field}: expected a positive integer, got {value!r}")
+        raise SpecError(f"{field}: expected a positive integer, got {show(value)}")
     if value <= 0:
-        raise SpecError(f"{field}: must be > 0, got {value!r}")
+        raise SpecError(f"{field}: must be > 0, got {show(value)}")
     return int(value)
 
 
@@ -38,7 +69,7 @@ def fraction(field: str, value: object) -> float:
     """A real number in [0, 1] (mixing ratios such as scikit-learn's ``l1_ratio``)."""
     as_float = coefficient(field, value)
     if as_float > 1:
-        raise SpecError(f"{field}: must be in [0, 1], got {value!r}")
+        raise SpecError(f"{field}: must be in [0, 1], got {show(value)}")
     return as_float
 
 

@@ -13,7 +13,7 @@ with the same parameter names (``dense_{i}.kernel`` of shape ``(fan_in, fan_out)
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -67,11 +67,12 @@ class ModelSpec:
     loss: str
 
     def __post_init__(self) -> None:
-        sizes = tuple(self.sizes)
+        if isinstance(self.sizes, (str, bytes)) or not isinstance(self.sizes, Sequence):
+            raise SpecError(f"model.sizes: expected a list of layer sizes, got {self.sizes!r}")
+        sizes = tuple(_validate.positive_int(f"model.sizes[{i}]", size)
+                      for i, size in enumerate(self.sizes))
         if len(sizes) < 2:
             raise SpecError(f"model.sizes: need at least input and output sizes, got {sizes!r}")
-        for size in sizes:
-            _validate.positive_int("model.sizes", size)
         object.__setattr__(self, "sizes", sizes)
         if len(sizes) > 2:
             _validate.choice("model.activation", self.activation, ACTIVATIONS)

@@ -18,16 +18,18 @@ convention              Σw² coefficient λ     Σ|w| coefficient   who writes 
 ``sklearn_elasticnet``  l2·Σw² (mse)          2·l1·Σ|w| (mse)    ``ElasticNet(alpha, ρ)``
 ======================  ====================  =================  ===========================
 
-The scikit-learn forms are statements about a whole objective, so they need the data loss the
-penalty is added to: ``data_loss="mse"`` (``mean((y-ŷ)²)``: torch ``MSELoss``, Keras ``"mse"``) or
-``"half_mse"`` (``1/(2n)·Σ(y-ŷ)²``: the seeds, scikit-learn's Lasso). The factors above are for
-``mse``; with ``half_mse`` every scikit-learn factor is halved. For the elastic net ``l1 = α·ρ`` and
+The scikit-learn forms are statements about a whole objective for one target (``y`` of shape
+``(n,)``), so they need the data loss the penalty is added to: ``data_loss="mse"``
+(``mean((y-ŷ)²)``: torch ``MSELoss``, Keras ``"mse"``) or ``"half_mse"`` (``1/(2n)·Σ(y-ŷ)²``: the
+seeds, scikit-learn's Lasso). The factors above are for ``mse``; with ``half_mse`` every
+scikit-learn factor is halved. For the elastic net ``l1 = α·ρ`` and
 ``l2 = α·(1-ρ)`` (see :meth:`regcore.ElasticNet.from_sklearn`).
 
 Conversions multiply exact rationals and round once, so a factor that is a power of two
 (``sum``/``half``/``torch_weight_decay``/the scikit-learn Lasso and ElasticNet forms) converts
 bit-for-bit (barring underflow below the normal range), and a factor with ``m`` or ``n`` gives the
-correctly rounded float. A result too large for a float is a :class:`SpecError`.
+correctly rounded float. A result too large for a float, or a nonzero one that would round to
+0.0 (silently dropping the penalty), is a :class:`SpecError`.
 """
 
 from __future__ import annotations
@@ -108,7 +110,8 @@ def check_params(
                 cleaned[name] = _validate.positive_int(f"{owner}.{name}", value)
         elif value is not None:
             raise SpecError(
-                f"{owner}.{name}: convention {convention!r} does not use {name} (got {value!r})"
+                f"{owner}.{name}: convention {convention!r} does not use {name} "
+                f"(got {_validate.show(value)})"
             )
     return cleaned
 

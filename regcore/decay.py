@@ -11,9 +11,10 @@ from regcore.selection import DEFAULT_SELECT, Select
 
 @dataclass(frozen=True)
 class DecoupledWeightDecay:
-    """AdamW-style decay applied by the optimizer after (beside) the gradient step::
+    """AdamW-style decay, applied by the optimizer to each selected parameter before its update,
+    with the gradient taken at the undecayed parameter::
 
-        p ← p − lr · rate · p
+        p ← p − lr · rate · p,   then   p ← p − lr · update(∇L(p_old))
 
     as torch ``AdamW(weight_decay=rate)`` and Keras optimizers' ``weight_decay=rate`` do (the decay
     is multiplied by the learning rate). It adds nothing to the loss and nothing to the gradient,

@@ -7,6 +7,7 @@ Listing reads package metadata only; a backend's module (and framework) is impor
 
 from __future__ import annotations
 
+import inspect
 from importlib.metadata import entry_points
 
 from regcore.backend import Backend
@@ -24,14 +25,37 @@ def available_backends() -> list[str]:
 
 
 def load_backend(name: str) -> Backend:
-    """An instance of the backend registered as ``name``."""
+    """An instance of the backend registered as ``name``.
+
+    Raises :class:`BackendNotFoundError` when no backend has that name (listing the installed
+    ones), when its module cannot be imported (a framework that is not installed: the message
+    gives the import error and the extra to install, ``pip install "regcore[<name>]"``), and when
+    the entry point is not a :class:`regcore.Backend` subclass or leaves abstract methods
+    unimplemented.
+    """
     matches = [ep for ep in entry_points(group=GROUP) if ep.name == name]
     if not matches:
         known = ", ".join(available_backends()) or "none"
         raise BackendNotFoundError(f"unknown backend {name!r}; installed: {known}")
-    cls = matches[0].load()
+    try:
+        cls = matches[0].load()
+    except ImportError as exc:
+        raise BackendNotFoundError(
+            f"backend {name!r} ({matches[0].value}) cannot be imported: {exc}; install what it "
+            f'needs with: pip install "regcore[{name}]"'
+        ) from exc
+    except AttributeError as exc:
+        raise BackendNotFoundError(
+            f"backend {name!r}: entry point {matches[0].value} names nothing: {exc}"
+        ) from exc
     if not (isinstance(cls, type) and issubclass(cls, Backend)):
         raise BackendNotFoundError(
             f"entry point {name!r} = {matches[0].value} is not a regcore.Backend subclass"
+        )
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(cls.__abstractmethods__))
+        raise BackendNotFoundError(
+            f"entry point {name!r} = {matches[0].value} is an abstract regcore.Backend: it does "
+            f"not implement {missing}"
         )
     return cls()

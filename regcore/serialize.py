@@ -34,7 +34,10 @@ SCHEMA_VERSION = 1
 
 
 def to_dict(spec: Spec) -> dict[str, Any]:
-    """A JSON-compatible dict for ``spec`` (every selection written out)."""
+    """A JSON-compatible dict for ``spec`` (every selection written out); anything but a
+    :class:`Spec` is a :class:`SpecError`."""
+    if not isinstance(spec, Spec):
+        raise SpecError(f"spec: expected a regcore.Spec, got {type(spec).__name__} {spec!r}")
     return {
         "schema_version": SCHEMA_VERSION,
         "penalties": [
@@ -73,6 +76,7 @@ def from_dict(data: object) -> Spec:
 
 
 def to_json(spec: Spec, **kwargs: Any) -> str:
+    """:func:`to_dict` as JSON text; ``kwargs`` go to :func:`json.dumps` (``indent=2``...)."""
     return json.dumps(to_dict(spec), **kwargs)
 
 

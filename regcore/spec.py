@@ -92,8 +92,12 @@ class Spec:
         object.__setattr__(self, "weight_decay", decay)
 
     def resolve(self, params: Iterable[ParamInfo]) -> Plan:
-        """Match every rule against ``params``; raise :class:`SpecError` on the cases above."""
-        params = tuple(params)
+        """Match every rule against ``params``; raise :class:`SpecError` on the cases above.
+
+        ``params`` is any iterable of :class:`regcore.ParamInfo` (e.g. ``ModelSpec.params()``);
+        anything else (``None``, a non-iterable, an item of another type) is a :class:`SpecError`.
+        """
+        params = _params("params", params)
         names = [p.name for p in params]
         if len(set(names)) != len(names):
             dup = sorted({n for n in names if names.count(n) > 1})
@@ -133,6 +137,25 @@ def _select(where: str, select: Select, params: Sequence[ParamInfo]) -> list[Par
             f"{where}: {select.describe()} selects no parameter; available: {available}"
         )
     return chosen
+
+
+def _params(field_name: str, value: object) -> tuple[ParamInfo, ...]:
+    if isinstance(value, (str, bytes)):
+        raise SpecError(f"{field_name}: expected an iterable of regcore.ParamInfo, got {value!r}")
+    try:
+        iterator = iter(value)
+    except TypeError:
+        raise SpecError(
+            f"{field_name}: expected an iterable of regcore.ParamInfo, got {value!r}"
+        ) from None
+    items = tuple(iterator)
+    for i, item in enumerate(items):
+        if not isinstance(item, ParamInfo):
+            raise SpecError(
+                f"{field_name}[{i}]: expected a regcore.ParamInfo, got {type(item).__name__} "
+                f"{item!r}"
+            )
+    return items
 
 
 def _as_tuple(field_name: str, value: object) -> tuple:

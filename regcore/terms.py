@@ -9,6 +9,7 @@ form that backends evaluate.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
 from fractions import Fraction
 from typing import ClassVar
@@ -50,7 +51,7 @@ class Term:
         cleaned = check_params(self.kind, self.convention, self.conventions, params)
         for name in params:
             object.__setattr__(self, name, cleaned.get(name))
-        self.scaled()  # a coefficient whose sum form overflows is refused here
+        self.scaled()  # a coefficient whose sum form overflows or rounds to 0.0 is refused here
 
     def __repr__(self) -> str:
         coefs = ", ".join(repr(getattr(self, n)) for n in self.coefficients)
@@ -67,9 +68,18 @@ class Term:
         return tuple(Fraction(1) for _ in self.coefficients)
 
     def scaled(self) -> dict[str, float]:
-        """Coefficients in the canonical ``sum`` form: ``k * coef``, rounded once."""
+        """Coefficients in the canonical ``sum`` form: ``k * coef``, rounded once.
+
+        A result too large for a float, or a nonzero one that rounds to 0.0 (which would drop the
+        penalty), raises :class:`SpecError`; :meth:`__post_init__` calls this, so such a term is
+        never built.
+        """
         return {
-            name: rounded(f"{self.kind}.{name}", k * exact(getattr(self, name)))
+            name: _rounded(
+                f"{self.kind}.{name}", k * exact(getattr(self, name)),
+                lambda name=name: f"{getattr(self, name)!r} in the {self.convention!r} "
+                                  f"convention{_numbers_text(self)}, scaled to the sum form,",
+            )
             for name, k in zip(self.coefficients, self._factors(), strict=True)
         }
 
@@ -87,7 +97,8 @@ def convert(term: Term, to: str, **params: object) -> Term:
 
     The penalty value is preserved exactly: coefficients are multiplied as exact rationals and
     rounded once. A convention the term has no form in raises :class:`SpecError` with the reason,
-    e.g. ``convert(L1(0.1, convention="sum"), "torch_weight_decay")``.
+    e.g. ``convert(L1(0.1, convention="sum"), "torch_weight_decay")``, and so does a converted
+    coefficient too large for a float or a nonzero one that rounds to 0.0.
     """
     if not isinstance(term, Term):
         raise SpecError(f"convert: expected a penalty term, got {term!r}")
@@ -103,12 +114,38 @@ def convert(term: Term, to: str, **params: object) -> Term:
     fields.update(dict.fromkeys(term.coefficients, 0.0))
     target = type(term)(**fields)  # validates `to` and its numbers; coefficients come next
     coefs = {
-        name: rounded(f"{term.kind}.{name}", exact(getattr(term, name)) * k_from / k_to)
+        name: _rounded(
+            f"{term.kind}.{name}", exact(getattr(term, name)) * k_from / k_to,
+            lambda name=name: f"{getattr(term, name)!r} converted from {term.convention!r} to "
+                              f"{to!r}{_numbers_text(target)}",
+        )
         for name, k_from, k_to in zip(
             term.coefficients, term._factors(), target._factors(), strict=True
         )
     }
     return dataclasses.replace(target, **coefs)
+
+
+def _rounded(field: str, value: Fraction, what: Callable[[], str]) -> float:
+    """:func:`~regcore.conventions.rounded`, also refusing a nonzero ``value`` that rounds to 0.0:
+    the penalty would silently vanish. ``what()`` describes the value for the message."""
+    result = rounded(field, value)
+    if result == 0 and value != 0:
+        raise SpecError(
+            f"{field}: {what()} is nonzero but below the smallest float "
+            f"({_validate.SMALLEST_FLOAT!r}); it would round to 0.0 and drop the penalty"
+        )
+    return result
+
+
+def _numbers_text(term: Term) -> str:
+    """`` with batch_size=32`` etc.: the numbers of a term's convention, for messages."""
+    numbers = [
+        f"{name}={_validate.show(value)}"
+        for name in PARAM_NAMES
+        if (value := getattr(term, name)) is not None
+    ]
+    return f" with {', '.join(numbers)}" if numbers else ""
 
 
 @dataclass(frozen=True, repr=False)
@@ -185,8 +222,10 @@ class ElasticNet(Term):
         """scikit-learn's ``ElasticNet(alpha, l1_ratio)`` added to ``data_loss``."""
         alpha = _validate.coefficient("elastic_net.alpha", alpha)
         ratio = _validate.fraction("elastic_net.l1_ratio", l1_ratio)
-        l1 = rounded("elastic_net.l1", exact(alpha) * exact(ratio))
-        l2 = rounded("elastic_net.l2", exact(alpha) * (1 - exact(ratio)))
+        l1 = _rounded("elastic_net.l1", exact(alpha) * exact(ratio),
+                      lambda: f"alpha {alpha!r} times l1_ratio {ratio!r}")
+        l2 = _rounded("elastic_net.l2", exact(alpha) * (1 - exact(ratio)),
+                      lambda: f"alpha {alpha!r} times (1 - l1_ratio {ratio!r})")
         return cls(l1, l2, convention="sklearn_elasticnet", data_loss=data_loss)
 
 

@@ -68,3 +68,34 @@ class AdamWForCoupledL2(NumpyBackend):
             kept = tuple(a for a in plan.penalties if not isinstance(a.term, L2))
             plan = dataclasses.replace(plan, penalties=kept, decay={**plan.decay, **moved})
         return super().train(model, plan, params, x, y, optimizer=optimizer, steps=steps)
+
+
+class CrashesInTrain(NumpyBackend):
+    """A backend that raises: its report must not come out green."""
+
+    name = "crashes_in_train"
+
+    def train(self, model, plan, params, x, y, *, optimizer, steps):
+        raise RuntimeError("training is broken")
+
+
+class Float64Always(NumpyBackend):
+    """Ignores the requested dtype and computes everything in float64."""
+
+    name = "float64_always"
+
+    def asarray(self, array, *, dtype, device):
+        return super().asarray(array, dtype="float64" if dtype == "float32" else dtype,
+                               device=device)
+
+
+class UpdatesInPlace(NumpyBackend):
+    """Trains the caller's arrays in place instead of copies."""
+
+    name = "updates_in_place"
+
+    def train(self, model, plan, params, x, y, *, optimizer, steps):
+        final = super().train(model, plan, params, x, y, optimizer=optimizer, steps=steps)
+        for name, value in final.items():
+            params[name][...] = value
+        return final

@@ -38,13 +38,18 @@ def run_suite(tmp_path: Path, backend: str, *extra: str) -> tuple[subprocess.Com
          "sgd_10_steps:dense_0.kernel"),
         ("tests.broken_backends:AdamWForCoupledL2", "test_trajectory and adam and l2_sum",
          "adam_10_steps:dense_0.kernel"),
+        ("tests.broken_backends:CrashesInTrain", "test_trajectory and l2_sum", "call_error"),
+        ("tests.broken_backends:Float64Always", "test_penalty and float32 and l2_half", "penalty"),
+        ("tests.broken_backends:UpdatesInPlace", "test_trajectory and sgd and l2_sum",
+         "inputs_unchanged"),
     ],
 )
 def test_suite_fails_a_broken_backend(tmp_path, backend, selection, failing_check):
     proc, report = run_suite(tmp_path, backend, "-k", selection)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
-    failed = {r["check"] for r in report["records"] if r["outcome"] == "fail"}
+    failed = {r["check"] for r in report["records"] if r["outcome"] in ("fail", "error")}
     assert failing_check in failed, failed
+    assert report["summary"]["failed"] > 0
 
 
 @pytest.mark.parametrize(

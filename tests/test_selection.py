@@ -15,6 +15,7 @@ from regcore import (
     Assignment,
     DecoupledWeightDecay,
     GroupLasso,
+    ModelSpec,
     Orthogonal,
     ParamInfo,
     Plan,
@@ -328,3 +329,80 @@ def test_duplicate_parameter_names():
 
 def test_empty_spec_resolves_to_empty_plan():
     assert Spec().resolve(PARAMS) == Plan(PARAMS, (), {})
+
+
+# -- Spec.resolve takes ParamInfo only -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("params", [None, 5, 2.5, "dense_0.kernel", b"w",
+                                    L2(0.1, convention="sum")], ids=repr)
+def test_resolve_rejects_a_non_iterable(params):
+    pattern = (r"^params: expected an iterable of regcore\.ParamInfo, got "
+               rf"{re.escape(repr(params))}$")
+    with pytest.raises(SpecError, match=pattern):
+        Spec(penalties=[Rule(L2(0.1, convention="sum"))]).resolve(params)
+
+
+@pytest.mark.parametrize(
+    ("item", "type_name"),
+    [
+        (("w", (2, 2), "weight"), "tuple"),
+        ({"name": "w", "shape": (2, 2), "role": "weight"}, "dict"),
+        ("dense_0.kernel", "str"),
+        (None, "NoneType"),
+        (np.zeros((2, 2)), "ndarray"),
+    ],
+    ids=["tuple", "dict", "str", "None", "array"],
+)
+def test_resolve_rejects_an_item_that_is_not_a_param_info(item, type_name):
+    params = [PARAMS[0], PARAMS[1], item]
+    pattern = rf"^params\[2\]: expected a regcore\.ParamInfo, got {type_name} "
+    with pytest.raises(SpecError, match=pattern):
+        Spec(penalties=[Rule(L2(0.1, convention="sum"))]).resolve(params)
+    with pytest.raises(SpecError, match=pattern):
+        Spec().resolve(iter(params))  # checked even when no rule would look at it
+
+
+def test_resolve_rejects_a_dict_of_params():
+    # iterating a dict gives its keys: names, not ParamInfo
+    with pytest.raises(SpecError, match=r"^params\[0\]: expected a regcore\.ParamInfo, got str "
+                                        r"'embed\.table'$"):
+        Spec().resolve({p.name: p for p in PARAMS})
+
+
+# -- ModelSpec -----------------------------------------------------------------------------------
+
+
+def test_model_spec_params():
+    model = ModelSpec([4, np.int64(3)], None, "mse")
+    assert model.sizes == (4, 3) and all(type(s) is int for s in model.sizes)
+    assert model.params() == (ParamInfo("dense_0.kernel", (4, 3), "weight"),
+                              ParamInfo("dense_0.bias", (3,), "bias"))
+    assert Spec(penalties=[Rule(L2(0.1, convention="sum"))]).resolve(model.params()).penalties \
+        == (Assignment("dense_0.kernel", L2(0.1, convention="sum"), 0),)
+
+
+@pytest.mark.parametrize("sizes", [5, None, 4.0, "43", b"43", {4, 3}, {4: 3}, iter((4, 3))],
+                         ids=["int", "None", "float", "str", "bytes", "set", "dict", "iterator"])
+def test_model_spec_sizes_not_a_sequence(sizes):
+    pattern = r"^model\.sizes: expected a list of layer sizes, got "
+    with pytest.raises(SpecError, match=pattern):
+        ModelSpec(sizes, None, "mse")
+
+
+@pytest.mark.parametrize(
+    ("sizes", "index", "value"),
+    [((4, 3.0), 1, "3.0"), ([4, "3"], 1, "'3'"), ((None, 3), 0, "None"), ((4, True), 1, "True"),
+     ((4, 0, 3), 1, "0"), ((4, -3), 1, "-3"), ((4, 2.5, 3), 1, "2.5")],
+    ids=repr,
+)
+def test_model_spec_sizes_not_positive_ints(sizes, index, value):
+    pattern = rf"^model\.sizes\[{index}\]: .*{re.escape(value)}$"
+    with pytest.raises(SpecError, match=pattern):
+        ModelSpec(sizes, "tanh" if len(sizes) > 2 else None, "mse")
+
+
+@pytest.mark.parametrize("sizes", [(), (4,), []])
+def test_model_spec_needs_two_sizes(sizes):
+    with pytest.raises(SpecError, match=r"^model\.sizes: need at least input and output sizes"):
+        ModelSpec(sizes, None, "mse")

@@ -330,3 +330,63 @@ def test_from_json_valid_json_but_not_a_spec():
         from_json("1")
     with pytest.raises(SpecError, match=r"^spec\.schema_version: missing$"):
         from_json("{}")
+
+
+# -- numbers beyond the float range in JSON ------------------------------------------------------
+
+BIG = 10**400  # json.dumps writes its 401 digits; json.loads gives an int that float() rejects
+
+
+def _term_json(**term):
+    return json.dumps({"schema_version": 1, "penalties": [{"term": term}]})
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        (_term_json(kind="l2", coef=BIG, convention="sum"),
+         r"^penalties\[0\]\.term\.coef: exceeds the largest float "
+         r"\(1\.7976931348623157e\+308\), got an integer of about 1e400$"),
+        (_term_json(kind="elastic_net", l1=0.1, l2=-BIG, convention="half"),
+         r"^penalties\[0\]\.term\.l2: must be >= 0, got an integer of about -1e400$"),
+        (json.dumps({"schema_version": 1, "weight_decay": [{"rate": 0.1}, {"rate": BIG}]}),
+         r"^weight_decay\[1\]\.rate: exceeds the largest float .*, got an integer of about "
+         r"1e400$"),
+        (_term_json(kind="l2", coef=1, convention="batch_mean", batch_size=BIG),
+         r"^penalties\[0\]\.term\.coef: 1\.0 in the 'batch_mean' convention with "
+         r"batch_size=an integer of about 1e400, scaled to the sum form, is nonzero but below "
+         r"the smallest float"),
+        (_term_json(kind="l2", coef=5e-324, convention="half"),
+         r"^penalties\[0\]\.term\.coef: 5e-324 in the 'half' convention, scaled to the sum "
+         r"form, is nonzero but below the smallest float \(5e-324\); it would round to 0\.0"),
+    ],
+    ids=["coef 1e400", "l2 -1e400", "rate 1e400", "batch_size 1e400", "half 5e-324"],
+)
+def test_from_json_number_out_of_float_range(text, pattern):
+    with pytest.raises(SpecError, match=pattern):
+        from_json(text)
+
+
+def test_from_json_integer_past_the_digit_limit():
+    # Python refuses to parse ints of more than 4300 digits: still a SpecError
+    text = json.dumps({"schema_version": 1, "weight_decay": [{"rate": 0.1}]})
+    text = text.replace("0.1", "1" + "0" * 5000)
+    with pytest.raises(SpecError, match=r"^spec: not valid JSON: "):
+        from_json(text)
+
+
+# -- to_dict / to_json take a Spec ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "thing",
+    [None, {"schema_version": 1}, "spec", 1, [Rule(L2(0.1, convention="sum"))],
+     Rule(L2(0.1, convention="sum")), L2(0.1, convention="sum")],
+    ids=["None", "dict", "str", "int", "list", "Rule", "term"],
+)
+@pytest.mark.parametrize("dump", [to_dict, to_json])
+def test_to_dict_and_to_json_reject_a_non_spec(dump, thing):
+    pattern = (rf"^spec: expected a regcore\.Spec, got {type(thing).__name__} "
+               rf"{re.escape(repr(thing))}$")
+    with pytest.raises(SpecError, match=pattern):
+        dump(thing)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 import pytest
 
@@ -63,6 +64,8 @@ def test_bad_coefficient_names_field_and_value(field, value):
 @pytest.mark.parametrize("field", COEFFICIENT_FIELDS)
 def test_good_coefficients_are_stored_as_float(field):
     for value in (0, 0.0, 3, 2.5, 5e-324, 1.7976931348623157e308):
+        if field == "elastic_net.alpha" and value == 5e-324:
+            continue  # alpha * 0.5 rounds to 0.0: refused, see test_from_sklearn_underflow
         obj = COEFFICIENT_FIELDS[field](value)
         if field != "elastic_net.alpha":
             stored = getattr(obj, field.split(".")[1])
@@ -254,3 +257,125 @@ def test_orthogonal_mode(mode):
 
 def test_terms_registry_lists_every_term_by_kind():
     assert regcore.TERMS == {c.kind: c for c in MAKE}
+
+
+# -- numbers beyond the float range: SpecError, never OverflowError or a silent 0.0 ----------------
+
+SMALLEST = 5e-324
+
+
+@pytest.mark.parametrize("field", COEFFICIENT_FIELDS)
+@pytest.mark.parametrize("value", [10**400, 10**5000, Fraction(10**400, 3)], ids=["1e400",
+                                                                                   "1e5000",
+                                                                                   "fraction"])
+def test_coefficient_beyond_the_largest_float(field, value):
+    # float(10**400) raises OverflowError; 10**5000 is past Python's int-to-str digit limit too
+    with pytest.raises(SpecError, match=rf"^{re.escape(field)}: exceeds the largest float "
+                                        rf"\(1\.7976931348623157e\+308\), got "):
+        COEFFICIENT_FIELDS[field](value)
+
+
+def test_huge_integer_is_named_by_its_size():
+    with pytest.raises(SpecError, match=r"^l2\.coef: exceeds the largest float .*, got an "
+                                        r"integer of about 1e400$"):
+        L2(10**400, convention="sum")
+    with pytest.raises(SpecError, match=r"^l2\.coef: must be >= 0, got an integer of about "
+                                        r"-1e400$"):
+        L2(-(10**400), convention="sum")
+
+
+@pytest.mark.parametrize("field", COEFFICIENT_FIELDS)
+def test_nonzero_coefficient_that_rounds_to_zero(field):
+    # Fraction(1, 10**400) is a valid non-negative real, but float() of it is 0.0: refused
+    with pytest.raises(SpecError, match=rf"^{re.escape(field)}: nonzero but below the smallest "
+                                        rf"float \(5e-324\), so it would round to 0\.0, got "):
+        COEFFICIENT_FIELDS[field](Fraction(1, 10**400))
+    with pytest.raises(SpecError, match=rf"^{re.escape(field)}: must be >= 0"):
+        COEFFICIENT_FIELDS[field](Fraction(-1, 10**400))
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (lambda: L2(SMALLEST, convention="half"), "l2.coef"),
+        (lambda: L2(SMALLEST, convention="torch_weight_decay"), "l2.coef"),
+        (lambda: L2(1, convention="batch_mean", batch_size=10**400), "l2.coef"),
+        (lambda: L2(1e-300, convention="batch_mean", batch_size=10**30), "l2.coef"),
+        (lambda: L2(1, convention="sklearn_ridge", n_samples=10**400, data_loss="mse"),
+         "l2.coef"),
+        (lambda: ElasticNet(0.1, SMALLEST, convention="half"), "elastic_net.l2"),
+        (lambda: ElasticNet(0.1, SMALLEST, convention="sklearn_elasticnet",
+                            data_loss="half_mse"), "elastic_net.l2"),
+    ],
+    ids=["half", "torch_weight_decay", "batch_mean 1e400", "batch_mean 1e30", "sklearn_ridge",
+         "en half", "en sklearn half_mse"],
+)
+def test_sum_form_that_rounds_to_zero_is_refused(make, field):
+    # the penalty would silently vanish: refused when the term is built, naming the coefficient
+    pattern = (rf"^{re.escape(field)}: .* in the '\w+' convention.*, scaled to the sum form, is "
+               r"nonzero but below the smallest float \(5e-324\); it would round to 0\.0 and "
+               r"drop the penalty$")
+    with pytest.raises(SpecError, match=pattern):
+        make()
+
+
+def test_sum_form_that_rounds_to_zero_names_the_numbers():
+    with pytest.raises(SpecError, match=r"^l2\.coef: 1\.0 in the 'batch_mean' convention with "
+                                        r"batch_size=an integer of about 1e400, scaled"):
+        L2(1, convention="batch_mean", batch_size=10**400)
+
+
+def test_subnormal_sum_forms_and_zero_are_kept():
+    assert L2(2 * SMALLEST, convention="half").scaled() == {"coef": SMALLEST}
+    assert L2(3 * SMALLEST, convention="half").scaled() == {"coef": 2 * SMALLEST}  # ties to even
+    assert L2(SMALLEST, convention="sum").scaled() == {"coef": SMALLEST}
+    term = L2(0, convention="batch_mean", batch_size=10**400)  # zero is zero at any batch size
+    assert term.scaled() == {"coef": 0.0} and term.batch_size == 10**400
+    big = L2(1e300, convention="batch_mean", batch_size=10**400)  # exact rationals: no overflow
+    assert big.scaled() == {"coef": float(Fraction(1e300) / (2 * 10**400))}
+
+
+@pytest.mark.parametrize("size", [10**400, 10**5000], ids=["1e400", "1e5000"])
+def test_huge_batch_size_never_overflows(size):
+    # batch sizes stay exact ints; a nonzero coefficient then underflows: SpecError, not
+    # OverflowError, and the message does not trip over the int-to-str digit limit
+    with pytest.raises(SpecError, match=r"^l2\.coef: .*batch_size=an integer of about 1e"):
+        L2(0.1, convention="batch_mean", batch_size=size)
+    with pytest.raises(SpecError, match=r"^l2\.batch_size: must be > 0, got an integer of about "
+                                        r"-1e"):
+        L2(0.1, convention="batch_mean", batch_size=-size)
+    with pytest.raises(SpecError, match=r"^l2\.coef: .*exceeds the largest float"):
+        regcore.convert(L2(0.1, convention="sum"), "batch_mean", batch_size=size)
+
+
+@pytest.mark.parametrize(
+    ("make", "to", "params", "field"),
+    [
+        (lambda: L1(SMALLEST, convention="sum"), "sklearn_lasso", {"data_loss": "mse"},
+         "l1.coef"),
+        (lambda: ElasticNet(SMALLEST, 0.1, convention="sum"), "sklearn_elasticnet",
+         {"data_loss": "mse"}, "elastic_net.l1"),
+        (lambda: L1(SMALLEST, convention="sklearn_lasso", data_loss="half_mse"),
+         "sklearn_lasso", {"data_loss": "mse"}, "l1.coef"),
+    ],
+    ids=["l1:sum->lasso_mse", "en:sum->sklearn_mse", "l1:lasso_half_mse->lasso_mse"],
+)
+def test_conversion_that_rounds_to_zero_is_refused(make, to, params, field):
+    term = make()
+    assert term.scaled()[field.split(".")[1]] == SMALLEST
+    pattern = (rf"^{re.escape(field)}: 5e-324 converted from '\w+' to '{to}' with "
+               r"data_loss='mse' is nonzero but below the smallest float \(5e-324\); it would "
+               r"round to 0\.0 and drop the penalty$")
+    with pytest.raises(SpecError, match=pattern):
+        regcore.convert(term, to, **params)
+
+
+@pytest.mark.parametrize(("ratio", "field"), [(0.5, "elastic_net.l1"), (0.3, "elastic_net.l1"),
+                                              (0.7, "elastic_net.l2")])
+def test_from_sklearn_underflow(ratio, field):
+    # ElasticNet(alpha=5e-324, l1_ratio=0.5) would have l1 = l2 = 0.0: no penalty at all
+    with pytest.raises(SpecError, match=rf"^{re.escape(field)}: alpha 5e-324 times .*l1_ratio "
+                                        rf"{ratio}\)? is nonzero but below the smallest float"):
+        ElasticNet.from_sklearn(SMALLEST, ratio, data_loss="mse")
+    term = ElasticNet.from_sklearn(2 * SMALLEST, 0.5, data_loss="mse")
+    assert (term.l1, term.l2) == (SMALLEST, SMALLEST)

@@ -1,0 +1,78 @@
+"""Comparing a backend's results with the reference, one recorded check at a time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from regcore_conformance.report import Record, Report
+from regcore_conformance.tolerance import Bound, Tolerance
+
+
+class Checker:
+    """Compares backend results with the reference, records every comparison, and fails the test
+    at the end with all the comparisons that missed their tolerance.
+
+    A comparison also fails when the result's dtype is not the one the case asked for (a backend
+    that silently computes float32 cases in float64 is not conforming).
+    """
+
+    def __init__(self, report: Report, test: str, failed_tests: set[str], **context: str) -> None:
+        self.report, self.test, self.failed_tests, self.context = (
+            report, test, failed_tests, context)
+        self.failures: list[str] = []
+
+    def compare(self, check: str, actual: Any, expected: Any, tol: Tolerance | Bound,
+                scale_floor: float = 0.0) -> None:
+        actual = np.asarray(actual)
+        want_dtype = self.context.get("dtype")
+        if want_dtype in ("float32", "float64") and actual.dtype.name != want_dtype:
+            self._fail(check, np.inf, np.inf, 0.0, tol,
+                       f"{check}: dtype {actual.dtype.name}, expected {want_dtype}")
+            return
+        actual = actual.astype(np.float64)
+        expected = np.asarray(expected, dtype=np.float64)
+        if actual.shape != expected.shape:
+            self._fail(check, np.inf, np.inf, 0.0, tol,
+                       f"{check}: shape {actual.shape} != {expected.shape}")
+            return
+        diff = np.abs(actual - expected)
+        max_abs = float(np.max(diff)) if diff.size else 0.0
+        if not np.all(np.isfinite(actual)):
+            max_abs = np.inf
+        scale = max(float(np.max(np.abs(expected))) if expected.size else 0.0, scale_floor)
+        error = 0.0 if max_abs == 0 else (max_abs / scale if scale > 0 else np.inf)
+        if error <= tol.value:
+            self._record(check, error, max_abs, scale, tol, "pass", "")
+        else:
+            self._fail(check, error, max_abs, scale, tol,
+                       f"{check}: error {error:.3g} > tolerance {tol.value:.3g} "
+                       f"({tol.describe()}; max abs {max_abs:.3g}, scale {scale:.3g})")
+
+    def unchanged(self, check: str, actual: Any, original: Any) -> None:
+        """The backend left an input exactly as it was given (no in-place update of the caller's
+        arrays)."""
+        self.compare(check, actual, original, Bound(0.0, "bitwise equal"))
+
+    def _fail(self, check: str, error: float, max_abs: float, scale: float,
+              tol: Tolerance | Bound, message: str) -> None:
+        self._record(check, error, max_abs, scale, tol, "fail", message)
+        self.failures.append(message)
+        self.failed_tests.add(self.test)
+
+    def _record(self, check: str, error: float, max_abs: float, scale: float,
+                tol: Tolerance | Bound, outcome: str, detail: str) -> None:
+        self.report.add(Record(
+            backend=self.context.get("backend", self.report.backend), check=check,
+            error=float(error), max_abs_error=float(max_abs), scale=float(scale),
+            tolerance=tol.value, tolerance_formula=tol.describe(), outcome=outcome,
+            test=self.test, device=self.context.get("device", "-"),
+            dtype=self.context.get("dtype", "-"), scenario=self.context.get("scenario", "-"),
+            case=self.context.get("case", "-"), detail=detail,
+        ))
+
+    def verify(self) -> None:
+        if self.failures:
+            pytest.fail("\n".join(self.failures), pytrace=False)

@@ -1,0 +1,158 @@
+"""The backend registry: entry points in group ``regcore.backends``, every failure a
+BackendNotFoundError that says what to do."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint
+from typing import Any
+
+import pytest
+
+import regcore
+import regcore.registry
+from regcore import Backend, BackendNotFoundError
+
+
+class FakeBackend(Backend):
+    name = "fake"
+
+    def asarray(self, array: Any, *, dtype: str, device: str) -> Any:
+        return array
+
+    def to_numpy(self, x: Any) -> Any:
+        return x
+
+    def penalty(self, plan, params):
+        raise NotImplementedError
+
+    def loss_and_grads(self, model, plan, params, x, y):
+        raise NotImplementedError
+
+    def train(self, model, plan, params, x, y, *, optimizer, steps):
+        raise NotImplementedError
+
+
+@dataclass
+class FakeEntryPoint:
+    """What ``importlib.metadata.EntryPoint`` offers the registry: name, value, load()."""
+
+    name: str
+    value: str
+    target: Any = None
+    error: BaseException | None = None
+
+    def load(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.target
+
+
+@pytest.fixture
+def installed(monkeypatch):
+    """Replace the installed entry points with the given fakes."""
+
+    def install(*eps: FakeEntryPoint) -> None:
+        def entry_points(*, group: str) -> list[FakeEntryPoint]:
+            assert group == regcore.registry.GROUP
+            return list(eps)
+
+        monkeypatch.setattr(regcore.registry, "entry_points", entry_points)
+
+    return install
+
+
+def test_load_a_registered_backend(installed):
+    installed(FakeEntryPoint("fake", "fake_pkg:FakeBackend", FakeBackend))
+    assert regcore.available_backends() == ["fake"]
+    assert isinstance(regcore.load_backend("fake"), FakeBackend)
+
+
+def test_unknown_name_lists_the_installed_backends(installed):
+    installed(FakeEntryPoint("torch", "regcore_adapters.torch:TorchBackend", FakeBackend),
+              FakeEntryPoint("numpy", "regcore_adapters.numpy:NumpyBackend", FakeBackend))
+    with pytest.raises(BackendNotFoundError,
+                       match=r"^unknown backend 'jax'; installed: numpy, torch$"):
+        regcore.load_backend("jax")
+
+
+def test_unknown_name_with_nothing_installed(installed):
+    installed()
+    assert regcore.available_backends() == []
+    with pytest.raises(BackendNotFoundError, match=r"^unknown backend 'numpy'; installed: none$"):
+        regcore.load_backend("numpy")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ModuleNotFoundError("No module named 'numpy'", name="numpy"),
+     ImportError("cannot import name 'Tensor' from 'torch'")],
+    ids=["module not found", "import error"],
+)
+def test_backend_whose_module_cannot_be_imported(installed, error):
+    # e.g. the numpy adapter registered by regcore's own metadata, but numpy not installed
+    installed(FakeEntryPoint("numpy", "regcore_adapters.numpy:NumpyBackend", error=error))
+    pattern = (r"^backend 'numpy' \(regcore_adapters\.numpy:NumpyBackend\) cannot be imported: "
+               rf"{re.escape(str(error))}; install what it needs with: "
+               r'pip install "regcore\[numpy\]"$')
+    with pytest.raises(BackendNotFoundError, match=pattern) as info:
+        regcore.load_backend("numpy")
+    assert info.value.__cause__ is error  # the import error stays in the traceback
+
+
+def test_real_entry_point_to_a_missing_module(installed):
+    ep = EntryPoint("torch", "regcore_no_such_module.torch:TorchBackend", regcore.registry.GROUP)
+    installed(ep)
+    with pytest.raises(BackendNotFoundError,
+                       match=r"^backend 'torch' \(regcore_no_such_module\.torch:TorchBackend\) "
+                             r"cannot be imported: No module named 'regcore_no_such_module'; "
+                             r'install what it needs with: pip install "regcore\[torch\]"$'):
+        regcore.load_backend("torch")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [object(), FakeBackend(), int, lambda: FakeBackend(), "odd_pkg:thing"],
+    ids=["object", "instance", "int", "factory", "str"],
+)
+def test_entry_point_that_is_not_a_backend_subclass(installed, target):
+    installed(FakeEntryPoint("odd", "odd_pkg:thing", target))
+    with pytest.raises(BackendNotFoundError,
+                       match=r"^entry point 'odd' = odd_pkg:thing is not a regcore\.Backend "
+                             r"subclass$"):
+        regcore.load_backend("odd")
+
+
+class Unfinished(Backend):
+    """An adapter not written yet: two abstract methods left."""
+
+    name = "unfinished"
+
+    def asarray(self, array: Any, *, dtype: str, device: str) -> Any:
+        return array
+
+    def to_numpy(self, x: Any) -> Any:
+        return x
+
+    def penalty(self, plan, params):
+        raise NotImplementedError
+
+
+@pytest.mark.parametrize(
+    ("target", "missing"),
+    [(Unfinished, "loss_and_grads, train"),
+     (Backend, "asarray, loss_and_grads, penalty, to_numpy, train")],
+    ids=["unfinished", "the base class"],
+)
+def test_entry_point_that_is_an_abstract_backend(installed, target, missing):
+    # instantiating it would be Python's TypeError for an abstract class
+    installed(FakeEntryPoint("half", "half_pkg:Unfinished", target))
+    with pytest.raises(BackendNotFoundError,
+                       match=rf"^entry point 'half' = half_pkg:Unfinished is an abstract "
+                             rf"regcore\.Backend: it does not implement {missing}$"):
+        regcore.load_backend("half")
+
+
+def test_backend_not_found_is_a_lookup_error():
+    assert issubclass(BackendNotFoundError, LookupError)
