@@ -23,7 +23,8 @@ class Scenario:
     ``y = 3x + 1 + noise`` with ``1/(2m)Σ(h−y)²`` from θ = 0 (seeds 000/002 data);
     ``seed002_linreg`` is seed 002's PyTorch system, the same data with ``MSELoss`` (run with
     ``l2_half``, its ``λ/2·Σw²``, among every other spec); ``seed004_iris_mlp`` is seed 004's
-    Iris MLP.
+    Iris MLP. ``mlp_relu_half_mse`` crosses the other activation with the other regression loss on
+    two outputs, where ``Σ(ŷ−y)²/(2m)`` (summed over outputs) and ½·MSE (averaged) differ.
     """
 
     name: str
@@ -98,6 +99,8 @@ SCENARIOS: dict[str, Scenario] = {
                  "glorot", 1, lr=0.05, steps=20),
         Scenario("mlp_regression", ModelSpec((3, 16, 16, 2), "tanh", "mse"), _mlp_regression,
                  "glorot", 2, lr=0.05, steps=10),
+        Scenario("mlp_relu_half_mse", ModelSpec((3, 8, 8, 2), "relu", "half_mse"),
+                 _mlp_regression, "glorot", 5, lr=0.05, steps=10),
         Scenario("seed004_iris_mlp", ModelSpec((4, 16, 16, 3), "relu", "softmax_xent"), _iris,
                  "glorot", 4, lr=0.1, steps=10),
     )

@@ -42,6 +42,8 @@ def run_suite(tmp_path: Path, backend: str, *extra: str) -> tuple[subprocess.Com
         ("tests.broken_backends:Float64Always", "test_penalty and float32 and l2_half", "penalty"),
         ("tests.broken_backends:UpdatesInPlace", "test_trajectory and sgd and l2_sum",
          "inputs_unchanged"),
+        ("tests.broken_backends:HalfMseOverEntries",
+         "test_loss_and_gradients and mlp_relu_half_mse-none", "loss"),
     ],
 )
 def test_suite_fails_a_broken_backend(tmp_path, backend, selection, failing_check):
