@@ -14,7 +14,7 @@ def test_penalty(backend, device, dtype, term_case, checker):
     check = checker(device=device, dtype=dtype, scenario="terms", case=term_case)
     w = backend.asarray(case.array(), dtype=dtype, device=device)
     value, grads = backend.penalty(reference.term_plan(term_case), {"w": w})
-    check.unchanged("input_unchanged", backend.to_numpy(w), case.array().astype(dtype))
+    check.unchanged("inputs_unchanged", backend.to_numpy(w), case.array().astype(dtype))
     ref_value, ref_grads = reference.term_penalty(term_case)
     tol = Tolerance(dtype, penalty_chain(case.shape))
     check.compare("penalty", backend.to_numpy(value), ref_value, tol)
