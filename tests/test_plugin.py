@@ -99,3 +99,14 @@ def test_missing_backend_is_a_usage_error(tmp_path):
     )
     assert proc.returncode != 0
     assert "needs a backend: pass --regcore-backend NAME" in proc.stdout + proc.stderr
+
+
+def test_module_runner_runs_the_suite(tmp_path):
+    report = tmp_path / "r.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "regcore_conformance", "--backend", "numpy", "--report",
+         str(report), "-q", "-k", "test_penalty and l2_half"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert json.loads(report.read_text())["summary"]["passed"] > 0
