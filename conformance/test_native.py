@@ -28,7 +28,7 @@ def test_native_training(backend, device, dtype, native_path, optimizer, scenari
     except SpecError as exc:
         pytest.skip(f"{backend.name} {native_path} cannot express {spec_name}: {exc}")
     check = checker(device=device, dtype=dtype, scenario=name, case=spec_name)
-    check_inputs_unchanged(check, backend, scenario, dtype, params, x)
+    check_inputs_unchanged(check, backend, scenario, dtype, params, x, y)
     compare_trajectory(check, backend, f"native_{native_path}_{optimizer}", final,
                        reference.train(name, spec_name, optimizer), scenario, dtype)
     check.verify()

@@ -18,13 +18,16 @@ def _inputs(backend, scenario, device, dtype):
             backend.asarray(y, dtype=label_dtype, device=device))
 
 
-def check_inputs_unchanged(check, backend, scenario, dtype, params, x) -> None:
-    """The call left the caller's parameters and data exactly as they were."""
+def check_inputs_unchanged(check, backend, scenario, dtype, params, x, y) -> None:
+    """The call left the caller's parameters, inputs and targets exactly as they were."""
+    data_x, data_y = scenario.data()
     given = np.concatenate([np.ravel(backend.to_numpy(p)) for p in params.values()]
                            + [np.ravel(backend.to_numpy(x))])
     original = np.concatenate([np.ravel(p) for p in scenario.initial_params().values()]
-                              + [np.ravel(scenario.data()[0])]).astype(dtype)
+                              + [np.ravel(data_x)]).astype(dtype)
     check.unchanged("inputs_unchanged", given, original)
+    labels = data_y if scenario.classification else data_y.astype(dtype)
+    check.unchanged("inputs_unchanged:y", backend.to_numpy(y), labels)
 
 
 def test_loss_and_gradients(backend, device, dtype, scenario_case, checker):
@@ -34,7 +37,7 @@ def test_loss_and_gradients(backend, device, dtype, scenario_case, checker):
     params, x, y = _inputs(backend, scenario, device, dtype)
     loss, grads = backend.loss_and_grads(scenario.model, reference.scenario_plan(name, spec),
                                          params, x, y)
-    check_inputs_unchanged(check, backend, scenario, dtype, params, x)
+    check_inputs_unchanged(check, backend, scenario, dtype, params, x, y)
     ref_loss, ref_grads = reference.loss_and_grads(name, spec)
     tol = Tolerance(dtype, network_chain(scenario.model.sizes, scenario.batch_size))
     check.compare("loss", backend.to_numpy(loss), ref_loss, tol)
@@ -53,7 +56,7 @@ def test_trajectory(backend, device, dtype, optimizer, scenario_case, checker):
     params, x, y = _inputs(backend, scenario, device, dtype)
     final = backend.train(scenario.model, reference.scenario_plan(name, spec), params, x, y,
                           optimizer=scenario.optimizer(optimizer), steps=scenario.steps)
-    check_inputs_unchanged(check, backend, scenario, dtype, params, x)
+    check_inputs_unchanged(check, backend, scenario, dtype, params, x, y)
     compare_trajectory(check, backend, f"{optimizer}_{scenario.steps}_steps", final,
                        reference.train(name, spec, optimizer), scenario, dtype)
     check.verify()

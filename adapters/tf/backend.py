@@ -1,0 +1,189 @@
+"""The TensorFlow backend class and the compiled functions it runs."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from regcore import Backend, ModelSpec, Optimizer, Plan
+from regcore.spec import Assignment
+from regcore_adapters.tf import optim
+from regcore_adapters.tf.models import objective
+from regcore_adapters.tf.penalties import KERNELS, accumulation_dtype
+
+MODES = ("eager", "function", "jit")
+"""How :meth:`TFBackend.penalty`, :meth:`~TFBackend.loss_and_grads` and each training step run:
+``eager`` (op by op), ``function`` (``tf.function``, ``jit_compile=False``) or ``jit``
+(``tf.function(jit_compile=True)``: XLA)."""
+DEFAULT_MODE = "function"
+
+_DEVICES = {"cpu": "/CPU:0", "gpu": "/GPU:0"}
+_CACHE_SIZE = 128  # compiled functions kept per kind (penalty, loss, step)
+
+Penalties = tuple[Assignment, ...]
+
+
+def _promote(*dtypes: tf.DType) -> tf.DType:
+    """The floating dtype that holds all of ``dtypes`` (NumPy's promotion of float32/float64)."""
+    return tf.as_dtype(np.result_type(*(d.as_numpy_dtype for d in dtypes)))
+
+
+def penalty_value(penalties: Penalties, params: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """``Σ`` over ``penalties`` (a plan's assignments) of the term's penalty on its parameter: a
+    0-dim tensor in the parameters' promoted dtype, float32 at least for float16/bfloat16."""
+    dtype = _promote(*(accumulation_dtype(p.dtype) for p in params.values()))
+    total = tf.zeros((), dtype=dtype)
+    for a in penalties:
+        total = total + tf.cast(KERNELS[type(a.term)](a.term, params[a.param]), dtype)
+    return total
+
+
+def total_loss(model: ModelSpec, penalties: Penalties, params: Mapping[str, tf.Tensor],
+               x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    """Data loss plus penalty, in the wider of their dtypes."""
+    loss, penalty = objective(model, params, x, y), penalty_value(penalties, params)
+    dtype = _promote(loss.dtype, penalty.dtype)
+    return tf.cast(loss, dtype) + tf.cast(penalty, dtype)
+
+
+def value_and_grads(
+    fn: Callable[[Mapping[str, Any]], tf.Tensor], params: Mapping[str, Any]
+) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """``fn(params)`` and ``∂fn/∂params[k]`` for every ``k`` (tensors or ``tf.Variable``s) by
+    ``tf.GradientTape``; zeros where the value does not depend on a parameter."""
+    names = list(params)
+    sources = [params[k] for k in names]
+    with tf.GradientTape() as tape:
+        tape.watch(sources)
+        value = fn(params)
+    grads = tape.gradient(value, sources, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return value, dict(zip(names, grads, strict=True))
+
+
+# -- compiled functions --------------------------------------------------------------------------
+# Each factory closes over the static configuration only (model, penalties, optimizer) and takes
+# every tensor and variable as an argument, so a cached tf.function is traced once per input
+# signature (shapes, dtypes, device) and reused by every later call with the same configuration.
+
+
+def compile_fn(fn: Callable[..., Any], mode: str) -> Callable[..., Any]:
+    """``fn`` as ``mode`` runs it: itself, or a ``tf.function`` with XLA off or on."""
+    if mode == "eager":
+        return fn
+    return tf.function(fn, jit_compile=mode == "jit", autograph=False)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def penalty_fn(mode: str, penalties: Penalties) -> Callable[..., Any]:
+    """``params -> (penalty, grads)``."""
+    def penalty_and_grads(params):
+        return value_and_grads(lambda q: penalty_value(penalties, q), params)
+
+    return compile_fn(penalty_and_grads, mode)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def loss_fn(mode: str, model: ModelSpec, penalties: Penalties) -> Callable[..., Any]:
+    """``(params, x, y) -> (loss + penalty, grads)``."""
+    def loss_and_grads(params, x, y):
+        return value_and_grads(lambda q: total_loss(model, penalties, q, x, y), params)
+
+    return compile_fn(loss_and_grads, mode)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def step_fn(mode: str, model: ModelSpec, penalties: Penalties, optimizer: Optimizer,
+            decay: tuple[tuple[str, float], ...]) -> Callable[..., Any]:
+    """``(variables, state, x, y) -> None``: one training step, updating ``variables`` (and the
+    optimizer ``state``) in place: gradients at the current values, then :func:`optim.apply`."""
+    factors = optim.decay_factors(optimizer, dict(decay))
+
+    def train_step(variables, state, x, y):
+        _, grads = value_and_grads(lambda q: total_loss(model, penalties, q, x, y), variables)
+        optim.apply(optimizer, factors, variables, grads, state)
+
+    return compile_fn(train_step, mode)
+
+
+class TFBackend(Backend):
+    """Native TensorFlow: penalties and networks as TF ops, gradients by ``tf.GradientTape``,
+    training with TF ops on ``tf.Variable``s (:mod:`regcore_adapters.tf.optim`).
+
+    ``mode`` (one of :data:`MODES`) picks how each call's computation runs; the Python functions
+    are the same in every mode, wrapped (or not) by :func:`compile_fn`.
+    """
+
+    name = "tf"
+    devices = ("cpu", "gpu")
+    dtypes = ("float64", "float32")
+
+    def __init__(self, mode: str = DEFAULT_MODE) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
+        self.mode = mode
+        # full-precision float32 matmuls on Ampere+ GPUs, as the reference
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+
+    def device_available(self, device: str) -> bool:
+        if device == "gpu":
+            return bool(tf.config.list_physical_devices("GPU"))
+        return device == "cpu"
+
+    def versions(self) -> dict[str, str]:
+        import keras
+
+        return {"tensorflow": tf.__version__, "keras": keras.__version__}
+
+    def asarray(self, array: Any, *, dtype: str, device: str) -> tf.Tensor:
+        if device not in _DEVICES:
+            raise ValueError(f"device: expected one of {', '.join(_DEVICES)}, got {device!r}")
+        with tf.device(_DEVICES[device]):
+            # tf.identity places the copy on the device (an eager constant starts on the host)
+            return tf.identity(tf.constant(np.array(array, dtype=dtype, copy=True)))
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        if isinstance(x, (tf.Tensor, tf.Variable)):
+            return x.numpy()
+        return np.asarray(x)
+
+    @contextmanager
+    def _on(self, params: Mapping[str, Any]) -> Iterator[None]:
+        """Run on the device the parameters live on."""
+        with tf.device(next(iter(params.values())).device):
+            yield
+
+    def penalty(
+        self, plan: Plan, params: Mapping[str, tf.Tensor]
+    ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        params = dict(params)
+        with self._on(params):
+            return penalty_fn(self.mode, plan.penalties)(params)
+
+    def loss_and_grads(
+        self, model: ModelSpec, plan: Plan, params: Mapping[str, tf.Tensor],
+        x: tf.Tensor, y: tf.Tensor,
+    ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        params = dict(params)
+        with self._on(params):
+            return loss_fn(self.mode, model, plan.penalties)(params, x, y)
+
+    def train(
+        self, model: ModelSpec, plan: Plan, params: Mapping[str, tf.Tensor],
+        x: tf.Tensor, y: tf.Tensor, *, optimizer: Optimizer, steps: int,
+    ) -> dict[str, tf.Tensor]:
+        """Each step: gradients at the current parameters (``tf.GradientTape``); then, for decayed
+        parameters, ``p ← (1 − lr·rate)·p``; then the SGD or Adam update. The parameters are
+        copied into fresh ``tf.Variable``s (the caller's tensors are untouched)."""
+        step = step_fn(self.mode, model, plan.penalties, optimizer,
+                       tuple(sorted(plan.decay.items())))
+        with self._on(params):
+            variables = {k: tf.Variable(v, name=k) for k, v in params.items()}
+            state = optim.slots(optimizer, variables)
+            for _ in range(steps):
+                step(variables, state, x, y)
+            return {k: tf.identity(v) for k, v in variables.items()}
