@@ -106,6 +106,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("native_path", list(backend.native_paths) or [pytest.param(
             None, id="none", marks=pytest.mark.skip(
                 reason=f"{backend.name}: declares no native translations"))])
+    if "native_penalty_path" in names:
+        metafunc.parametrize("native_penalty_path", list(backend.native_penalty_paths) or [
+            pytest.param(None, id="none", marks=pytest.mark.skip(
+                reason=f"{backend.name}: declares no native penalty translations"))])
     if "optimizer" in names:
         metafunc.parametrize("optimizer", OPTIMIZERS)
     if "linear_scenario" in names:

@@ -6,7 +6,7 @@ Importing regcore imports no framework (no torch, tensorflow, jax or keras) and 
 from regcore.backend import Backend, ModelSpec, Optimizer
 from regcore.conventions import CONVENTIONS, Convention
 from regcore.decay import DecoupledWeightDecay
-from regcore.errors import SpecError
+from regcore.errors import SpecError, UnsupportedError
 from regcore.registry import BackendNotFoundError, available_backends, load_backend
 from regcore.selection import DEFAULT_SELECT, ROLES, ParamInfo, Select
 from regcore.serialize import SCHEMA_VERSION, from_dict, from_json, to_dict, to_json
@@ -38,6 +38,7 @@ __all__ = [
     "Spec",
     "SpecError",
     "Term",
+    "UnsupportedError",
     "available_backends",
     "convert",
     "from_dict",

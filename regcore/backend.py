@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from regcore import _validate
-from regcore.errors import SpecError
+from regcore.errors import SpecError, UnsupportedError
 from regcore.selection import ParamInfo
 from regcore.spec import Plan, Spec
 
@@ -108,6 +108,8 @@ class Backend(abc.ABC):
     dtypes: ClassVar[tuple[str, ...]] = ("float64", "float32")
     #: Native translations :meth:`native_train` can train through (optional capability).
     native_paths: ClassVar[tuple[str, ...]] = ()
+    #: Native translations :meth:`native_penalty` can evaluate the penalty through (optional).
+    native_penalty_paths: ClassVar[tuple[str, ...]] = ()
 
     def device_available(self, device: str) -> bool:
         """Whether ``device`` can be used in this process (``cpu`` always)."""
@@ -150,5 +152,15 @@ class Backend(abc.ABC):
         """Optional: :meth:`train`, but with ``spec`` applied through the native translation
         ``path`` (one of :attr:`native_paths`) on the framework's own model object. Returns the
         parameters under their canonical names and layout. Raise :class:`regcore.SpecError` where
-        the translation cannot express ``spec``."""
-        raise NotImplementedError(f"{self.name} declares no native translations")
+        the translation cannot express ``spec``, :class:`regcore.UnsupportedError` where it does
+        not offer ``optimizer`` (the suite skips the check with the message)."""
+        raise UnsupportedError(f"{self.name} declares no native translations")
+
+    def native_penalty(
+        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, Any]
+    ) -> tuple[Any, dict[str, Any]]:
+        """Optional: :meth:`penalty`, but evaluated through the native translation ``path`` (one
+        of :attr:`native_penalty_paths`) on the framework's own model object built from
+        ``model`` with ``params``; the gradient is keyed by canonical name, in canonical
+        layout. Errors as in :meth:`native_train`."""
+        raise UnsupportedError(f"{self.name} declares no native penalty translations")

@@ -8,3 +8,9 @@ class SpecError(ValueError):
     serialized spec, e.g. ``penalties[0].term.coef``) and the value that was rejected. It derives
     from :class:`ValueError` so ``except ValueError`` also catches it.
     """
+
+
+class UnsupportedError(NotImplementedError):
+    """A backend cannot do something optional the caller asked for: a device, dtype, native
+    translation or optimizer it does not offer. The conformance suite turns it into a skip whose
+    reason names the backend; it is not bad input (that is :class:`SpecError`)."""

@@ -51,6 +51,7 @@ class TorchBackend(Backend):
     devices = ("cpu", "cuda", "mps")
     dtypes = ("float64", "float32")
     native_paths = native_training.PATHS
+    native_penalty_paths = native_training.PENALTY_PATHS
 
     def __init__(self) -> None:
         if torch.cuda.is_available():  # full-precision float32 matmuls, as the reference
@@ -118,3 +119,9 @@ class TorchBackend(Backend):
         """``train`` through a native translation on an ``nn.Module`` (see ``native_training``)."""
         return native_training.train(path, model, spec, params, x, y, optimizer=optimizer,
                                      steps=steps)
+
+    def native_penalty(
+        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The penalty through ``PenaltyLoss`` or ``GradientPenalty`` (see ``native_training``)."""
+        return native_training.penalty(path, model, spec, params)

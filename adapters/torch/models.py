@@ -77,3 +77,15 @@ class DenseNet(nn.Module):
             out[f"dense_{i}.kernel"] = layer.weight.detach().T.contiguous()
             out[f"dense_{i}.bias"] = layer.bias.detach().clone()
         return out
+
+    def canonical_grads(self) -> dict[str, torch.Tensor]:
+        """The parameters' ``.grad`` in the canonical layout (zeros where there is none)."""
+        out = {}
+        for i in range(self.spec.layers):
+            layer = getattr(self, f"dense_{i}")
+            weight = layer.weight.grad if layer.weight.grad is not None else torch.zeros_like(
+                layer.weight)
+            bias = layer.bias.grad if layer.bias.grad is not None else torch.zeros_like(layer.bias)
+            out[f"dense_{i}.kernel"] = weight.detach().T.contiguous()
+            out[f"dense_{i}.bias"] = bias.detach().clone()
+        return out

@@ -8,6 +8,10 @@ layers) and runs full-batch ``torch.optim.SGD`` or ``Adam``; only where the spec
   (SGD for SGD; Adam for coupled L2 and AdamW for decoupled decay);
 * ``grad_side``: ``loss = data``; :class:`GradientPenalty` after ``backward()``, then
   :class:`DecoupledDecay`.
+
+Penalty paths (:data:`PENALTY_PATHS`): ``loss_term`` is ``PenaltyLoss()`` and its autograd
+gradient; ``grad_side`` is what ``GradientPenalty(value=True)`` adds to zero ``.grad``s and the
+value it returns.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from regcore_adapters.torch.native import (
 from regcore_adapters.torch.optim import torch_optimizer
 
 PATHS = ("loss_term", "param_groups", "grad_side")
+PENALTY_PATHS = ("loss_term", "grad_side")
 
 
 def _native_optimizer(optimizer: Optimizer, spec: Spec, net: DenseNet) -> torch.optim.Optimizer:
@@ -60,3 +65,20 @@ def train(path: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Te
             decay.step(optimizer.lr)
         opt.step()
     return net.canonical()
+
+
+def penalty(path: str, model: ModelSpec, spec: Spec,
+            params: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The penalty and its gradient (canonical names and layout) through ``path``."""
+    if path not in PENALTY_PATHS:
+        raise ValueError(f"path: expected one of {', '.join(PENALTY_PATHS)}, got {path!r}")
+    net = DenseNet(model).load_canonical(params)
+    net.zero_grad(set_to_none=True)
+    if path == "loss_term":
+        value = PenaltyLoss(spec, net)()
+        if value.requires_grad:
+            value.backward()
+        value = value.detach()
+    else:
+        value = GradientPenalty(spec, net)(value=True)
+    return value, net.canonical_grads()
