@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from regcore import Backend, ModelSpec, Optimizer, Plan
+from regcore import Backend, ModelSpec, Optimizer, Plan, Spec
 from regcore.spec import Assignment
 from regcore_adapters.tf import optim
 from regcore_adapters.tf.models import objective
@@ -121,6 +121,8 @@ class TFBackend(Backend):
     name = "tf"
     devices = ("cpu", "gpu")
     dtypes = ("float64", "float32")
+    native_paths = ("keras_loop", "keras_fit")
+    native_penalty_paths = ("keras_losses", "keras_saved")
 
     def __init__(self, mode: str = DEFAULT_MODE) -> None:
         if mode not in MODES:
@@ -187,3 +189,21 @@ class TFBackend(Backend):
             for _ in range(steps):
                 step(variables, state, x, y)
             return {k: tf.identity(v) for k, v in variables.items()}
+
+    def native_train(
+        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, tf.Tensor],
+        x: tf.Tensor, y: tf.Tensor, *, optimizer: Optimizer, steps: int,
+    ) -> dict[str, tf.Tensor]:
+        """``train`` through the Keras translation on a Keras model (see ``keras_training``)."""
+        from regcore_adapters.tf import keras_training
+
+        return keras_training.train(path, model, spec, params, x, y, optimizer=optimizer,
+                                    steps=steps)
+
+    def native_penalty(
+        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, tf.Tensor]
+    ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """``Σ model.losses`` of a Keras model with the spec applied (see ``keras_training``)."""
+        from regcore_adapters.tf import keras_training
+
+        return keras_training.penalty(path, model, spec, params)

@@ -1,0 +1,111 @@
+"""A Keras 3 model's trainable variables as the spec sees them: dotted name, role from the layer
+type, and the layer attribute a regularizer for the variable is stored in.
+
+Names: the layer names from the model down to the variable's own layer, then the variable's
+name, joined by dots (``dense_0.kernel``, ``block.norm.gamma``); the top model's own name is left
+out, so the names do not change with the model's auto-generated name (``sequential_3``).
+
+Roles come from the type of the layer that owns the variable, not from name suffixes:
+
+* normalization layers (``BatchNormalization``, ``LayerNormalization``, ``GroupNormalization``,
+  ``RMSNormalization``): the scale (``gamma``/``scale``) → ``norm_scale``, the shift (``beta``) →
+  ``bias``;
+* ``Embedding``: ``embeddings`` → ``embedding``;
+* every other layer (``Dense``, ``EinsumDense``, convolutions, recurrent cells...): a variable
+  named ``*bias*`` → ``bias``, else ``ndim >= 2`` → ``weight``, else ``other``.
+
+Layout: Keras stores kernels as ``(fan_in, fan_out)`` (``(*kernel_size, in, out)`` for
+convolutions), which *is* the canonical layout group-lasso axes and orthogonal modes refer to, so
+no view is needed (unlike torch).
+
+Non-trainable variables (moving statistics, optimizer state) are never parameters of a spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import keras
+
+from regcore import ParamInfo
+
+_NORM_NAMES = ("BatchNormalization", "LayerNormalization", "GroupNormalization",
+               "RMSNormalization")
+_NORMS = tuple(getattr(keras.layers, n) for n in _NORM_NAMES if hasattr(keras.layers, n))
+
+#: Variable name → the layer attribute (and ``get_config`` key) holding its regularizer.
+REGULARIZER_ATTRS = {
+    "kernel": "kernel_regularizer",
+    "bias": "bias_regularizer",
+    "gamma": "gamma_regularizer",
+    "beta": "beta_regularizer",
+    "embeddings": "embeddings_regularizer",
+    "depthwise_kernel": "depthwise_regularizer",
+    "pointwise_kernel": "pointwise_regularizer",
+    "recurrent_kernel": "recurrent_regularizer",
+}
+
+
+@dataclass(frozen=True)
+class KerasParam:
+    """A trainable variable, its spec description, and the layer that owns it."""
+
+    info: ParamInfo
+    variable: keras.Variable
+    layer: keras.layers.Layer
+
+    @property
+    def regularizer_attr(self) -> str | None:
+        """The owning layer's attribute for this variable's regularizer, if the layer has one
+        that its ``get_config`` saves (``None`` otherwise)."""
+        attr = REGULARIZER_ATTRS.get(self.variable.name)
+        return attr if attr is not None and hasattr(self.layer, attr) else None
+
+
+def _role(layer: keras.layers.Layer, variable: keras.Variable) -> str:
+    name, ndim = variable.name, len(variable.shape)
+    if isinstance(layer, _NORMS):
+        return "bias" if name == "beta" else "norm_scale"
+    if isinstance(layer, keras.layers.Embedding) and name == "embeddings":
+        return "embedding"
+    if "bias" in name:
+        return "bias"
+    return "weight" if ndim >= 2 else "other"
+
+
+def _children(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    # Keras 3 has no public "direct sublayers" accessor for every layer type (``Model.layers``
+    # exists only on models); ``_flatten_layers`` is what ``Layer.losses`` itself walks.
+    return list(layer._flatten_layers(include_self=False, recursive=False))
+
+
+def _walk(layer: keras.layers.Layer, prefix: str,
+          seen: set[int]) -> Iterator[tuple[str, keras.layers.Layer]]:
+    for child in _children(layer):
+        if id(child) in seen:  # a shared layer is listed once, under its first path
+            continue
+        seen.add(id(child))
+        path = f"{prefix}{child.name}"
+        yield path, child
+        yield from _walk(child, f"{path}.", seen)
+
+
+def model_params(model: keras.layers.Layer) -> list[KerasParam]:
+    """Every trainable variable of a built ``model`` (a Keras ``Model`` or ``Layer``), in layer
+    order, as :class:`KerasParam`. Raises :class:`TypeError` for anything else and
+    :class:`ValueError` for an unbuilt model (it has no variables yet)."""
+    if not isinstance(model, keras.layers.Layer):
+        raise TypeError(f"model: expected a Keras Model or Layer, got {type(model).__name__}")
+    if not model.built:
+        raise ValueError(
+            f"model: {model.name!r} is not built, so it has no variables yet; call it on a batch "
+            "or build it with an input shape first"
+        )
+    params: list[KerasParam] = []
+    layers = [("", model), *_walk(model, "", {id(model)})]
+    for path, layer in layers:
+        for v in layer._trainable_variables:  # the layer's own, not its sublayers'
+            name = f"{path}.{v.name}" if path else v.name
+            params.append(KerasParam(ParamInfo(name, tuple(v.shape), _role(layer, v)), v, layer))
+    return params

@@ -1,0 +1,158 @@
+"""The scenario network as a Keras model, driven through the native Keras translation, for the
+conformance suite.
+
+Every path builds ``keras.Sequential`` of ``Dense`` layers named ``dense_{i}`` (Keras's kernel
+layout is the canonical one), loads the canonical parameters and applies the spec with
+:func:`~regcore_adapters.tf.keras_native.apply_spec` (penalties → layer regularizers) and
+:func:`~regcore_adapters.tf.keras_native.build_optimizer` (decoupled decay → ``weight_decay``):
+
+Training paths (:data:`PATHS`), full-batch ``keras.optimizers.SGD``:
+
+* ``keras_loop``: seed 000's idiom, a ``tf.GradientTape`` loop over
+  ``loss(y, model(x)) + Σ model.losses`` and ``optimizer.apply_gradients``;
+* ``keras_fit``: ``model.compile`` + ``model.fit``, one epoch of ``steps`` full batches (Keras adds
+  ``model.losses`` to the loss itself).
+
+Keras's Adam is not the reference's (torch-style) Adam — Keras adds ε to ``√v`` before the bias
+correction, torch after — so the Keras paths train with SGD only and raise
+:class:`regcore.UnsupportedError` for Adam.
+
+Penalty paths (:data:`PENALTY_PATHS`): ``keras_losses`` is ``Σ model.losses`` and its tape
+gradient; ``keras_saved`` is the same after ``model.save`` to a ``.keras`` file and
+``keras.models.load_model`` back.
+
+Everything runs under ``keras.config.floatx()`` set to the parameters' dtype (restored after), as
+a Keras user training in float64 sets it, so the optimizer's learning rate is not rounded to
+float32.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from regcore import ModelSpec, Optimizer, Spec, UnsupportedError
+from regcore_adapters.tf.keras_native import apply_spec, build_optimizer
+
+PATHS = ("keras_loop", "keras_fit")
+PENALTY_PATHS = ("keras_losses", "keras_saved")
+
+
+@contextmanager
+def floatx(dtype: tf.DType) -> Iterator[None]:
+    """``keras.config.floatx()`` set to ``dtype`` inside the block."""
+    before = keras.config.floatx()
+    keras.config.set_floatx(dtype.name)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(before)
+
+
+def build_model(model: ModelSpec, params: Mapping[str, tf.Tensor]) -> keras.Sequential:
+    """``Dense`` layers ``dense_0..`` with the scenario's activation after hidden layers, built in
+    the parameters' dtype and loaded with them."""
+    dtype = next(iter(params.values())).dtype
+    layers = [keras.Input((model.sizes[0],), dtype=dtype.name)]
+    for i, units in enumerate(model.sizes[1:]):
+        hidden = i < model.layers - 1
+        layers.append(keras.layers.Dense(units, activation=model.activation if hidden else None,
+                                         name=f"dense_{i}", dtype=dtype.name))
+    net = keras.Sequential(layers)
+    for i in range(model.layers):
+        layer = net.get_layer(f"dense_{i}")
+        layer.kernel.assign(params[f"dense_{i}.kernel"])
+        layer.bias.assign(params[f"dense_{i}.bias"])
+    return net
+
+
+def canonical_variables(net: keras.Sequential, model: ModelSpec) -> dict[str, keras.Variable]:
+    """The network's variables under their canonical names."""
+    out = {}
+    for i in range(model.layers):
+        layer = net.get_layer(f"dense_{i}")
+        out[f"dense_{i}.kernel"] = layer.kernel
+        out[f"dense_{i}.bias"] = layer.bias
+    return out
+
+
+class HalfSquaredError(keras.losses.Loss):
+    """Per row ``½Σ_j (ŷ_j − y_j)²``; Keras's mean over the batch makes it ``Σ(ŷ−y)²/(2m)``."""
+
+    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        return 0.5 * tf.reduce_sum(tf.square(y_pred - y_true), axis=-1)
+
+
+def keras_loss(kind: str) -> keras.losses.Loss:
+    """The scenario's data loss as a Keras loss (mean over the batch)."""
+    if kind == "mse":
+        return keras.losses.MeanSquaredError()
+    if kind == "half_mse":
+        return HalfSquaredError(name="half_mse")
+    if kind == "softmax_xent":
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    raise ValueError(f"unknown loss {kind!r}")
+
+
+def _sgd(optimizer: Optimizer, spec: Spec, net: keras.Model) -> keras.optimizers.Optimizer:
+    if optimizer.name != "sgd":
+        raise UnsupportedError(
+            f"tf: the Keras paths train with keras.optimizers.SGD only; Keras's {optimizer.name} "
+            "adds ε to √v before the bias correction, the reference's (torch's) after"
+        )
+    return build_optimizer(spec, net, keras.optimizers.SGD, learning_rate=optimizer.lr)
+
+
+def train(path: str, model: ModelSpec, spec: Spec, params: Mapping[str, tf.Tensor],
+          x: tf.Tensor, y: tf.Tensor, *, optimizer: Optimizer,
+          steps: int) -> dict[str, tf.Tensor]:
+    if path not in PATHS:
+        raise ValueError(f"path: expected one of {', '.join(PATHS)}, got {path!r}")
+    with floatx(next(iter(params.values())).dtype), tf.device(x.device):
+        net = build_model(model, params)
+        apply_spec(spec, net)
+        opt = _sgd(optimizer, spec, net)
+        loss_fn = keras_loss(model.loss)
+        if path == "keras_fit":
+            net.compile(optimizer=opt, loss=loss_fn)
+            data = tf.data.Dataset.from_tensors((x, y)).repeat(steps)
+            net.fit(data, epochs=1, verbose=0, shuffle=False)
+        else:
+            for _ in range(steps):
+                with tf.GradientTape() as tape:
+                    loss = loss_fn(y, net(x, training=True))
+                    if net.losses:
+                        loss = loss + tf.add_n(net.losses)
+                grads = tape.gradient(loss, net.trainable_variables)
+                opt.apply_gradients(zip(grads, net.trainable_variables, strict=True))
+        return {k: tf.identity(v) for k, v in canonical_variables(net, model).items()}
+
+
+def penalty(path: str, model: ModelSpec, spec: Spec,
+            params: Mapping[str, tf.Tensor]) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """``Σ model.losses`` of the Keras model with ``spec`` applied (``keras_losses``), or of that
+    model saved and reloaded (``keras_saved``), and its gradient by canonical name."""
+    if path not in PENALTY_PATHS:
+        raise ValueError(f"path: expected one of {', '.join(PENALTY_PATHS)}, got {path!r}")
+    dtype = next(iter(params.values())).dtype
+    with floatx(dtype), tf.device(next(iter(params.values())).device):
+        net = build_model(model, params)
+        apply_spec(spec, net)
+        if path == "keras_saved":
+            with tempfile.TemporaryDirectory() as tmp:
+                file = Path(tmp) / "model.keras"
+                net.save(file)
+                net = keras.models.load_model(file)
+        variables = canonical_variables(net, model)
+        with tf.GradientTape() as tape:
+            losses = net.losses
+            value = tf.add_n(losses) if losses else tf.zeros((), dtype=dtype)
+        grads = tape.gradient(value, [v.value for v in variables.values()],
+                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return value, dict(zip(variables, grads, strict=True))
+
