@@ -21,6 +21,9 @@ class Scenario:
 
     Named after the seed tutorials they reproduce: ``linreg_seed`` is the seeds' one-feature
     ``y = 3x + 1 + noise`` with ``1/(2m)Σ(h−y)²`` from θ = 0 (seeds 000/002 data);
+    ``seed000_keras_linreg`` is seed 000's Keras system, that data with Keras's ``"mse"`` from
+    θ = 0 (run with ``all_params_l2``, its ``λΣθ²`` in a ``tf.GradientTape`` SGD loop, which the
+    tf backend's ``keras_loop`` native path is, among every other spec);
     ``seed002_linreg`` is seed 002's PyTorch system, the same data with ``MSELoss`` (run with
     ``l2_half``, its ``λ/2·Σw²``, among every other spec); ``seed004_iris_mlp`` is seed 004's
     Iris MLP. ``mlp_relu_half_mse`` crosses the other activation with the other regression loss on
@@ -92,6 +95,8 @@ SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
         Scenario("linreg_seed", ModelSpec((1, 1), None, "half_mse"), _linear_seed,
+                 "zeros", 0, lr=0.1, steps=20),
+        Scenario("seed000_keras_linreg", ModelSpec((1, 1), None, "mse"), _linear_seed,
                  "zeros", 0, lr=0.1, steps=20),
         Scenario("seed002_linreg", ModelSpec((1, 1), None, "mse"), _linear_seed,
                  "glorot", 3, lr=0.1, steps=20),

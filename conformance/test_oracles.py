@@ -13,6 +13,7 @@ from regcore_conformance.scenarios import SCENARIOS
 from regcore_conformance.tolerance import UNIT_ROUNDOFF, Bound, gamma, network_chain
 
 RIDGE_COEF = {"linreg_seed": L2(1.0, convention="batch_mean", batch_size=100),
+              "seed000_keras_linreg": L2(0.01, convention="sum"),  # Keras L2(0.01)
               "seed002_linreg": L2(0.02, convention="half"),
               "linreg_multi": L2(0.05, convention="sum")}
 
