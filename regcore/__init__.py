@@ -11,13 +11,24 @@ from regcore.registry import BackendNotFoundError, available_backends, load_back
 from regcore.selection import DEFAULT_SELECT, ROLES, ParamInfo, Select
 from regcore.serialize import SCHEMA_VERSION, from_dict, from_json, to_dict, to_json
 from regcore.spec import Assignment, Plan, Rule, Spec
-from regcore.terms import L1, L2, TERMS, ElasticNet, GroupLasso, Orthogonal, Term, convert
+from regcore.terms import (
+    L1,
+    L2,
+    ORTHOGONAL_EPSILON,
+    TERMS,
+    ElasticNet,
+    GroupLasso,
+    Orthogonal,
+    Term,
+    convert,
+)
 
 __all__ = [
     "CONVENTIONS",
     "DEFAULT_SELECT",
     "L1",
     "L2",
+    "ORTHOGONAL_EPSILON",
     "ROLES",
     "SCHEMA_VERSION",
     "TERMS",

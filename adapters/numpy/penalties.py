@@ -10,8 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from regcore import L1, L2, ElasticNet, GroupLasso, Orthogonal, Term
-from regcore.terms import ORTHOGONAL_EPSILON
+from regcore import L1, L2, ORTHOGONAL_EPSILON, ElasticNet, GroupLasso, Orthogonal, Term
 
 
 def _coef(value: float, w: np.ndarray) -> np.ndarray:

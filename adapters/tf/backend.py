@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from regcore import Backend, ModelSpec, Optimizer, Plan, Spec
-from regcore.spec import Assignment
+from regcore import Assignment, Backend, ModelSpec, Optimizer, Plan, Spec
 from regcore_adapters.tf import optim
 from regcore_adapters.tf.models import objective
 from regcore_adapters.tf.penalties import KERNELS, accumulation_dtype

@@ -20,8 +20,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from regcore import L1, L2, ElasticNet, GroupLasso, Orthogonal, Term
-from regcore.terms import ORTHOGONAL_EPSILON
+from regcore import L1, L2, ORTHOGONAL_EPSILON, ElasticNet, GroupLasso, Orthogonal, Term
 
 _LOW_PRECISION = (tf.float16, tf.bfloat16)
 

@@ -18,8 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-from regcore import L1, L2, ElasticNet, GroupLasso, Orthogonal, Term
-from regcore.terms import ORTHOGONAL_EPSILON
+from regcore import L1, L2, ORTHOGONAL_EPSILON, ElasticNet, GroupLasso, Orthogonal, Term
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
