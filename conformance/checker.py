@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from regcore_conformance.expectations import Expectations
 from regcore_conformance.report import Record, Report
-from regcore_conformance.tolerance import Bound, Tolerance
+from regcore_conformance.tolerance import Bound, Overridden, Tolerance
 
 
 class Checker:
@@ -16,16 +17,23 @@ class Checker:
     at the end with all the comparisons that missed their tolerance.
 
     A comparison also fails when the result's dtype is not the one the case asked for (a backend
-    that silently computes float32 cases in float64 is not conforming).
+    that silently computes float32 cases in float64 is not conforming). A tolerance override from
+    the backend author's expectations file applies to the checks it matches, and is recorded.
     """
 
-    def __init__(self, report: Report, test: str, failed_tests: set[str], **context: str) -> None:
+    def __init__(self, report: Report, test: str, failed_tests: set[str],
+                 expectations: Expectations | None = None, **context: str) -> None:
         self.report, self.test, self.failed_tests, self.context = (
             report, test, failed_tests, context)
+        self.expectations = expectations or Expectations()
         self.failures: list[str] = []
 
     def compare(self, check: str, actual: Any, expected: Any, tol: Tolerance | Bound,
                 scale_floor: float = 0.0, *, check_dtype: bool = True) -> None:
+        override = self.expectations.first("tolerance", self.test, check)
+        if override is not None:
+            override.matched += 1
+            tol = Overridden(tol, override.factor, override.reason)
         actual = np.asarray(actual)
         want_dtype = self.context.get("dtype")
         if check_dtype and want_dtype in ("float32", "float64") and actual.dtype.name != want_dtype:
@@ -57,13 +65,13 @@ class Checker:
         self.compare(check, actual, original, Bound(0.0, "bitwise equal"), check_dtype=False)
 
     def _fail(self, check: str, error: float, max_abs: float, scale: float,
-              tol: Tolerance | Bound, message: str) -> None:
+              tol: Tolerance | Bound | Overridden, message: str) -> None:
         self._record(check, error, max_abs, scale, tol, "fail", message)
         self.failures.append(message)
         self.failed_tests.add(self.test)
 
     def _record(self, check: str, error: float, max_abs: float, scale: float,
-                tol: Tolerance | Bound, outcome: str, detail: str) -> None:
+                tol: Tolerance | Bound | Overridden, outcome: str, detail: str) -> None:
         self.report.add(Record(
             backend=self.context.get("backend", self.report.backend), check=check,
             error=float(error), max_abs_error=float(max_abs), scale=float(scale),
@@ -71,6 +79,7 @@ class Checker:
             test=self.test, device=self.context.get("device", "-"),
             dtype=self.context.get("dtype", "-"), scenario=self.context.get("scenario", "-"),
             case=self.context.get("case", "-"), detail=detail,
+            override=tol.reason if isinstance(tol, Overridden) else "",
         ))
 
     def verify(self) -> None:

@@ -7,14 +7,19 @@
 Registered through the ``pytest11`` entry point, so it is active wherever regcore is installed;
 it does nothing unless the suite's own modules are collected. Devices come from what the backend
 declares (an unavailable one is a skip naming backend and device); dtypes the backend lacks are
-skips naming the backend. Every check lands in a JSON report (``--regcore-report``, default
-``reports/conformance-<backend>.json``) and in a summary table at the end of the run.
+skips naming the backend, and so is any check that needs an optional capability the backend
+does not offer (it raised :class:`regcore.UnsupportedError`). A backend author's known skips,
+expected failures and tolerance overrides live in their own repository
+(``--regcore-expect FILE``, :mod:`regcore_conformance.expectations`). Every check lands in a JSON
+report (``--regcore-report``, default ``reports/conformance-<backend>.json``) and in a summary
+table at the end of the run.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,8 +27,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from regcore import Backend, BackendNotFoundError, load_backend
+from regcore import Backend, BackendNotFoundError, UnsupportedError, load_backend
 from regcore.backend import OPTIMIZERS
+from regcore_conformance import expectations
 from regcore_conformance.cases import TERM_CASES, scenario_specs
 from regcore_conformance.checker import Checker
 from regcore_conformance.report import Record, Report
@@ -42,11 +48,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--regcore-report", default=os.environ.get("REGCORE_REPORT"),
                     help="JSON report path (env REGCORE_REPORT; default "
                          "reports/conformance-<backend>.json)")
+    group.addoption("--regcore-expect", default=os.environ.get("REGCORE_EXPECT"),
+                    help="TOML file of known skips, expected failures and tolerance overrides "
+                         "(env REGCORE_EXPECT; see regcore_conformance.expectations)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     name = config.getoption("--regcore-backend")
-    state: dict[str, Any] = {"backend": None, "report": None, "failed_tests": set()}
+    state: dict[str, Any] = {"backend": None, "report": None, "failed_tests": set(),
+                             "expect": expectations.Expectations()}
+    expect = config.getoption("--regcore-expect")
+    if expect:
+        try:
+            state["expect"] = expectations.load(expect)
+        except expectations.ExpectationError as exc:
+            raise pytest.UsageError(f"--regcore-expect: {exc}") from None
     if name:
         try:
             backend = _load(name)
@@ -54,6 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--regcore-backend: {exc}") from None
         state["backend"] = backend
         state["report"] = Report(backend.name)
+        state["report"].capabilities = type(backend).capabilities()
     config.stash[_STATE] = state
 
 
@@ -85,8 +102,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     names = metafunc.fixturenames
     if "device" in names:
         metafunc.parametrize("device", [
-            pytest.param(d, id=d, marks=() if backend.device_available(d) else pytest.mark.skip(
-                reason=f"{backend.name}: device {d!r} not available here"))
+            pytest.param(d, id=d, marks=_device_marks(backend, d))
             for d in dict.fromkeys(("cpu", *backend.devices))  # cpu always
         ])
     if "dtype" in names:
@@ -116,12 +132,68 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("linear_scenario", LINEAR_SCENARIOS)
 
 
+def _device_marks(backend: Backend, device: str) -> tuple[pytest.MarkDecorator, ...]:
+    """No marks for a usable device; a skip naming backend and device (and what went wrong, if
+    asking the backend raised) otherwise — never a collection error."""
+    try:
+        available = backend.device_available(device)
+    except Exception as exc:  # a broken driver must not take the whole run down
+        return (pytest.mark.skip(reason=f"{backend.name}: device {device!r}: "
+                                        f"device_available raised {type(exc).__name__}: {exc}"),)
+    if available:
+        return ()
+    return (pytest.mark.skip(reason=f"{backend.name}: device {device!r} not available here"),)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k/-m deselect, so patterns see every suite test
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.stash[_STATE].get("needs_backend"):
+    state = config.stash[_STATE]
+    if state.get("needs_backend"):
         raise pytest.UsageError(
             "the regcore conformance suite needs a backend: pass --regcore-backend NAME or set "
             "REGCORE_BACKEND"
         )
+    expect, backend = state["expect"], state["backend"]
+    if backend is None or not expect.entries:
+        return
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is None or not _is_suite(module.__name__):
+            continue
+        test = _test_id(item)
+        skip = expect.first("skip", test)
+        if skip is not None:
+            skip.matched += 1
+            item.add_marker(pytest.mark.skip(
+                reason=f"{backend.name}: expected skip ({expect.source}): {skip.reason}"))
+            continue
+        xfail = expect.first("xfail", test)
+        if xfail is not None:
+            xfail.matched += 1
+            item.add_marker(pytest.mark.xfail(
+                reason=f"{backend.name}: expected failure ({expect.source}): {xfail.reason}",
+                strict=xfail.strict))
+    for e in expect.unmatched():
+        if e.kind != "tolerance":
+            _warn_unmatched(expect, e)
+
+
+def _warn_unmatched(expect: expectations.Expectations, e: expectations.Expectation) -> None:
+    what = "no collected test" if e.kind != "tolerance" else "no check in this run"
+    warnings.warn(expectations.UnmatchedExpectationWarning(
+        f"{expect.source}: {e.describe()} matches {what}; stale or misspelled?"), stacklevel=1)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """A check needing an optional capability the backend lacks is a skip naming the backend."""
+    try:
+        return (yield)
+    except UnsupportedError as exc:
+        backend = item.config.stash[_STATE]["backend"]
+        name = backend.name if backend is not None else "backend"
+        message = str(exc)
+        pytest.skip(message if message.startswith(f"{name}") else f"{name}: {message}")
 
 
 @pytest.fixture(scope="session")
@@ -144,7 +216,8 @@ def checker(request: pytest.FixtureRequest):
     state = request.config.stash[_STATE]
 
     def make(**context: str) -> Checker:
-        return Checker(state["report"], _test_id(request.node), state["failed_tests"], **context)
+        return Checker(state["report"], _test_id(request.node), state["failed_tests"],
+                       state["expect"], **context)
 
     return make
 
@@ -177,7 +250,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return rep
     test = _test_id(item)
     ctx = _context(getattr(getattr(item, "callspec", None), "params", {}))
-    if rep.skipped and rep.when in ("setup", "call"):
+    if rep.skipped and hasattr(rep, "wasxfail"):  # failed as the expectations file says
+        for r in state["report"].records:
+            if r.test == test and r.outcome == "fail":
+                r.outcome, r.detail = "xfail", f"{rep.wasxfail} | {r.detail}"
+        if not any(r.test == test for r in state["report"].records):
+            state["report"].add(Record(
+                backend=state["backend"].name, check=f"{rep.when}_error", error=0.0,
+                max_abs_error=0.0, scale=0.0, tolerance=0.0, tolerance_formula="-",
+                outcome="xfail", test=test, detail=rep.wasxfail, **ctx))
+        state["failed_tests"].discard(test)
+    elif rep.skipped and rep.when in ("setup", "call"):
         reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
         state["report"].add(Record(
             backend=state["backend"].name, check="skipped", error=0.0, max_abs_error=0.0,
@@ -202,7 +285,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(_STATE, None)
     if not state or state["report"] is None or not state["report"].records:
         return
-    backend = state["backend"]
+    backend, expect = state["backend"], state["expect"]
+    for e in expect.unmatched():
+        if e.kind == "tolerance":
+            _warn_unmatched(expect, e)
+    state["report"].expectations = {
+        "source": expect.source, "overrides": expect.overrides(),
+        "unmatched": [e.describe() for e in expect.unmatched()],
+    }
     env = {"regcore": metadata.version("regcore"), "numpy": np.__version__}
     env.update(getattr(backend, "versions", lambda: {})())
     path = _report_path(session.config, backend.name)
@@ -217,5 +307,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.section(f"regcore conformance: {state['backend'].name}")
     for line in state["report"].summary_lines():
         terminalreporter.write_line(line)
+    for e in state["expect"].unmatched():
+        terminalreporter.write_line(
+            f"warning: {state['expect'].source}: {e.describe()} matched nothing")
     if "path" in state:
         terminalreporter.write_line(f"report: {state['path']}")

@@ -28,9 +28,12 @@ class Record:
     scale: float
     tolerance: float
     tolerance_formula: str
-    outcome: str  # "pass" | "fail" | "error" (the test crashed) | "skip" (with the reason)
+    # "pass" | "fail" | "error" (the test crashed) | "skip" (with the reason) | "xfail" (a
+    # failure the backend's expectations file declares, with its reason)
+    outcome: str
     test: str
     detail: str = ""  # the failure message or skip reason
+    override: str = ""  # the reason of the tolerance override this check ran under, if any
 
     @property
     def ratio(self) -> float:
@@ -48,17 +51,22 @@ class Report:
         self.backend = backend
         self.records: list[Record] = []
         self.started = time.time()
+        self.capabilities: dict[str, object] = {}
+        self.expectations: dict[str, object] = {}
 
     def add(self, record: Record) -> None:
         self.records.append(record)
 
     def counts(self) -> dict[str, int]:
-        """``checks`` counts comparisons and crashed tests; skips are counted apart."""
+        """``checks`` counts comparisons and crashed tests; skips and expected failures are
+        counted apart, and ``overridden`` counts checks run under a tolerance override."""
         outcomes = [r.outcome for r in self.records]
-        skipped = outcomes.count("skip")
+        skipped, xfailed = outcomes.count("skip"), outcomes.count("xfail")
         passed = outcomes.count("pass")
-        return {"checks": len(outcomes) - skipped, "passed": passed,
-                "failed": len(outcomes) - skipped - passed, "skipped": skipped}
+        checks = len(outcomes) - skipped - xfailed
+        return {"checks": checks, "passed": passed, "failed": checks - passed,
+                "skipped": skipped, "xfailed": xfailed,
+                "overridden": sum(bool(r.override) for r in self.records)}
 
     def write(self, path: Path, environment: dict[str, str]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,6 +77,8 @@ class Report:
             "duration_s": round(time.time() - self.started, 3),
             "environment": {"python": platform.python_version(), **environment},
             "summary": self.counts(),
+            "capabilities": self.capabilities,
+            "expectations": self.expectations,
             "records": [
                 {**asdict(r), "ratio": r.ratio if math.isfinite(r.ratio) else None}
                 for r in self.records
@@ -85,7 +95,7 @@ class Report:
                   f"{'failed':>6} {'skipped':>7} {'worst err/tol':>13}")
         lines = [header, "-" * len(header)]
         for (backend, device, dtype, scenario), recs in sorted(groups.items()):
-            run = [r for r in recs if r.outcome != "skip"]
+            run = [r for r in recs if r.outcome not in ("skip", "xfail")]
             failed = sum(r.outcome != "pass" for r in run)
             worst = f"{max(r.ratio for r in run):.3g}" if run else "-"
             lines.append(
@@ -95,4 +105,7 @@ class Report:
         c = self.counts()
         lines.append(f"total: {c['checks']} checks, {c['passed']} passed, {c['failed']} failed, "
                      f"{c['skipped']} skipped tests")
+        if c["xfailed"] or c["overridden"]:
+            lines.append(f"expectations: {c['xfailed']} expected failures, {c['overridden']} "
+                         "checks under tolerance overrides (reasons in the JSON report)")
         return lines

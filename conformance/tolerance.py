@@ -87,3 +87,20 @@ class Bound:
 
     def describe(self) -> str:
         return self.formula
+
+
+@dataclass(frozen=True)
+class Overridden:
+    """A tolerance scaled by a backend author's override (``--regcore-expect``), with the
+    reason, so the report shows both the derived value and the override."""
+
+    base: Tolerance | Bound
+    factor: float
+    reason: str
+
+    @property
+    def value(self) -> float:
+        return self.base.value * self.factor
+
+    def describe(self) -> str:
+        return f"{self.factor:g}*[{self.base.describe()}] (override: {self.reason})"

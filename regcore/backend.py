@@ -94,7 +94,15 @@ class ModelSpec:
 
 
 class Backend(abc.ABC):
-    """The minimum a backend implements; everything is named by parameter name.
+    """The adapter protocol; everything is named by parameter name.
+
+    Required (abstract): :attr:`name`, :meth:`asarray`, :meth:`to_numpy`, :meth:`penalty` and
+    :meth:`loss_and_grads`. Declared capabilities (class attributes, with defaults):
+    :attr:`devices`, :attr:`dtypes`, :attr:`native_paths`, :attr:`native_penalty_paths`.
+    Optional methods: :meth:`train`, :meth:`native_train`, :meth:`native_penalty`,
+    :meth:`device_available`, :meth:`supports`, :meth:`versions`. An optional method a backend
+    does not implement raises :class:`regcore.UnsupportedError`, which the conformance suite turns
+    into skips whose reason names the backend. :meth:`capabilities` summarizes all of it.
 
     Arrays are the backend's own. ``params`` and returned gradients are ``{name: array}`` dicts
     with the names of :class:`regcore.ParamInfo`/:meth:`ModelSpec.params`.
@@ -110,6 +118,18 @@ class Backend(abc.ABC):
     native_paths: ClassVar[tuple[str, ...]] = ()
     #: Native translations :meth:`native_penalty` can evaluate the penalty through (optional).
     native_penalty_paths: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def capabilities(cls) -> dict[str, Any]:
+        """What the backend declares, as plain data (for reports and ``regcore`` listings):
+        devices, dtypes, native paths, and which optional methods it overrides."""
+        optional = ("train", "native_train", "native_penalty")
+        return {
+            "devices": list(cls.devices), "dtypes": list(cls.dtypes),
+            "native_paths": list(cls.native_paths),
+            "native_penalty_paths": list(cls.native_penalty_paths),
+            "implements": [m for m in optional if getattr(cls, m) is not getattr(Backend, m)],
+        }
 
     def device_available(self, device: str) -> bool:
         """Whether ``device`` can be used in this process (``cpu`` always)."""
@@ -137,13 +157,14 @@ class Backend(abc.ABC):
     ) -> tuple[Any, dict[str, Any]]:
         """Data loss plus penalty on ``(x, y)``, and its gradient for every parameter."""
 
-    @abc.abstractmethod
     def train(
         self, model: ModelSpec, plan: Plan, params: Mapping[str, Any], x: Any, y: Any,
         *, optimizer: Optimizer, steps: int,
     ) -> dict[str, Any]:
-        """Parameters after ``steps`` full-batch steps of ``optimizer`` on ``loss_and_grads``,
-        with the plan's decoupled decay ``p ← p − lr·rate·p`` applied before each update."""
+        """Optional: parameters after ``steps`` full-batch steps of ``optimizer`` on
+        ``loss_and_grads``, with the plan's decoupled decay ``p ← p − lr·rate·p`` applied before
+        each update (gradients taken at the parameters before the decay, as AdamW)."""
+        raise UnsupportedError(f"{self.name} does not implement train")
 
     def native_train(
         self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, Any], x: Any, y: Any,
