@@ -17,7 +17,6 @@ table at the end of the run.
 
 from __future__ import annotations
 
-import importlib
 import os
 import warnings
 from importlib import metadata
@@ -76,16 +75,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _load(name: str) -> Backend:
     """A registered name, or ``package.module:Class`` for a backend not (yet) registered."""
-    if ":" not in name:
-        return load_backend(name)
-    module_name, _, attr = name.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise BackendNotFoundError(f"cannot import backend {name!r}: {exc}") from None
-    if not (isinstance(cls, type) and issubclass(cls, Backend)):
-        raise BackendNotFoundError(f"{name!r} is not a regcore.Backend subclass")
-    return cls()
+    return load_backend(name)
 
 
 def _is_suite(module_name: str) -> bool:

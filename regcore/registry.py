@@ -7,6 +7,7 @@ Listing reads package metadata only; a backend's module (and framework) is impor
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from importlib.metadata import entry_points
 
@@ -25,7 +26,8 @@ def available_backends() -> list[str]:
 
 
 def load_backend(name: str) -> Backend:
-    """An instance of the backend registered as ``name``.
+    """An instance of the backend registered as ``name``, or of ``package.module:Class`` for a
+    backend not (yet) registered (an author's work in progress, a test double).
 
     Raises :class:`BackendNotFoundError` when no backend has that name (listing the installed
     ones), when its module cannot be imported (a framework that is not installed: the message
@@ -33,6 +35,13 @@ def load_backend(name: str) -> Backend:
     the entry point is not a :class:`regcore.Backend` subclass or leaves abstract methods
     unimplemented.
     """
+    if ":" in name:
+        module_name, _, attr = name.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise BackendNotFoundError(f"cannot import backend {name!r}: {exc}") from None
+        return _instance(cls, repr(name))
     matches = [ep for ep in entry_points(group=GROUP) if ep.name == name]
     if not matches:
         known = ", ".join(available_backends()) or "none"
@@ -48,14 +57,15 @@ def load_backend(name: str) -> Backend:
         raise BackendNotFoundError(
             f"backend {name!r}: entry point {matches[0].value} names nothing: {exc}"
         ) from exc
+    return _instance(cls, f"entry point {name!r} = {matches[0].value}")
+
+
+def _instance(cls: object, label: str) -> Backend:
     if not (isinstance(cls, type) and issubclass(cls, Backend)):
-        raise BackendNotFoundError(
-            f"entry point {name!r} = {matches[0].value} is not a regcore.Backend subclass"
-        )
+        raise BackendNotFoundError(f"{label} is not a regcore.Backend subclass")
     if inspect.isabstract(cls):
         missing = ", ".join(sorted(cls.__abstractmethods__))
         raise BackendNotFoundError(
-            f"entry point {name!r} = {matches[0].value} is an abstract regcore.Backend: it does "
-            f"not implement {missing}"
+            f"{label} is an abstract regcore.Backend: it does not implement {missing}"
         )
     return cls()

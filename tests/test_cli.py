@@ -1,0 +1,155 @@
+"""The ``regcore`` command line, run as users run it: in a subprocess, reading exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import regcore
+from regcore import L2, Rule, Select, Spec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "regcore", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def one_line_error(proc: subprocess.CompletedProcess, message: str) -> None:
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("regcore: error: ") and message in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_backends_lists_installed_backends_without_importing_a_framework():
+    code = ("import sys, io, contextlib; from regcore.cli import main; out = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out): rc = main(['backends', '--json'])\n"
+            "assert rc == 0, rc; print(out.getvalue().strip())\n"
+            "print(sorted({'numpy', 'torch', 'tensorflow', 'jax', 'keras'} & set(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    listing, loaded = proc.stdout.strip().splitlines()
+    assert json.loads(listing) == {"backends": regcore.available_backends()}
+    assert loaded == "[]"
+
+
+def test_convert_keras_l2_to_torch_and_sklearn():
+    proc = cli("convert", "l2", "0.01", "--from", "keras", "--to", "torch", "--to", "ridge",
+               "--n-samples", "100", "--data-loss", "mse", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["convention"]: r for r in json.loads(proc.stdout)["to"]}
+    assert rows["torch_weight_decay"]["coefficients"] == {"coef": 0.02}
+    assert rows["sklearn_ridge"]["coefficients"] == {"coef": 1.0}
+
+
+def test_convert_table_shows_every_form_of_the_term():
+    proc = cli("convert", "l2", "0.01", "--from", "sum")
+    assert proc.returncode == 0
+    for text in ("torch_weight_decay", "0.02", "batch_mean", "needs batch_size",
+                 "--batch-size"):
+        assert text in proc.stdout
+
+
+def test_convert_refuses_with_the_reason_where_no_exact_form_exists():
+    proc = cli("convert", "l1", "0.01", "--from", "sum", "--to", "torch", "--json")
+    assert proc.returncode == 0
+    (row,) = json.loads(proc.stdout)["to"]
+    assert "l1 has no 'torch_weight_decay' form" in row["refused"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("convert", "l3", "0.1", "--from", "sum"), "unknown term 'l3'"),
+    (("convert", "l2", "0.1", "--from", "keras2"), "unknown convention 'keras2'"),
+    (("convert", "l2", "-1", "--from", "sum"), "l2.coef: must be >= 0"),
+    (("convert", "l2", "nan", "--from", "sum"), "l2.coef"),
+    (("convert", "l2", "abc", "--from", "sum"), "coefficient 'abc' is not a number"),
+    (("convert", "elastic_net", "0.1", "--from", "sum"), "elastic_net takes 2 coefficient(s)"),
+    (("convert", "l2", "0.1"), "the following arguments are required: --from"),
+    (("convert", "l2", "0.1", "--from", "batch_mean"), "needs batch_size"),
+    (("frobnicate",), "invalid choice: 'frobnicate'"),
+])
+def test_convert_bad_input_is_one_line(args, message):
+    one_line_error(cli(*args), message)
+
+
+def _spec_file(tmp_path: Path, spec: Spec | str) -> str:
+    path = tmp_path / "spec.json"
+    path.write_text(spec if isinstance(spec, str) else regcore.to_json(spec))
+    return str(path)
+
+
+SPEC = Spec(penalties=(Rule(L2(0.02, convention="torch_weight_decay")),))
+
+
+def test_check_agrees_on_the_reference_backend(tmp_path):
+    proc = cli("check", _spec_file(tmp_path, SPEC), "--backends", "numpy", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["agree"] and [r["status"] for r in result["rows"]] == ["agrees", "agrees"]
+    assert len(result["rows"][0]["scenarios"]) == 7
+
+
+def test_check_table_names_backend_and_worst_error(tmp_path):
+    proc = cli("check", _spec_file(tmp_path, SPEC), "--backends", "numpy", "--dtypes",
+               "float32")
+    assert proc.returncode == 0, proc.stderr
+    assert "numpy" in proc.stdout and "agrees" in proc.stdout and "worst err/tol" in proc.stdout
+
+
+def test_check_reports_a_disagreeing_backend_with_exit_1(tmp_path):
+    proc = cli("check", _spec_file(tmp_path, SPEC), "--backends",
+               "numpy,tests.broken_backends:DoubleL2", "--dtypes", "float64", "--json")
+    assert proc.returncode == 1, proc.stderr
+    rows = {r["backend"]: r for r in json.loads(proc.stdout)["rows"]}
+    assert rows["numpy"]["status"] == "agrees"
+    assert rows["double_l2"]["status"] == "disagrees"
+    assert any("loss" in f for f in rows["double_l2"]["failures"])
+
+
+def test_check_says_which_scenarios_a_spec_does_not_apply_to(tmp_path):
+    spec = Spec(penalties=(Rule(L2(0.01, convention="sum"), Select(name=r"dense_2\..*")),))
+    proc = cli("check", _spec_file(tmp_path, spec), "--backends", "numpy", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert "linreg_seed" in result["scenarios_not_applicable"]
+    assert result["rows"][0]["scenarios"] == ["mlp_regression", "mlp_relu_half_mse",
+                                              "seed004_iris_mlp"]
+
+
+@pytest.mark.parametrize(("make", "extra", "message"), [
+    (lambda p: str(p / "missing.json"), (), "missing.json: No such file or directory"),
+    (lambda p: _spec_file(p, "{not json"), (), "spec: not valid JSON"),
+    (lambda p: _spec_file(p, '{"schema_version": 1, "penalties": [{"term": {"kind": "l2", '
+                             '"coef": -1, "convention": "sum"}}]}'), (), "coef: must be >= 0"),
+    (lambda p: _spec_file(p, SPEC), ("--backends", "nope"), "unknown backend 'nope'"),
+    (lambda p: _spec_file(p, SPEC), ("--backends", "numpy", "--devices", "cuda"),
+     "unknown device 'cuda'"),
+    (lambda p: _spec_file(p, SPEC), ("--backends", "tests.author_backends:FlakyGpuBackend",
+                                     "--devices", "gpu"), "device(s) gpu not available"),
+    (lambda p: _spec_file(p, SPEC), ("--dtypes", "float16"), "unknown dtype 'float16'"),
+    (lambda p: _spec_file(p, Spec(penalties=(Rule(L2(0.1, convention="sum"),
+                                                  Select(roles=("embedding",))),))), (),
+     "the spec applies to none of the scenarios"),
+])
+def test_check_bad_input_is_one_line(tmp_path, make, extra, message):
+    one_line_error(cli("check", make(tmp_path), *extra), message)
+
+
+def test_export_unknown_backend_is_one_line(tmp_path):
+    one_line_error(cli("export", _spec_file(tmp_path, SPEC), "--backend", "cobol"),
+                   "no exporter for backend 'cobol'")
+
+
+def test_installed_console_script_is_the_same_tool():
+    script = Path(sys.executable).parent / "regcore"
+    if not script.exists():
+        pytest.skip(f"regcore is not installed as a console script next to {sys.executable}")
+    proc = subprocess.run([str(script), "convert", "l2", "0.5", "--from", "half", "--to", "sum",
+                           "--json"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["to"][0]["coefficients"] == {"coef": 0.25}
