@@ -1,0 +1,287 @@
+"""Merge per-backend conformance reports into one cross-backend matrix.
+
+    python -m regcore_conformance.matrix REPORT_DIR [--out DIR]
+
+Reads every ``conformance-*.json`` in ``REPORT_DIR`` (written by :mod:`regcore_conformance.report`)
+and writes ``matrix.md`` and ``matrix.html`` (one self-contained file: the same table and a
+heatmap of the worst error/tolerance ratio) to ``DIR`` (default ``REPORT_DIR``). One row per
+(backend, device, dtype, scenario); checks run in a backend's report on another backend's behalf
+(the reference's own oracle checks) get their own rows, ``numpy (reference)``. A row's ``checks``
+count comparisons and crashed tests; skips and expected failures are counted apart; its worst
+ratio is ``max error/tolerance`` over its checks (``inf`` for a crash or a zero tolerance).
+
+Exit status: 0 when every report has no failed check and no error record, 1 when any backend
+disagrees (one line per failing row), 2 for bad input (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from regcore_conformance.report import REPORT_VERSION
+
+PATTERN = "conformance-*.json"
+OUTCOMES = ("pass", "fail", "error", "skip", "xfail")
+RECORD_STRINGS = ("backend", "device", "dtype", "scenario", "check", "outcome")
+
+
+class BadInput(ValueError):
+    """A report directory or report the matrix cannot be built from; the message says why."""
+
+
+@dataclass
+class BackendReport:
+    """One ``conformance-<backend>.json``, validated."""
+
+    path: Path
+    backend: str
+    created: str
+    environment: dict[str, str]
+    expectations: dict
+    summary_failed: int
+    records: list[dict]
+
+
+@dataclass
+class Row:
+    """The checks of one (backend, device, dtype, scenario)."""
+
+    report: str  # the backend of the report the checks come from
+    backend: str  # the row label: the report's backend, or "numpy (reference)"
+    device: str
+    dtype: str
+    scenario: str
+    checks: int = 0
+    failed: int = 0  # failed checks and error records
+    errors: int = 0
+    skipped: int = 0
+    xfailed: int = 0
+    ratios: list[float] = field(default_factory=list)
+
+    @property
+    def worst(self) -> float | None:
+        """Largest error/tolerance over the checks; None when nothing ran."""
+        return max(self.ratios) if self.ratios else None
+
+    @property
+    def status(self) -> str:
+        return "FAIL" if self.failed else "pass" if self.checks else "skip"
+
+    def add(self, record: dict) -> None:
+        outcome = record["outcome"]
+        if outcome == "skip":
+            self.skipped += 1
+        elif outcome == "xfail":
+            self.xfailed += 1
+        else:
+            self.checks += 1
+            self.failed += outcome != "pass"
+            self.errors += outcome == "error"
+            ratio = record["ratio"]
+            self.ratios.append(math.inf if ratio is None else float(ratio))
+
+
+def fmt_ratio(value: float | None) -> str:
+    """3 significant digits; ``inf`` for a crash or zero tolerance, ``-`` when nothing ran."""
+    if value is None:
+        return "-"
+    return "inf" if math.isinf(value) else f"{value:.3g}"
+
+
+def load_dir(directory: Path) -> list[BackendReport]:
+    if not directory.exists():
+        raise BadInput(f"{directory}: no such directory")
+    if not directory.is_dir():
+        raise BadInput(f"{directory}: not a directory")
+    paths = sorted(directory.glob(PATTERN))
+    if not paths:
+        raise BadInput(f"{directory}: no {PATTERN} reports found")
+    reports = [load_report(p) for p in paths]
+    seen: dict[str, Path] = {}
+    for r in reports:
+        if r.backend in seen:
+            raise BadInput(f"{r.path}: a second report for backend {r.backend!r} "
+                           f"(first: {seen[r.backend].name})")
+        seen[r.backend] = r.path
+    return sorted(reports, key=lambda r: r.backend)
+
+
+def load_report(path: Path) -> BackendReport:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"{path}: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{path}: malformed JSON: {exc.msg} at line {exc.lineno} "
+                       f"column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"{path}: expected a JSON object, got {type(data).__name__}")
+    version = data.get("report_version")
+    if version != REPORT_VERSION:
+        raise BadInput(f"{path}: report_version {version!r}, expected {REPORT_VERSION}")
+    backend, records = data.get("backend"), data.get("records")
+    if not isinstance(backend, str) or not backend:
+        raise BadInput(f"{path}: 'backend' must be a non-empty string")
+    if not isinstance(records, list):
+        raise BadInput(f"{path}: 'records' must be a list")
+    for i, rec in enumerate(records):
+        _check_record(path, i, rec)
+    env = data.get("environment", {})
+    expect = data.get("expectations", {})
+    summary = data.get("summary", {})
+    if not isinstance(env, dict) or not isinstance(expect, dict) or not isinstance(summary, dict):
+        raise BadInput(f"{path}: 'environment', 'expectations' and 'summary' must be objects")
+    failed = summary.get("failed", 0)
+    return BackendReport(path, backend, str(data.get("created", "")),
+                         {str(k): str(v) for k, v in env.items()}, expect,
+                         failed if isinstance(failed, int) else 0, records)
+
+
+def _check_record(path: Path, i: int, rec: object) -> None:
+    where = f"{path}: records[{i}]"
+    if not isinstance(rec, dict):
+        raise BadInput(f"{where}: expected an object")
+    for key in RECORD_STRINGS:
+        if not isinstance(rec.get(key), str):
+            raise BadInput(f"{where}.{key}: expected a string, got {rec.get(key)!r}")
+    if rec["outcome"] not in OUTCOMES:
+        raise BadInput(f"{where}.outcome: {rec['outcome']!r} is not one of {list(OUTCOMES)}")
+    ratio = rec.get("ratio", False)
+    if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float))):
+        raise BadInput(f"{where}.ratio: expected a number or null, got {ratio!r}")
+
+
+def rows_of(reports: list[BackendReport]) -> list[Row]:
+    rows: dict[tuple[str, str, str, str], Row] = {}
+    for rep in reports:
+        for rec in rep.records:
+            label = rep.backend if rec["backend"] == rep.backend else \
+                f"{rep.backend} ({rec['backend']})"
+            key = (rep.backend, label, rec["device"], rec["dtype"], rec["scenario"])
+            rows.setdefault(key, Row(*key)).add(rec)
+    return [rows[k] for k in sorted(rows)]
+
+
+def totals(rows: list[Row]) -> dict[str, int]:
+    return {k: sum(getattr(r, k) for r in rows)
+            for k in ("checks", "failed", "errors", "skipped", "xfailed")}
+
+
+def backend_line(rep: BackendReport, rows: list[Row]) -> tuple[str, str]:
+    """(versions, totals) of one report, for the per-backend header lines."""
+    versions = ", ".join(f"{k} {v}" for k, v in rep.environment.items()) or "no versions"
+    t = totals([r for r in rows if r.report == rep.backend])
+    return versions, (f"{t['checks']} checks, {t['checks'] - t['failed']} passed, "
+                      f"{t['failed']} failed ({t['errors']} errors), {t['skipped']} skipped, "
+                      f"{t['xfailed']} expected failures")
+
+
+def notes(reports: list[BackendReport]) -> list[tuple[str, str]]:
+    """(backend, text) per tolerance override, expected failure and stale expectation."""
+    out = []
+    for rep in reports:
+        for o in rep.expectations.get("overrides") or []:
+            if isinstance(o, dict):
+                out.append((rep.backend, f"tolerance ×{o.get('factor')} on test "
+                            f"{o.get('test')!s} check {o.get('check')!s} ({o.get('checks')} "
+                            f"checks): {o.get('reason')!s}"))
+        for rec in rep.records:
+            if rec["outcome"] == "xfail":
+                out.append((rep.backend, f"expected failure: {rec.get('test', '')} "
+                            f"[{rec['check']}]: {rec.get('detail', '')}"))
+        for stale in rep.expectations.get("unmatched") or []:
+            out.append((rep.backend, f"stale expectation, matched nothing: {stale!s}"))
+    return out
+
+
+def failing_lines(reports: list[BackendReport], rows: list[Row]) -> list[str]:
+    lines = [f"FAIL {r.backend} {r.device} {r.dtype} {r.scenario}: {r.failed} of {r.checks} "
+             f"checks failed ({r.errors} errors), worst err/tol {fmt_ratio(r.worst)}"
+             for r in rows if r.failed]
+    for rep in reports:
+        if rep.summary_failed and not any(r.failed for r in rows
+                                          if r.report == rep.backend):
+            lines.append(f"FAIL {rep.backend}: its summary counts {rep.summary_failed} failed "
+                         "checks, its records none")
+    return lines
+
+
+def _md(text: object) -> str:
+    """Text from a report, safe inside a markdown table cell."""
+    s = " ".join(str(text).split())
+    for ch in "\\`*|":
+        s = s.replace(ch, "\\" + ch)
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def render_markdown(reports: list[BackendReport], rows: list[Row]) -> str:
+    failing = sorted({r.report for r in rows if r.failed})
+    out = ["# regcore conformance matrix", "",
+           f"{len(reports)} reports: " + ", ".join(_md(r.backend) for r in reports) + ". "
+           + ("All backends agree with the reference." if not failing
+              else "**Disagreeing: " + ", ".join(_md(b) for b in failing) + "**"), ""]
+    for rep in reports:
+        versions, counts = backend_line(rep, rows)
+        out.append(f"- **{_md(rep.backend)}** ({_md(rep.path.name)}, {_md(rep.created)}): "
+                   f"{_md(versions)}. {counts}")
+    out += ["", "| backend | device | dtype | scenario | checks | failed | skipped | xfailed "
+            "| status | worst err/tol |", "|---|---|---|---|--:|--:|--:|--:|:-:|--:|"]
+    for r in rows:
+        cells = [_md(r.backend), _md(r.device), _md(r.dtype), _md(r.scenario), str(r.checks),
+                 str(r.failed), str(r.skipped), str(r.xfailed),
+                 "**FAIL**" if r.failed else r.status, fmt_ratio(r.worst)]
+        out.append("| " + " | ".join(cells) + " |")
+    extra = notes(reports)
+    if extra:
+        out += ["", "## Tolerance overrides and expected failures", ""]
+        out += [f"- {_md(b)}: {_md(text)}" for b, text in extra]
+    return "\n".join(out) + "\n"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage block
+        raise BadInput(f"usage: {message}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _Parser(prog="python -m regcore_conformance.matrix",
+                     description="Merge conformance-*.json reports into matrix.md and "
+                                 "matrix.html.")
+    parser.add_argument("report_dir", type=Path, help="directory of conformance-*.json reports")
+    parser.add_argument("--out", type=Path, help="output directory (default: REPORT_DIR)")
+    try:
+        args = parser.parse_args(argv)
+        reports = load_dir(args.report_dir)
+        rows = rows_of(reports)
+        from regcore_conformance.matrix_html import render_html
+
+        out = args.out or args.report_dir
+        written = []
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            for name, text in (("matrix.md", render_markdown(reports, rows)),
+                               ("matrix.html", render_html(reports, rows))):
+                (out / name).write_text(text, encoding="utf-8")
+                written.append(out / name)
+        except OSError as exc:
+            raise BadInput(f"{out}: cannot write: {exc.strerror or exc}") from None
+    except BadInput as exc:
+        print(f"regcore_conformance.matrix: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    failing = failing_lines(reports, rows)
+    for line in failing:
+        print(line)
+    return 1 if failing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

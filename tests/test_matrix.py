@@ -1,0 +1,279 @@
+"""The cross-backend matrix (``python -m regcore_conformance.matrix``): merged table, exit status,
+bad input, and the self-contained HTML page."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from regcore_conformance import matrix, matrix_html
+from regcore_conformance.report import REPORT_VERSION, Record, Report
+
+ENV = {"regcore": "0.1.0", "numpy": "2.4.6"}
+
+
+def rec(backend: str, scenario: str, outcome: str = "pass", *, error: float = 0.0,
+        tolerance: float = 1e-6, device: str = "cpu", dtype: str = "float64",
+        check: str = "loss", detail: str = "") -> Record:
+    return Record(backend=backend, device=device, dtype=dtype, scenario=scenario, case="l2_sum",
+                  check=check, error=error, max_abs_error=error, scale=1.0, tolerance=tolerance,
+                  tolerance_formula="2 gamma(n)", outcome=outcome,
+                  test=f"regcore_conformance.test_x::test_y[{device}-{dtype}-{scenario}]",
+                  detail=detail)
+
+
+def write(directory: Path, backend: str, records: list[Record], env: dict | None = None,
+          expectations: dict | None = None) -> Path:
+    report = Report(backend)
+    for r in records:
+        report.add(r)
+    report.expectations = expectations or {}
+    path = directory / f"conformance-{backend}.json"
+    report.write(path, env or ENV)
+    return path
+
+
+def alpha(directory: Path) -> None:
+    """Passes everything it runs; s2 skipped entirely; no s3 at all."""
+    write(directory, "alpha", [
+        rec("alpha", "s1", error=1e-9), rec("alpha", "s1", error=0.0),
+        rec("alpha", "s1", error=2.5e-7), rec("alpha", "s1", "skip", detail="no adam"),
+        rec("alpha", "s1", error=4e-8, dtype="float32"),
+        rec("alpha", "s1", error=1.23456e-7, dtype="float32"),
+        rec("alpha", "s2", "skip", detail="not yet"), rec("alpha", "s2", "skip", detail="x"),
+        rec("reference", "s1", error=3e-9, check="reference_finite_differences"),
+    ], env={**ENV, "alphalib": "1.2.3"})
+
+
+def beta(directory: Path, failing: bool) -> None:
+    records = [rec("beta", "s1", error=5e-7), rec("beta", "s3", error=1e-8)]
+    if failing:
+        records += [rec("beta", "s3", "fail", error=3e-6, check="grad:w"),
+                    rec("beta", "s3", "error", error=float("inf"), tolerance=0.0,
+                        check="call_error", detail="RuntimeError: boom")]
+    write(directory, "beta", records)
+
+
+def md_rows(text: str) -> dict[tuple[str, ...], list[str]]:
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith("| ") and not line.startswith("| backend"):
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+            rows[tuple(cells[:4])] = cells[4:]
+    return rows
+
+
+def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "regcore_conformance.matrix", *map(str, args)],
+                          cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_table_rows_and_numbers(tmp_path, capsys):
+    alpha(tmp_path)
+    beta(tmp_path, failing=False)
+    assert matrix.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'out' / 'matrix.md'}" in printed
+    assert f"wrote {tmp_path / 'out' / 'matrix.html'}" in printed
+    text = (tmp_path / "out" / "matrix.md").read_text()
+    rows = md_rows(text)
+    # checks, failed, skipped, xfailed, status, worst err/tol (3 significant digits)
+    assert rows == {
+        ("alpha", "cpu", "float32", "s1"): ["2", "0", "0", "0", "pass", "0.123"],
+        ("alpha", "cpu", "float64", "s1"): ["3", "0", "1", "0", "pass", "0.25"],
+        ("alpha", "cpu", "float64", "s2"): ["0", "0", "2", "0", "skip", "-"],
+        ("alpha (reference)", "cpu", "float64", "s1"): ["1", "0", "0", "0", "pass", "0.003"],
+        ("beta", "cpu", "float64", "s1"): ["1", "0", "0", "0", "pass", "0.5"],
+        ("beta", "cpu", "float64", "s3"): ["1", "0", "0", "0", "pass", "0.01"],
+    }
+    header = [line for line in text.splitlines() if line.startswith("- **alpha**")]
+    assert len(header) == 1
+    assert "alphalib 1.2.3" in header[0] and "regcore 0.1.0" in header[0]
+    assert "6 checks, 6 passed, 0 failed (0 errors), 3 skipped" in header[0]
+    assert "All backends agree" in text
+    assert "Tolerance overrides" not in text  # nothing to list
+
+
+def test_exit_status_through_subprocess(tmp_path):
+    alpha(tmp_path)
+    beta(tmp_path, failing=False)
+    ok = run_cli(tmp_path, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "FAIL" not in ok.stdout and (tmp_path / "matrix.html").exists()  # default out dir
+
+    beta(tmp_path, failing=True)
+    bad = run_cli(tmp_path, "--out", tmp_path / "o", cwd=tmp_path)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    fails = [line for line in bad.stdout.splitlines() if line.startswith("FAIL")]
+    assert fails == ["FAIL beta cpu float64 s3: 2 of 3 checks failed (1 errors), "
+                     "worst err/tol inf"]
+    assert "Traceback" not in bad.stderr
+    rows = md_rows((tmp_path / "o" / "matrix.md").read_text())
+    assert rows[("beta", "cpu", "float64", "s3")] == ["3", "2", "0", "0", "**FAIL**", "inf"]
+    assert "Disagreeing: beta" in (tmp_path / "o" / "matrix.md").read_text()
+
+
+def test_a_failed_check_with_finite_ratio_fails_too(tmp_path):
+    write(tmp_path, "gamma", [rec("gamma", "s1", "fail", error=2.5e-6)])
+    proc = run_cli(tmp_path, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "FAIL gamma cpu float64 s1: 1 of 1 checks failed (0 errors), worst err/tol 2.5" \
+        in proc.stdout
+
+
+def _report(**changes) -> str:
+    good = {**asdict(rec("x", "s1")), "ratio": 0.0}
+    data = {"report_version": REPORT_VERSION, "backend": "x", "environment": {},
+            "summary": {}, "records": [good]}
+    data.update(changes)
+    return json.dumps(data)
+
+
+BAD_RECORD = {**asdict(rec("x", "s1")), "ratio": 0.0, "outcome": "maybe"}
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        (None, "no such directory"),
+        ({}, "no conformance-*.json reports found"),
+        ({"conformance-x.json": "{not json"}, "malformed JSON: Expecting property name"),
+        ({"conformance-x.json": _report(report_version=99)}, "report_version 99, expected 1"),
+        ({"conformance-x.json": "[1, 2]"}, "expected a JSON object, got list"),
+        ({"conformance-x.json": _report(records=[{"outcome": "pass"}])},
+         "records[0].backend: expected a string"),
+        ({"conformance-x.json": _report(records=[BAD_RECORD])}, "'maybe' is not one of"),
+        ({"conformance-x.json": _report(records=[{**BAD_RECORD, "outcome": "pass",
+                                                   "ratio": "big"}])},
+         "records[0].ratio: expected a number or null"),
+        ({"conformance-x.json": _report(), "conformance-y.json": _report()},
+         "a second report for backend 'x'"),
+    ],
+    ids=["missing-dir", "no-reports", "malformed-json", "wrong-version", "not-an-object",
+         "record-field", "bad-outcome", "bad-ratio", "duplicate-backend"],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path, files, message):
+    target = tmp_path / "in"
+    if files is not None:
+        target.mkdir()
+        for name, text in files.items():
+            (target / name).write_text(text)
+    proc = run_cli(target, "--out", tmp_path / "out", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert str(target) in lines[0]  # names the directory or the file
+    assert proc.stdout == "" and not (tmp_path / "out").exists()
+
+
+def test_bad_arguments_are_one_line_exit_2(tmp_path):
+    proc = run_cli("--frobnicate", cwd=tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_real_numpy_report_matches_the_suite_summary(tmp_path):
+    path = tmp_path / "reports" / "conformance-numpy.json"
+    suite = subprocess.run(
+        [sys.executable, "-m", "regcore_conformance", "--backend", "numpy", "--report",
+         str(path), "-q", "-k", "test_penalty and l2_half"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert suite.returncode == 0, suite.stdout[-3000:] + suite.stderr[-3000:]
+    # the suite's own end-of-run table: backend device dtype scenario checks failed skipped worst
+    summary = {}
+    for line in suite.stdout.splitlines():
+        cells = line.split()
+        if len(cells) == 8 and cells[0] in ("numpy", "reference") and cells[4].isdigit():
+            label = "numpy" if cells[0] == "numpy" else "numpy (reference)"
+            summary[(label, *cells[1:4])] = [cells[4], cells[5], cells[6], cells[7]]
+    assert summary, suite.stdout[-3000:]
+    proc = run_cli(path.parent, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = md_rows((path.parent / "matrix.md").read_text())
+    assert {k: [v[0], v[1], v[2], v[5]] for k, v in rows.items()} == summary
+    env = json.loads(path.read_text())["environment"]
+    assert f"numpy {env['numpy']}" in (path.parent / "matrix.md").read_text()
+
+
+def test_html_is_self_contained_and_escaped(tmp_path):
+    evil = "<script>alert('x')</script>"
+    write(tmp_path, "alpha", [rec("alpha", evil, error=1e-9), rec("alpha", "s1", error=0.0)],
+          env={**ENV, "lib": "1.0 & <b>bold</b>"})
+    write(tmp_path, "beta", [rec("beta", "s1", "fail", error=2e-6)])
+    assert matrix.main([str(tmp_path)]) == 1
+    page = (tmp_path / "matrix.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "</svg>" in page
+    assert "<script" not in page.lower() and "&lt;script&gt;" in page
+    assert "<b>bold</b>" not in page and "1.0 &amp; &lt;b&gt;bold&lt;/b&gt;" in page
+    for external in ("http:", "https:", "src=", "<link", "@import", "url(", "//"):
+        assert external not in page, external
+    md = (tmp_path / "matrix.md").read_text()
+    assert "<script>" not in md and "&lt;script&gt;" in md
+
+
+def heat_cells(page: str) -> dict[tuple[str, str], str]:
+    """(row label, scenario) -> fill of each heatmap cell, read back from the SVG."""
+    labels = re.findall(r'text-anchor="end">([^<]*)</text>', page)
+    scenarios = re.findall(r'transform="rotate\(-40 [^"]*\)">([^<]*)</text>', page)
+    cells = re.findall(r'class="cell" data-row="(\d+)" data-col="(\d+)"[^>]*fill="(#\w+)"', page)
+    return {(labels[int(i)], scenarios[int(j)]): fill for i, j, fill in cells}
+
+
+def test_heatmap_colours_cover_skips_missing_and_infinite_ratios(tmp_path):
+    alpha(tmp_path)
+    beta(tmp_path, failing=True)
+    assert matrix.main([str(tmp_path)]) == 1
+    page = (tmp_path / "matrix.html").read_text()
+    fills = heat_cells(page)
+    assert fills[("beta cpu float64", "s3")] == matrix_html.RED  # ratio null -> inf
+    assert fills[("alpha cpu float64", "s2")] == matrix_html.GREY  # skipped only
+    assert fills[("alpha cpu float64", "s3")] == matrix_html.MISSING  # not in alpha's report
+    assert fills[("beta cpu float64", "s1")] == matrix_html.ratio_colour(0.5)
+    assert len(fills) == 4 * 3  # every row × every scenario of any report
+    assert re.search(r"<title>beta cpu float64 / s3: 3 checks, 2 failed \(1 errors\), 0 skipped,"
+                     r" 0 expected failures, worst err/tol inf</title>", page)
+
+
+def test_colour_scale_is_logarithmic_green_to_yellow():
+    assert matrix_html.ratio_colour(0.0) == matrix_html.GREEN
+    assert matrix_html.ratio_colour(1e-9) == matrix_html.GREEN
+    assert matrix_html.ratio_colour(1e-6) == matrix_html.GREEN
+    assert matrix_html.ratio_colour(1e-3) == matrix_html.MID
+    assert matrix_html.ratio_colour(1.0) == matrix_html.YELLOW
+    reds = [int(matrix_html.ratio_colour(10.0 ** e)[1:3], 16) for e in range(-6, 1)]
+    assert reds == sorted(reds) and len(set(reds)) == len(reds)  # one step per decade
+
+
+def test_overrides_and_expected_failures_are_listed(tmp_path):
+    expect = {"source": "expect.toml", "unmatched": ["[[xfail]] test '*gone*'"],
+              "overrides": [{"test": "*float32*", "check": "grad:*", "factor": 4.0,
+                             "reason": "fused kernels reassociate sums", "checks": 7}]}
+    write(tmp_path, "alpha", [
+        rec("alpha", "s1", error=1e-7),
+        rec("alpha", "s1", "xfail", error=5e-6, check="grad:w", detail="upstream bug #123"),
+    ], expectations=expect)
+    assert matrix.main([str(tmp_path)]) == 0  # an expected failure is not a disagreement
+    md = (tmp_path / "matrix.md").read_text()
+    notes = md.split("## Tolerance overrides and expected failures", 1)[1]
+    assert "tolerance ×4.0 on test \\*float32\\* check grad:\\* (7 checks): fused kernels" in notes
+    assert "expected failure:" in notes and "[grad:w]: upstream bug #123" in notes
+    assert "stale expectation, matched nothing: [[xfail]] test '\\*gone\\*'" in notes
+    assert md_rows(md)[("alpha", "cpu", "float64", "s1")] == ["1", "0", "0", "1", "pass", "0.1"]
+    page = (tmp_path / "matrix.html").read_text()
+    assert "fused kernels reassociate sums" in page and "upstream bug #123" in page
+
+
+def test_a_summary_that_counts_failures_fails_even_without_failing_records(tmp_path):
+    path = write(tmp_path, "delta", [rec("delta", "s1", error=1e-9)])
+    data = json.loads(path.read_text())
+    data["summary"]["failed"] = 2
+    path.write_text(json.dumps(data))
+    proc = run_cli(tmp_path, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "FAIL delta: its summary counts 2 failed checks, its records none" in proc.stdout
