@@ -2,6 +2,7 @@
 
     nox -s numpy torch tf      # the conformance matrix (reports in reports/)
     nox -s tests               # the project's unit tests
+    nox -s jax                 # the outside JAX backend (external/regcore-jax), not run by default
 
 Each session installs regcore (non-editable, as users get it) plus only what it needs. A backend
 session whose adapter is not registered yet installs its framework, proves `import regcore` still
@@ -21,11 +22,13 @@ nox.options.reuse_venv = "yes"
 REPORTS = "reports"
 # Framework pins: the versions CI installs. torch 2.13.0 is the CPU wheel this project's machines
 # carry locally (a newer or unpinned torch from the registry is a multi-GB CUDA build);
-# tensorflow-cpu is half the download of tensorflow.
+# tensorflow-cpu is half the download of tensorflow. jax 0.10.2 accepts jaxlib 0.10.1 too, so
+# both are pinned (the jaxlib wheel is the CPU one).
 FRAMEWORKS = {
     "numpy": [],
     "torch": ["torch==2.13.0"],
     "tf": ["tensorflow-cpu==2.21.0"],
+    "jax": ["jax==0.10.2", "jaxlib==0.10.2"],
 }
 
 
@@ -36,8 +39,11 @@ def _installed_backends(session: nox.Session) -> list[str]:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def _conformance(session: nox.Session, backend: str) -> None:
-    session.install(".[test]", *FRAMEWORKS[backend])
+def _conformance(session: nox.Session, backend: str, extra_installs: tuple[str, ...] = (),
+                 extra_tests: tuple[str, ...] = ()) -> None:
+    """Install regcore (plus ``extra_installs``: an outside backend's package) and the framework,
+    run the suite on ``backend``, then the adapter's own tests and ``extra_tests``."""
+    session.install(".[test]", *extra_installs, *FRAMEWORKS[backend])
     if backend not in _installed_backends(session):
         session.run("python", "-m", "pytest", "tests/test_import_isolation.py", "-q",
                     "-p", "no:cacheprovider")
@@ -47,9 +53,9 @@ def _conformance(session: nox.Session, backend: str) -> None:
         "-q", "--regcore-backend", backend,
         "--regcore-report", f"{REPORTS}/conformance-{backend}.json", *session.posargs,
     )
-    if Path("tests", f"adapter_{backend}").is_dir():  # the adapter's native-API tests
-        session.run("python", "-m", "pytest", f"tests/adapter_{backend}", "-q",
-                    "-p", "no:cacheprovider")
+    for tests in (f"tests/adapter_{backend}", *extra_tests):  # the adapter's own tests
+        if Path(tests).is_dir():
+            session.run("python", "-m", "pytest", tests, "-q", "-p", "no:cacheprovider")
 
 
 @nox.session
@@ -68,6 +74,14 @@ def torch(session: nox.Session) -> None:
 def tf(session: nox.Session) -> None:
     """Conformance suite on the TensorFlow backend (tensorflow-cpu)."""
     _conformance(session, "tf")
+
+
+@nox.session
+def jax(session: nox.Session) -> None:
+    """Conformance suite on the JAX backend: an outside package (``external/regcore-jax``)
+    registered by its entry point, on CPU jax; then that package's own tests."""
+    _conformance(session, "jax", extra_installs=("./external/regcore-jax",),
+                 extra_tests=("external/regcore-jax/tests",))
 
 
 @nox.session

@@ -1,0 +1,159 @@
+"""The JAX backend class and the compiled functions it runs."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from regcore import Assignment, Backend, ModelSpec, Optimizer, Plan
+from regcore_jax import optim
+from regcore_jax.models import objective
+from regcore_jax.penalties import KERNELS, accumulation_dtype
+
+try:  # a context manager: jax.enable_x64(True) in JAX 0.10; jax.experimental's in older ones
+    _enable_x64 = jax.enable_x64
+except AttributeError:  # pragma: no cover - older JAX
+    from jax.experimental import enable_x64 as _enable_x64
+
+DEVICES = ("cpu", "gpu")
+_CACHE_SIZE = 128  # compiled functions kept per kind (penalty, loss, training run)
+
+Penalties = tuple[Assignment, ...]
+
+
+def x64() -> Any:
+    """A context in which float64 (and int64) arrays stay 64-bit: JAX's default silently
+    truncates them to 32 bits. Scoped, so the process's own JAX configuration is left alone."""
+    return _enable_x64(True)
+
+
+def find_device(name: str) -> jax.Device | None:
+    """The first JAX device of platform ``name`` (``cpu`` or ``gpu``), ``None`` if there is
+    none in this process."""
+    if name not in DEVICES:
+        raise ValueError(f"device: expected one of {', '.join(DEVICES)}, got {name!r}")
+    try:
+        return jax.devices(name)[0]
+    except RuntimeError:  # "Unknown backend: 'gpu' requested, but no platforms ..."
+        return None
+
+
+def penalty_value(penalties: Penalties, params: Mapping[str, jax.Array]) -> jax.Array:
+    """``Σ`` over ``penalties`` (a plan's assignments) of the term's penalty on its parameter: a
+    0-dim array in the parameters' promoted dtype, float32 at least for float16/bfloat16."""
+    dtype = functools.reduce(jnp.promote_types,
+                             (accumulation_dtype(p.dtype) for p in params.values()))
+    total = jnp.zeros((), dtype=dtype)
+    for a in penalties:
+        total = total + KERNELS[type(a.term)](a.term, params[a.param]).astype(dtype)
+    return total
+
+
+def total_loss(model: ModelSpec, penalties: Penalties, params: Mapping[str, jax.Array],
+               x: jax.Array, y: jax.Array) -> jax.Array:
+    """Data loss plus penalty, in the wider of their dtypes."""
+    loss, penalty = objective(model, params, x, y), penalty_value(penalties, params)
+    dtype = jnp.promote_types(loss.dtype, penalty.dtype)
+    return loss.astype(dtype) + penalty.astype(dtype)
+
+
+# -- compiled functions --------------------------------------------------------------------------
+# Each factory closes over the static configuration only (model, penalties, optimizer, decay) and
+# takes every array as an argument, so a cached jax.jit function is traced once per input
+# signature (shapes, dtypes, device) and reused by every later call with the same configuration.
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def penalty_fn(penalties: Penalties) -> Callable[..., Any]:
+    """``params -> (penalty, grads)``."""
+    return jax.jit(jax.value_and_grad(functools.partial(penalty_value, penalties)))
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def loss_fn(model: ModelSpec, penalties: Penalties) -> Callable[..., Any]:
+    """``(params, x, y) -> (loss + penalty, grads)``."""
+    return jax.jit(jax.value_and_grad(functools.partial(total_loss, model, penalties)))
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def train_fn(model: ModelSpec, penalties: Penalties, optimizer: Optimizer,
+             decay: tuple[tuple[str, float], ...]) -> Callable[..., Any]:
+    """``(params, x, y, steps) -> params``: ``steps`` training steps as one ``lax.fori_loop``
+    (``steps`` is traced, so one compilation serves every run length). Each step: gradients at the
+    current parameters, then :func:`optim.update`."""
+    factors = optim.decay_factors(optimizer, dict(decay))
+    grad = jax.grad(functools.partial(total_loss, model, penalties))
+
+    def run(params, x, y, steps):
+        def step(i, carry):
+            p, state = carry
+            return optim.update(optimizer, factors, p, grad(p, x, y), state, i + 1)
+
+        return jax.lax.fori_loop(0, steps, step, (params, optim.init(optimizer, params)))[0]
+
+    return jax.jit(run)
+
+
+class JaxBackend(Backend):
+    """Native JAX: penalties and networks as ``jax.numpy`` expressions, gradients by
+    ``jax.grad``, everything run under ``jax.jit`` (training as one ``lax.fori_loop``).
+
+    float64: JAX truncates 64-bit arrays to 32 bits unless x64 is enabled. Every method runs
+    inside the scoped :func:`x64` context instead of flipping ``jax_enable_x64`` for the whole
+    process, so float64 inputs give float64 results and float32 stay float32; the arrays returned
+    keep their dtype outside it. Matmuls run at ``Precision.HIGHEST`` (no TF32 on GPUs).
+    """
+
+    name = "jax"
+    devices = DEVICES
+    dtypes = ("float64", "float32")
+
+    def device_available(self, device: str) -> bool:
+        return device in DEVICES and find_device(device) is not None
+
+    def versions(self) -> dict[str, str]:
+        import jaxlib
+
+        return {"jax": jax.__version__, "jaxlib": jaxlib.__version__}
+
+    def asarray(self, array: Any, *, dtype: str, device: str) -> jax.Array:
+        target = find_device(device)
+        if target is None:
+            raise ValueError(f"device {device!r}: JAX has no such device in this process")
+        with x64():
+            return jax.device_put(np.array(array, dtype=dtype, copy=True), target)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return np.asarray(jax.device_get(x))
+
+    def penalty(
+        self, plan: Plan, params: Mapping[str, jax.Array]
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        with x64():
+            value, grads = penalty_fn(plan.penalties)(dict(params))
+        return value, {k: grads[k] for k in params}
+
+    def loss_and_grads(
+        self, model: ModelSpec, plan: Plan, params: Mapping[str, jax.Array],
+        x: jax.Array, y: jax.Array,
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        with x64():
+            value, grads = loss_fn(model, plan.penalties)(dict(params), x, y)
+        return value, {k: grads[k] for k in params}
+
+    def train(
+        self, model: ModelSpec, plan: Plan, params: Mapping[str, jax.Array],
+        x: jax.Array, y: jax.Array, *, optimizer: Optimizer, steps: int,
+    ) -> dict[str, jax.Array]:
+        """Each step: gradients at the current parameters (``jax.grad``); then, for decayed
+        parameters, ``p ← (1 − lr·rate)·p``; then the SGD or Adam update. JAX arrays are
+        immutable, so the caller's parameters are untouched; results keep their dtypes."""
+        run = train_fn(model, plan.penalties, optimizer, tuple(sorted(plan.decay.items())))
+        with x64():
+            final = run(dict(params), x, y, steps)
+        return {k: final[k] for k in params}

@@ -1,0 +1,84 @@
+"""Registration, imports, devices, determinism and matmul precision of the JAX backend."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from helpers import MLP, mlp_case
+from regcore_jax import JaxBackend
+from regcore_jax.backend import loss_fn, train_fn, x64
+
+import regcore
+from regcore import Optimizer
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "regcore_jax"
+BACKEND = regcore.load_backend("jax")
+
+
+def test_registered_by_entry_point():
+    assert "jax" in regcore.available_backends()
+    assert type(BACKEND) is JaxBackend
+
+
+@pytest.mark.parametrize("path", sorted(SRC.glob("*.py")), ids=lambda p: p.name)
+def test_imports_only_regcore_top_level(path):
+    """An outside backend: ``from regcore import ...`` only, no submodules, no built-in
+    adapters, no conformance suite."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        for name in names:
+            top = name.split(".")[0]
+            assert top not in ("regcore_adapters", "regcore_conformance"), name
+            assert top != "regcore" or name == "regcore", name
+
+
+@pytest.mark.parametrize("device", JaxBackend.devices)
+def test_devices_follow_jax(device):
+    # a GPU, where JAX has one, is its default platform; the CPU is always there
+    has = device == "cpu" or bool({d.platform for d in jax.devices()} & {"gpu", "cuda", "rocm"})
+    assert BACKEND.device_available(device) == has
+    if has:
+        array = BACKEND.asarray(np.ones(2), dtype="float32", device=device)
+        assert {d.platform for d in array.devices()} <= {device, "cuda", "rocm"}
+    else:
+        with pytest.raises(ValueError, match=device):
+            BACKEND.asarray(np.ones(2), dtype="float32", device=device)
+
+
+def test_unknown_device_is_refused():
+    assert not BACKEND.device_available("tpu")
+    with pytest.raises(ValueError, match="tpu"):
+        BACKEND.asarray(np.ones(2), dtype="float32", device="tpu")
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_repeated_calls_are_bitwise_equal(dtype, optimizer):
+    plan, params, x, y = mlp_case(BACKEND, dtype)
+
+    def run():
+        loss, grads = BACKEND.loss_and_grads(MLP, plan, params, x, y)
+        final = BACKEND.train(MLP, plan, params, x, y, optimizer=Optimizer(optimizer, 0.05),
+                              steps=5)
+        return [np.asarray(a) for a in (loss, *grads.values(), *final.values())]
+
+    for a, b in zip(run(), run(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("compiled", ["loss", "train"])
+def test_every_matmul_runs_at_highest_precision(compiled):
+    """No TF32/bf16 passes on GPUs: each dot_general, forward and backward, says HIGHEST."""
+    plan, params, x, y = mlp_case(BACKEND, "float32")
+    fn, args = ((loss_fn(MLP, plan.penalties), (params, x, y)) if compiled == "loss" else
+                (train_fn(MLP, plan.penalties, Optimizer("adam", 0.1), ()), (params, x, y, 2)))
+    with x64():
+        text = str(jax.make_jaxpr(fn)(*args))
+    dots = text.count("dot_general[")
+    assert dots >= 6  # forward, backward, the orthogonal Gram matrices
+    assert text.count("precision=(Precision.HIGHEST, Precision.HIGHEST)") == dots
