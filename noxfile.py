@@ -1,8 +1,10 @@
 """Sessions: one conformance session per backend, the project's own tests, and a core-only check.
 
-    nox -s numpy torch tf      # the conformance matrix (reports in reports/)
-    nox -s tests               # the project's unit tests
-    nox -s jax                 # the outside JAX backend (external/regcore-jax), not run by default
+    nox -s numpy torch tf jax report   # the conformance matrix (reports in reports/)
+    nox -s tests                       # the project's unit tests
+
+``jax`` is the outside JAX backend (external/regcore-jax); ``report`` merges the backend sessions'
+reports into reports/matrix.md and reports/matrix.html and fails if any backend disagrees.
 
 Each session installs regcore (non-editable, as users get it) plus only what it needs. A backend
 session whose adapter is not registered yet installs its framework, proves `import regcore` still
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["tests", "numpy", "torch", "tf"]
+nox.options.sessions = ["tests", "numpy", "torch", "tf", "jax", "report"]
 nox.options.reuse_venv = "yes"
 
 REPORTS = "reports"
@@ -82,6 +84,14 @@ def jax(session: nox.Session) -> None:
     registered by its entry point, on CPU jax; then that package's own tests."""
     _conformance(session, "jax", extra_installs=("./external/regcore-jax",),
                  extra_tests=("external/regcore-jax/tests",))
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """The cross-backend matrix from the reports the backend sessions left in reports/: a
+    markdown table and a self-contained HTML heatmap; non-zero exit if any backend disagrees."""
+    session.install(".")
+    session.run("python", "-m", "regcore_conformance.matrix", REPORTS)
 
 
 @nox.session
