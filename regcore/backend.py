@@ -100,9 +100,10 @@ class Backend(abc.ABC):
     :meth:`loss_and_grads`. Declared capabilities (class attributes, with defaults):
     :attr:`devices`, :attr:`dtypes`, :attr:`native_paths`, :attr:`native_penalty_paths`.
     Optional methods: :meth:`train`, :meth:`native_train`, :meth:`native_penalty`,
-    :meth:`device_available`, :meth:`supports`, :meth:`versions`. An optional method a backend
-    does not implement raises :class:`regcore.UnsupportedError`, which the conformance suite turns
-    into skips whose reason names the backend. :meth:`capabilities` summarizes all of it.
+    :meth:`exported_penalty`, :meth:`exported_decay`, :meth:`device_available`, :meth:`supports`,
+    :meth:`versions`. An optional method a backend does not implement raises
+    :class:`regcore.UnsupportedError`, which the conformance suite turns into skips whose reason
+    names the backend. :meth:`capabilities` summarizes all of it.
 
     Arrays are the backend's own. ``params`` and returned gradients are ``{name: array}`` dicts
     with the names of :class:`regcore.ParamInfo`/:meth:`ModelSpec.params`.
@@ -123,7 +124,8 @@ class Backend(abc.ABC):
     def capabilities(cls) -> dict[str, Any]:
         """What the backend declares, as plain data (for reports and ``regcore`` listings):
         devices, dtypes, native paths, and which optional methods it overrides."""
-        optional = ("train", "native_train", "native_penalty")
+        optional = ("train", "native_train", "native_penalty", "exported_penalty",
+                    "exported_decay")
         return {
             "devices": list(cls.devices), "dtypes": list(cls.dtypes),
             "native_paths": list(cls.native_paths),
@@ -185,3 +187,21 @@ class Backend(abc.ABC):
         ``model`` with ``params``; the gradient is keyed by canonical name, in canonical
         layout. Errors as in :meth:`native_train`."""
         raise UnsupportedError(f"{self.name} declares no native penalty translations")
+
+    def exported_penalty(
+        self, code: str, model: ModelSpec, params: Mapping[str, Any]
+    ) -> tuple[Any, dict[str, Any]]:
+        """Optional: run ``code``, the snippet this backend's exporter (entry point group
+        ``regcore.exporters``, same name) wrote for a spec, in a fresh namespace: call its
+        ``regularization`` on the framework's own model object built from ``model`` with
+        ``params``, differentiate natively, and return the value and the gradient keyed by
+        canonical name, in canonical layout."""
+        raise UnsupportedError(f"{self.name} cannot run exported snippets")
+
+    def exported_decay(
+        self, code: str, model: ModelSpec, params: Mapping[str, Any], lr: float
+    ) -> dict[str, Any]:
+        """Optional: as :meth:`exported_penalty`, but call the snippet's decoupled-decay function
+        once with learning rate ``lr`` and return the parameters after it by canonical name, in
+        canonical layout (the caller's ``params`` untouched)."""
+        raise UnsupportedError(f"{self.name} cannot run exported snippets")

@@ -153,3 +153,18 @@ def test_installed_console_script_is_the_same_tool():
                            "--json"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["to"][0]["coefficients"] == {"coef": 0.25}
+
+
+def test_export_prints_a_snippet_that_runs_without_regcore(tmp_path):
+    proc = cli("export", _spec_file(tmp_path, SPEC), "--backend", "numpy")
+    assert proc.returncode == 0, proc.stderr
+    assert "import regcore" not in proc.stdout
+    assert "def regularization(params, roles)" in proc.stdout
+    import numpy as np
+
+    namespace: dict = {}
+    exec(compile(proc.stdout, "exported", "exec"), namespace)
+    w = np.arange(6.0).reshape(2, 3)
+    value, grads = namespace["regularization"]({"k": w, "b": np.ones(3)},
+                                               {"k": "weight", "b": "bias"})
+    assert value == 0.01 * np.sum(w * w) and np.array_equal(grads["b"], np.zeros(3))

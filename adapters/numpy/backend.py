@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from regcore import Backend, ModelSpec, Optimizer, Plan
+from regcore.export_support import load_snippet
 from regcore_adapters.numpy.models import forward_backward
 from regcore_adapters.numpy.optim import Stepper
 from regcore_adapters.numpy.penalties import KERNELS
@@ -54,6 +55,28 @@ class NumpyBackend(Backend):
             _, grads = self.loss_and_grads(model, plan, params, x, y)
             stepper.step(params, grads)
         return params
+
+    def exported_penalty(
+        self, code: str, model: ModelSpec, params: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The snippet's ``regularization(params, roles)``, roles from ``model``; its gradients
+        are its own (written by hand, like this backend's)."""
+        value, grads = load_snippet(code)["regularization"](_copies(params), _roles(model))
+        return np.asarray(value), grads
+
+    def exported_decay(
+        self, code: str, model: ModelSpec, params: Mapping[str, np.ndarray], lr: float
+    ) -> dict[str, np.ndarray]:
+        """The snippet's ``decay(params, roles, lr)``."""
+        return load_snippet(code)["decay"](_copies(params), _roles(model), lr)
+
+
+def _copies(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: np.array(v, copy=True) for k, v in params.items()}
+
+
+def _roles(model: ModelSpec) -> dict[str, str]:
+    return {p.name: p.role for p in model.params()}
 
 
 def _common_dtype(params: Mapping[str, np.ndarray]) -> np.dtype:

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from regcore import Assignment, Backend, ModelSpec, Optimizer, Plan, Spec
+from regcore.export_support import load_snippet
 from regcore_adapters.tf import optim
 from regcore_adapters.tf.models import objective
 from regcore_adapters.tf.penalties import KERNELS, accumulation_dtype
@@ -206,3 +207,40 @@ class TFBackend(Backend):
         from regcore_adapters.tf import keras_training
 
         return keras_training.penalty(path, model, spec, params)
+
+    def exported_penalty(
+        self, code: str, model: ModelSpec, params: Mapping[str, tf.Tensor]
+    ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """The snippet's ``regularization(net)`` on the Keras scenario model loaded with
+        ``params`` (under ``floatx`` of their dtype) and its ``tf.GradientTape`` gradient, run as
+        :attr:`mode` says (the snippet must trace under ``tf.function`` and XLA too)."""
+        from regcore_adapters.tf import keras_training
+
+        regularization = load_snippet(code)["regularization"]
+        with keras_training.floatx(next(iter(params.values())).dtype), self._on(params):
+            net = keras_training.build_model(model, params)
+            variables = keras_training.canonical_variables(net, model)
+            sources = [v.value for v in variables.values()]
+
+            def value_and_grads():
+                with tf.GradientTape() as tape:
+                    value = regularization(net)
+                return value, tape.gradient(value, sources,
+                                            unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+            value, grads = compile_fn(value_and_grads, self.mode)()
+        return value, dict(zip(variables, grads, strict=True))
+
+    def exported_decay(
+        self, code: str, model: ModelSpec, params: Mapping[str, tf.Tensor], lr: float
+    ) -> dict[str, tf.Tensor]:
+        """The snippet's ``decay(net, lr)`` on the Keras scenario model, run as :attr:`mode`
+        says."""
+        from regcore_adapters.tf import keras_training
+
+        decay = load_snippet(code)["decay"]
+        with keras_training.floatx(next(iter(params.values())).dtype), self._on(params):
+            net = keras_training.build_model(model, params)
+            compile_fn(lambda: decay(net, lr), self.mode)()
+            variables = keras_training.canonical_variables(net, model)
+            return {k: tf.identity(v.value) for k, v in variables.items()}

@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 from regcore import Backend, ModelSpec, Optimizer, Plan, Spec
+from regcore.export_support import load_snippet
 from regcore_adapters.torch import native_training
-from regcore_adapters.torch.models import objective
+from regcore_adapters.torch.models import DenseNet, objective
 from regcore_adapters.torch.optim import torch_optimizer
 from regcore_adapters.torch.penalties import KERNELS, accumulation_dtype
 
@@ -125,3 +126,22 @@ class TorchBackend(Backend):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The penalty through ``PenaltyLoss`` or ``GradientPenalty`` (see ``native_training``)."""
         return native_training.penalty(path, model, spec, params)
+
+    def exported_penalty(
+        self, code: str, model: ModelSpec, params: Mapping[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The snippet's ``regularization(net)`` on :class:`DenseNet` loaded with ``params``,
+        ``backward()``, and the ``.grad``s back in the canonical layout."""
+        net = DenseNet(model).load_canonical(params)
+        value = load_snippet(code)["regularization"](net)
+        if value.requires_grad:
+            value.backward()
+        return value.detach(), net.canonical_grads()
+
+    def exported_decay(
+        self, code: str, model: ModelSpec, params: Mapping[str, torch.Tensor], lr: float
+    ) -> dict[str, torch.Tensor]:
+        """The snippet's ``decay_(net, lr)`` on :class:`DenseNet` loaded with ``params``."""
+        net = DenseNet(model).load_canonical(params)
+        load_snippet(code)["decay_"](net, lr)
+        return net.canonical()

@@ -2,8 +2,9 @@
 plain ``tf.function`` (the mode the ``tf`` session's full run uses).
 
 Runs in the ``tf`` nox session (skipped where TensorFlow is not installed). A subset keeps XLA's
-per-configuration compile time in bounds: every term case, and Iris-MLP trajectories for coupled
-L2, decoupled decay and the orthogonal term under SGD and Adam.
+per-configuration compile time in bounds: every term case, Iris-MLP trajectories for coupled
+L2, decoupled decay and the orthogonal term under SGD and Adam, and the exported snippet (which a
+user puts inside ``tf.function``) on the Iris MLP with the orthogonal and group-lasso terms.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ pytest.importorskip("tensorflow")
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBSET = ("test_penalty or test_subgradient_at_zero or (test_trajectory and seed004_iris_mlp "
-          "and (l2_sum or decoupled_decay or orthogonal_rows))")
+          "and (l2_sum or decoupled_decay or orthogonal_rows)) or (test_exported_snippet "
+          "and seed004_iris_mlp and (orthogonal_rows or group_lasso_rows))")
 
 
 @pytest.mark.parametrize("backend", ["TFEager", "TFJit"])
