@@ -157,3 +157,36 @@ class JaxBackend(Backend):
         with x64():
             final = run(dict(params), x, y, steps)
         return {k: final[k] for k in params}
+
+    def exported_penalty(
+        self, code: str, model: ModelSpec, params: Mapping[str, jax.Array]
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """The snippet's ``regularization(params, roles)`` (roles from ``model``), its value and
+        ``jax.grad`` under ``jax.jit``, in the scoped :func:`x64` context; gradients keep the
+        parameters' dtypes."""
+        regularization, roles = load_snippet(code)["regularization"], _roles(model)
+        run = jax.jit(jax.value_and_grad(lambda p: regularization(p, roles)))
+        with x64():
+            value, grads = run(dict(params))
+        return value, {k: grads[k] for k in params}
+
+    def exported_decay(
+        self, code: str, model: ModelSpec, params: Mapping[str, jax.Array], lr: float
+    ) -> dict[str, jax.Array]:
+        """The snippet's ``decay(params, roles, lr)`` once, in the scoped :func:`x64` context
+        (JAX arrays are immutable: the caller's ``params`` are untouched)."""
+        with x64():
+            after = load_snippet(code)["decay"](dict(params), _roles(model), lr)
+        return {k: after[k] for k in params}
+
+
+def load_snippet(code: str) -> dict[str, Any]:
+    """The namespace after running ``code`` (an exported snippet) in a fresh one, as a module
+    would be."""
+    namespace: dict[str, Any] = {"__name__": "regcore_exported_snippet"}
+    exec(compile(code, "<regcore exported snippet>", "exec"), namespace)
+    return namespace
+
+
+def _roles(model: ModelSpec) -> dict[str, str]:
+    return {p.name: p.role for p in model.params()}
