@@ -3,6 +3,9 @@
 Importing regcore imports no framework (no torch, tensorflow, jax or keras) and not NumPy.
 """
 
+__version__ = "0.1.0"  # before the imports: export_support reads it
+
+from regcore import export_support  # noqa: E402  (the exporter kit, public for backend authors)
 from regcore.backend import Backend, ModelSpec, Optimizer
 from regcore.conventions import CONVENTIONS, Convention
 from regcore.decay import DecoupledWeightDecay
@@ -52,10 +55,10 @@ __all__ = [
     "UnsupportedError",
     "available_backends",
     "convert",
+    "export_support",
     "from_dict",
     "from_json",
     "load_backend",
     "to_dict",
     "to_json",
 ]
-__version__ = "0.1.0"

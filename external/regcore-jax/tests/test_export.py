@@ -133,10 +133,11 @@ def test_coefficients_are_the_exact_sum_form():
     assert data["DECAY"] == ({"rate": 0.125, "select": {"roles": ("embedding",)}},)
 
 
-def test_same_framework_free_text_as_the_bundled_exporters():
-    """The header, rules-as-data and selection code are written again here (the shared helpers
-    are not public); they must stay the same text as regcore's."""
-    support = pytest.importorskip("regcore.export_support")
+def test_framework_free_text_comes_from_regcores_exporter_kit():
+    """Header, rules as data and run-time selection are regcore.export_support's, the public kit
+    every exporter shares, so a JAX snippet reads like the bundled ones."""
+    from regcore import export_support as support
+
     for spec in (SPEC, NOTHING, Spec()):
         code = export(spec)
         assert support.data_source(spec) in code
