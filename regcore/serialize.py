@@ -80,13 +80,57 @@ def to_json(spec: Spec, **kwargs: Any) -> str:
     return json.dumps(to_dict(spec), **kwargs)
 
 
+MAX_SPEC_BYTES = 1 << 20
+"""The largest spec text :func:`from_json` reads (1 MiB; a real spec is a few hundred bytes)."""
+MAX_DEPTH = 32
+"""The deepest nesting of JSON arrays/objects :func:`from_json` reads (a valid spec has 5)."""
+
+
 def from_json(text: str | bytes) -> Spec:
-    """Parse JSON text (JSON only: no pickle, YAML or eval) into a :class:`Spec`."""
+    """Parse JSON text (JSON only: no pickle, YAML or eval) into a :class:`Spec`.
+
+    Refused with a :class:`SpecError` before any spec field is looked at: anything but
+    ``str``/``bytes``, text over :data:`MAX_SPEC_BYTES`, text that is not JSON, nesting deeper
+    than :data:`MAX_DEPTH`, and an object with a duplicate key (JSON parsers disagree on which
+    one wins, so a spec is never read either way).
+    """
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise SpecError(f"spec: expected JSON text (str or bytes), got {type(text).__name__}")
+    size = len(text.encode("utf-8", "surrogatepass")) if isinstance(text, str) else len(text)
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(f"spec: {size} bytes is over the {MAX_SPEC_BYTES}-byte limit")
     try:
-        data = json.loads(text)
-    except (ValueError, TypeError, RecursionError) as exc:
+        data = json.loads(text, object_pairs_hook=_no_duplicates)
+    except RecursionError:
+        raise SpecError(f"spec: nested deeper than {MAX_DEPTH} levels") from None
+    except SpecError:
+        raise
+    except (ValueError, TypeError) as exc:
         raise SpecError(f"spec: not valid JSON: {exc}") from None
+    if _depth(data) > MAX_DEPTH:
+        raise SpecError(f"spec: nested deeper than {MAX_DEPTH} levels")
     return from_dict(data)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise SpecError(f"spec: duplicate key {key!r} in one JSON object")
+        out[key] = value
+    return out
+
+
+def _depth(data: object) -> int:
+    """Nesting depth of parsed JSON, iteratively (no recursion limit to hit)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1)
+                         for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def term_to_dict(term: Term) -> dict[str, Any]:

@@ -310,12 +310,50 @@ def test_value_error_inside_a_spec_names_its_dotted_path(data, path):
 @pytest.mark.parametrize(
     "text",
     ['{"schema_version": 1', "", "schema_version: 1", "{'schema_version': 1}",
-     '{"schema_version": 1,}', b"\xff\xfe{", "[" * 100_000],
-    ids=["unclosed", "empty", "yaml", "single quotes", "trailing comma", "bad bytes", "deep"],
+     '{"schema_version": 1,}', b"\xff\xfe{"],
+    ids=["unclosed", "empty", "yaml", "single quotes", "trailing comma", "bad bytes"],
 )
 def test_from_json_rejects_malformed_text(text):
     with pytest.raises(SpecError, match=r"^spec: not valid JSON: "):
         from_json(text)
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, "[" * 100_000 + "]" * 100_000,
+                                  "[" * 33 + "]" * 33, '{"a": ' * 40 + "1" + "}" * 40],
+                         ids=["unclosed", "deep", "just too deep", "deep objects"])
+def test_from_json_refuses_deep_nesting(text):
+    with pytest.raises(SpecError, match=r"^spec: nested deeper than 32 levels$"):
+        from_json(text)
+
+
+def test_from_json_reads_nesting_up_to_the_limit():
+    with pytest.raises(SpecError, match=r"^spec: expected an object, got list$"):
+        from_json("[" * 32 + "]" * 32)  # parsed; then simply not a spec
+
+
+@pytest.mark.parametrize("text", [" " * (1 << 20) + "{}", (" " * (1 << 20) + "{}").encode()])
+def test_from_json_refuses_text_over_the_size_limit(text):
+    with pytest.raises(SpecError, match=r"^spec: 1048578 bytes is over the 1048576-byte limit$"):
+        from_json(text)
+
+
+def test_from_json_size_limit_counts_utf8_bytes():
+    text = '{"schema_version": 1, "x": "' + "é" * ((1 << 19) - 10) + '"}'
+    assert len(text) < 1 << 20 < len(text.encode())
+    with pytest.raises(SpecError, match="-byte limit"):
+        from_json(text)
+
+
+def test_from_json_refuses_duplicate_keys():
+    with pytest.raises(SpecError, match=r"^spec: duplicate key 'coef' in one JSON object$"):
+        from_json('{"schema_version": 1, "penalties": [{"term": {"kind": "l2", "coef": 0.1, '
+                  '"coef": 10.0, "convention": "sum"}}]}')
+
+
+@pytest.mark.parametrize("thing", [None, 1, {"schema_version": 1}, ["{}"]])
+def test_from_json_refuses_what_is_not_text(thing):
+    with pytest.raises(SpecError, match=r"^spec: expected JSON text \(str or bytes\), got "):
+        from_json(thing)
 
 
 @pytest.mark.parametrize("text", ['{"schema_version": 1, "weight_decay": [{"rate": NaN}]}',
