@@ -64,6 +64,15 @@ class Checker:
         arrays)."""
         self.compare(check, actual, original, Bound(0.0, "bitwise equal"), check_dtype=False)
 
+    def holds(self, check: str, condition: bool, detail: str) -> None:
+        """A property with no numeric error (e.g. "the penalty of a NaN parameter is not a
+        finite number"): recorded as error 0 or inf against tolerance 0."""
+        tol = Bound(0.0, "property")
+        if condition:
+            self._record(check, 0.0, 0.0, 0.0, tol, "pass", "")
+        else:
+            self._fail(check, np.inf, np.inf, 0.0, tol, f"{check}: {detail}")
+
     def _fail(self, check: str, error: float, max_abs: float, scale: float,
               tol: Tolerance | Bound | Overridden, message: str) -> None:
         self._record(check, error, max_abs, scale, tol, "fail", message)

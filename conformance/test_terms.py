@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from regcore_conformance import reference
 from regcore_conformance.cases import TERM_CASES
@@ -38,4 +39,24 @@ def test_subgradient_at_zero(backend, device, dtype, zero_term_case, checker):
     check.compare("subgradient_at_zero", np.where(zero, got, got.dtype.type(0)),
                   np.zeros_like(got),
                   Tolerance(dtype, 1), scale_floor=1.0)
+    check.verify()
+
+
+@pytest.mark.parametrize("special", ["nan", "inf"])
+def test_non_finite_parameters_propagate(backend, device, dtype, term_case, special, checker):
+    """The documented policy for non-finite parameters: they propagate, as the frameworks' own
+    ops do (no check costs a device sync), so the penalty is never a finite number — a guard
+    that maps a NaN group's norm to 0 would be a silent wrong number. Gradients at a NaN entry
+    follow the framework's elementwise conventions (torch's sign(NaN) is 0, NumPy's NaN), so
+    only the value is checked."""
+    case = TERM_CASES[term_case]
+    w = case.array()
+    at = int(np.flatnonzero(w)[0])  # an entry no zero-guard applies to
+    w.flat[at] = np.nan if special == "nan" else np.inf
+    check = checker(device=device, dtype=dtype, scenario="terms", case=term_case)
+    value, _ = backend.penalty(reference.term_plan(term_case),
+                               {"w": backend.asarray(w, dtype=dtype, device=device)})
+    value = np.asarray(backend.to_numpy(value))
+    check.holds(f"{special}_penalty_not_finite", not np.all(np.isfinite(value)),
+                f"a parameter holding {special} gave the finite penalty {value}")
     check.verify()

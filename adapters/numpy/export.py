@@ -71,8 +71,8 @@ def _group_lasso(rule, w):
     s = np.asarray(rule["coef"], dtype=w.dtype)
     if rule["scale_by_size"]:
         s = s * np.sqrt(np.asarray(groups.shape[1], dtype=w.dtype))
-    safe = np.where(norms > 0, norms, 1)
-    unit = np.where((norms > 0)[:, None], groups / safe[:, None], 0)
+    safe = np.where(norms != 0, norms, 1)  # NaN/inf norms propagate, not 0
+    unit = np.where((norms != 0)[:, None], groups / safe[:, None], 0)
     return s * np.sum(norms), np.moveaxis((s * unit).reshape(moved.shape), 0, axis)
 ''',
     "orthogonal": '''\

@@ -40,8 +40,8 @@ def group_lasso(term: GroupLasso, w: np.ndarray) -> tuple[np.ndarray, np.ndarray
     norms = np.sqrt(np.sum(groups * groups, axis=1))
     weight = np.sqrt(np.asarray(groups.shape[1], dtype=w.dtype)) if term.scale_by_size else 1
     value = s * weight * np.sum(norms)
-    safe = np.where(norms > 0, norms, 1)
-    unit = np.where((norms > 0)[:, None], groups / safe[:, None], 0)  # all-zero group: 0
+    safe = np.where(norms != 0, norms, 1)  # NaN/inf norms propagate, not 0
+    unit = np.where((norms != 0)[:, None], groups / safe[:, None], 0)  # all-zero group: 0
     grad = (s * weight * unit).reshape(np.moveaxis(w, term.axis, 0).shape)
     return value, np.moveaxis(grad, 0, term.axis)
 

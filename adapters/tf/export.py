@@ -96,7 +96,7 @@ NORM = '''\
 def _norm(x, axis, keepdims=False):
     """||x||_2 along axis, with gradient 0 (not NaN) where it is 0: sqrt never sees a 0."""
     squares = tf.reduce_sum(x * x, axis=axis, keepdims=keepdims)
-    positive = squares > 0
+    positive = squares != 0  # NaN/inf propagate; only an exact 0 is guarded
     root = tf.sqrt(tf.where(positive, squares, tf.ones_like(squares)))
     return tf.where(positive, root, tf.zeros_like(squares))
 '''

@@ -49,7 +49,7 @@ def safe_norm(x: tf.Tensor, axis: int, keepdims: bool = False) -> tf.Tensor:
     gradient to ``x``.
     """
     squares = tf.reduce_sum(x * x, axis=axis, keepdims=keepdims)
-    positive = squares > 0
+    positive = squares != 0  # NaN/inf propagate; only an exact 0 is guarded
     root = tf.sqrt(tf.where(positive, squares, tf.ones_like(squares)))
     return tf.where(positive, root, tf.zeros_like(squares))
 

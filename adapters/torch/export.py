@@ -93,7 +93,7 @@ NORM = '''\
 def _norm(x, dim, keepdim=False):
     """||x||_2 along dim, with gradient 0 (not NaN) where it is 0: sqrt never sees a 0."""
     squares = torch.sum(x * x, dim=dim, keepdim=keepdim)
-    positive = squares > 0
+    positive = squares != 0  # NaN/inf propagate; only an exact 0 is guarded
     root = torch.sqrt(torch.where(positive, squares, torch.ones_like(squares)))
     return torch.where(positive, root, torch.zeros_like(squares))
 '''

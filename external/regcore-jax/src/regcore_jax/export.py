@@ -82,7 +82,7 @@ NORM = '''\
 def _norm(x, axis, keepdims=False):
     """||x||_2 along axis, with gradient 0 (not NaN) where it is 0: sqrt never sees a 0."""
     squares = jnp.sum(x * x, axis=axis, keepdims=keepdims)
-    positive = squares > 0
+    positive = squares != 0  # NaN/inf propagate; only an exact 0 is guarded
     root = jnp.sqrt(jnp.where(positive, squares, jnp.ones_like(squares)))
     return jnp.where(positive, root, jnp.zeros_like(squares))
 '''

@@ -71,7 +71,7 @@ def safe_norm(x: jax.Array, axis: int, keepdims: bool = False) -> jax.Array:
     gradient to ``x``.
     """
     squares = jnp.sum(x * x, axis=axis, keepdims=keepdims)
-    positive = squares > 0
+    positive = squares != 0  # NaN/inf propagate; only an exact 0 is guarded
     root = jnp.sqrt(jnp.where(positive, squares, jnp.ones_like(squares)))
     return jnp.where(positive, root, jnp.zeros_like(squares))
 
