@@ -60,3 +60,20 @@ def test_non_finite_parameters_propagate(backend, device, dtype, term_case, spec
     check.holds(f"{special}_penalty_not_finite", not np.all(np.isfinite(value)),
                 f"a parameter holding {special} gave the finite penalty {value}")
     check.verify()
+
+
+@pytest.mark.parametrize("bad", ["integer", "list"])
+def test_parameters_that_are_not_floating_arrays_are_a_type_error(backend, bad, checker):
+    """Integer parameters would round the coefficient to an integer (a silent 0 for L2(0.3)); a
+    list (or another framework's array) is not the backend's. Both are a TypeError naming the
+    parameter, before anything is computed."""
+    check = checker(device="cpu", dtype="-", scenario="terms", case=f"{bad}_parameter")
+    w = (backend.asarray(np.arange(1, 8), dtype="int64", device="cpu") if bad == "integer"
+         else [1.0] * 7)
+    try:
+        backend.penalty(reference.term_plan("l2_sum_vector"), {"w": w})
+    except TypeError as exc:
+        check.holds("type_error", "'w'" in str(exc), f"the TypeError does not name 'w': {exc}")
+    else:
+        check.holds("type_error", False, f"a {bad} parameter gave a penalty, no TypeError")
+    check.verify()

@@ -6,7 +6,7 @@ Importing regcore imports no framework (no torch, tensorflow, jax or keras) and 
 __version__ = "0.1.0"  # before the imports: export_support reads it
 
 from regcore import export_support  # noqa: E402  (the exporter kit, public for backend authors)
-from regcore.backend import Backend, ModelSpec, Optimizer
+from regcore.backend import Backend, ModelSpec, Optimizer, check_params
 from regcore.conventions import CONVENTIONS, Convention
 from regcore.decay import DecoupledWeightDecay
 from regcore.errors import SpecError, UnsupportedError
@@ -54,6 +54,7 @@ __all__ = [
     "Term",
     "UnsupportedError",
     "available_backends",
+    "check_params",
     "convert",
     "export_support",
     "from_dict",

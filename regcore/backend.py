@@ -13,7 +13,7 @@ with the same parameter names (``dense_{i}.kernel`` of shape ``(fan_in, fan_out)
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -205,3 +205,18 @@ class Backend(abc.ABC):
         once with learning rate ``lr`` and return the parameters after it by canonical name, in
         canonical layout (the caller's ``params`` untouched)."""
         raise UnsupportedError(f"{self.name} cannot run exported snippets")
+
+
+def check_params(backend: str, params: Mapping[str, Any],
+                 array_type: type | tuple[type, ...], floating: Callable[[Any], bool]) -> None:
+    """For adapters: :class:`TypeError` naming the parameter for a value that is not one of the
+    backend's arrays (a torch tensor handed to the tf backend, a list) or not of a floating dtype
+    (integer parameters would round the coefficient to an integer: a silent wrong penalty)."""
+    for name, value in params.items():
+        if not isinstance(value, array_type):
+            kind = type(value)
+            raise TypeError(f"{backend}: param {name!r} is a {kind.__module__}."
+                            f"{kind.__qualname__}, not one of this backend's arrays")
+        if not floating(value):
+            raise TypeError(f"{backend}: param {name!r} has dtype {value.dtype}; penalties need "
+                            "floating-point parameters")

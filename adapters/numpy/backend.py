@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from regcore import Backend, ModelSpec, Optimizer, Plan
+from regcore import Backend, ModelSpec, Optimizer, Plan, check_params
 from regcore.export_support import load_snippet
 from regcore_adapters.numpy.models import forward_backward
 from regcore_adapters.numpy.optim import Stepper
@@ -28,6 +28,7 @@ class NumpyBackend(Backend):
     def penalty(
         self, plan: Plan, params: Mapping[str, np.ndarray]
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        _check(params)
         dtype = _common_dtype(params)
         total = np.zeros((), dtype=dtype)
         grads = {name: np.zeros_like(w) for name, w in params.items()}
@@ -41,6 +42,7 @@ class NumpyBackend(Backend):
         self, model: ModelSpec, plan: Plan, params: Mapping[str, np.ndarray],
         x: np.ndarray, y: np.ndarray,
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        _check(params)
         loss, grads = forward_backward(model, params, x, y)
         penalty, pgrads = self.penalty(plan, params)
         return loss + penalty, {k: grads[k] + pgrads[k] for k in grads}
@@ -49,6 +51,7 @@ class NumpyBackend(Backend):
         self, model: ModelSpec, plan: Plan, params: Mapping[str, np.ndarray],
         x: np.ndarray, y: np.ndarray, *, optimizer: Optimizer, steps: int,
     ) -> dict[str, np.ndarray]:
+        _check(params)
         params = {k: v.copy() for k, v in params.items()}
         stepper = Stepper(optimizer, plan.decay)
         for _ in range(steps):
@@ -77,6 +80,10 @@ def _copies(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _roles(model: ModelSpec) -> dict[str, str]:
     return {p.name: p.role for p in model.params()}
+
+
+def _check(params: Mapping[str, Any]) -> None:
+    check_params("numpy", params, np.ndarray, lambda w: np.issubdtype(w.dtype, np.floating))
 
 
 def _common_dtype(params: Mapping[str, np.ndarray]) -> np.dtype:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from regcore import Assignment, Backend, ModelSpec, Optimizer, Plan, Spec
+from regcore import Assignment, Backend, ModelSpec, Optimizer, Plan, Spec, check_params
 from regcore.export_support import load_snippet
 from regcore_adapters.tf import optim
 from regcore_adapters.tf.models import objective
@@ -155,7 +155,9 @@ class TFBackend(Backend):
 
     @contextmanager
     def _on(self, params: Mapping[str, Any]) -> Iterator[None]:
-        """Run on the device the parameters live on."""
+        """Run on the device the parameters live on (:class:`TypeError` for anything but
+        floating-point TF tensors or variables)."""
+        check_params("tf", params, (tf.Tensor, tf.Variable), lambda t: t.dtype.is_floating)
         with tf.device(next(iter(params.values())).device):
             yield
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from regcore import Backend, ModelSpec, Optimizer, Plan, Spec
+from regcore import Backend, ModelSpec, Optimizer, Plan, Spec, check_params
 from regcore.export_support import load_snippet
 from regcore_adapters.torch import native_training
 from regcore_adapters.torch.models import DenseNet, objective
@@ -18,7 +18,9 @@ from regcore_adapters.torch.penalties import KERNELS, accumulation_dtype
 
 
 def _leaves(params: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Fresh leaf copies of ``params`` that require grad (the caller's tensors are untouched)."""
+    """Fresh leaf copies of ``params`` that require grad (the caller's tensors are untouched);
+    :class:`TypeError` for anything but floating-point tensors."""
+    check_params("torch", params, torch.Tensor, torch.Tensor.is_floating_point)
     return {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
 
 

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from regcore import Assignment, Backend, ModelSpec, Optimizer, Plan
+from regcore import Assignment, Backend, ModelSpec, Optimizer, Plan, check_params
 from regcore_jax import optim
 from regcore_jax.models import objective
 from regcore_jax.penalties import KERNELS, accumulation_dtype
@@ -99,6 +99,11 @@ def train_fn(model: ModelSpec, penalties: Penalties, optimizer: Optimizer,
     return jax.jit(run)
 
 
+def _check(params: Mapping[str, Any]) -> None:
+    """:class:`TypeError` for anything but floating-point JAX arrays."""
+    check_params("jax", params, jax.Array, lambda a: jnp.issubdtype(a.dtype, jnp.floating))
+
+
 class JaxBackend(Backend):
     """Native JAX: penalties and networks as ``jax.numpy`` expressions, gradients by
     ``jax.grad``, everything run under ``jax.jit`` (training as one ``lax.fori_loop``).
@@ -134,6 +139,7 @@ class JaxBackend(Backend):
     def penalty(
         self, plan: Plan, params: Mapping[str, jax.Array]
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        _check(params)
         with x64():
             value, grads = penalty_fn(plan.penalties)(dict(params))
         return value, {k: grads[k] for k in params}
@@ -142,6 +148,7 @@ class JaxBackend(Backend):
         self, model: ModelSpec, plan: Plan, params: Mapping[str, jax.Array],
         x: jax.Array, y: jax.Array,
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        _check(params)
         with x64():
             value, grads = loss_fn(model, plan.penalties)(dict(params), x, y)
         return value, {k: grads[k] for k in params}
@@ -153,6 +160,7 @@ class JaxBackend(Backend):
         """Each step: gradients at the current parameters (``jax.grad``); then, for decayed
         parameters, ``p ← (1 − lr·rate)·p``; then the SGD or Adam update. JAX arrays are
         immutable, so the caller's parameters are untouched; results keep their dtypes."""
+        _check(params)
         run = train_fn(model, plan.penalties, optimizer, tuple(sorted(plan.decay.items())))
         with x64():
             final = run(dict(params), x, y, steps)
