@@ -2,6 +2,7 @@
 
     nox -s numpy torch tf jax report   # the conformance matrix (reports in reports/)
     nox -s tests                       # the project's unit tests
+    nox -s hypothesis                  # property-based tests, >= 10,000 examples
 
 ``jax`` is the outside JAX backend (external/regcore-jax); ``report`` merges the backend sessions'
 reports into reports/matrix.md and reports/matrix.html and fails if any backend disagrees.
@@ -22,6 +23,7 @@ nox.options.sessions = ["tests", "numpy", "torch", "tf", "jax", "report"]
 nox.options.reuse_venv = "yes"
 
 REPORTS = "reports"
+PROPERTY_TESTS = ("tests/test_properties.py", "tests/test_loader_fuzz.py")
 # Framework pins: the versions CI installs. torch 2.13.0 is the CPU wheel this project's machines
 # carry locally (a newer or unpinned torch from the registry is a multi-GB CUDA build);
 # tensorflow-cpu is half the download of tensorflow. jax 0.10.2 accepts jaxlib 0.10.1 too, so
@@ -84,6 +86,19 @@ def jax(session: nox.Session) -> None:
     registered by its entry point, on CPU jax; then that package's own tests."""
     _conformance(session, "jax", extra_installs=("./external/regcore-jax",),
                  extra_tests=("external/regcore-jax/tests",))
+
+
+@nox.session
+def hypothesis(session: nox.Session) -> None:
+    """Property-based tests at depth, with every framework installed in one environment: every
+    backend against the reference on random specs, serialization round trips, conversions and
+    loader fuzzing, under the ``thorough`` profile (tests/conftest.py). Fails unless at least
+    10,000 examples ran to completion."""
+    session.install(".[test]", "./external/regcore-jax",
+                    *(pin for pins in FRAMEWORKS.values() for pin in pins))
+    session.run("python", "-m", "pytest", *PROPERTY_TESTS, "-q", "-p", "no:cacheprovider",
+                "--hypothesis-profile=thorough", *session.posargs,
+                env={"REGCORE_MIN_EXAMPLES": "10000"})
 
 
 @nox.session
