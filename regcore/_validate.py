@@ -13,18 +13,44 @@ SMALLEST_FLOAT = 5e-324
 """The smallest positive float (``2**-1074``): a nonzero value below half of it rounds to 0.0."""
 
 
+MAX_SHOWN = 200
+"""The longest ``repr`` a message quotes whole; a longer one is cut, its length given."""
+
+MAX_INT_DIGITS = sys.int_info.str_digits_check_threshold
+"""The most decimal digits an integer stored in a spec may have (640): the fewest Python's
+int-to-string limit (``sys.set_int_max_str_digits``) can be set to, so :func:`regcore.to_json`
+can always write the number, whatever the process's setting."""
+
+
 def show(value: object) -> str:
     """``repr(value)`` for a message; an integer too long to print usefully (``10**400``, or past
-    Python's int-to-string digit limit) is shown by its size instead."""
+    Python's int-to-string digit limit) is shown by its size instead, a value nested too deeply to
+    print by its type, and a ``repr`` over :data:`MAX_SHOWN` characters is cut."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         magnitude = abs(int(value))
         if magnitude >= 10**30:
             sign = "-" if value < 0 else ""
             return f"an integer of about {sign}1e{math.floor(math.log10(magnitude))}"
     try:
-        return repr(value)
+        text = repr(value)
     except ValueError:  # e.g. a Fraction whose numerator is past the digit limit
         return f"a {type(value).__name__} too long to print"
+    except RecursionError:  # e.g. a list nested 100,000 deep (from_dict reads any object)
+        return f"a {type(value).__name__} nested too deeply to print"
+    if len(text) > MAX_SHOWN:
+        return f"{text[:MAX_SHOWN]}... ({len(text)} characters)"
+    return text
+
+
+def writable_int(field: str, value: int) -> int:
+    """``value`` if it has at most :data:`MAX_INT_DIGITS` digits; :class:`SpecError` otherwise
+    (a spec holding it could not be written as JSON)."""
+    if abs(value) >= 10**MAX_INT_DIGITS:
+        raise SpecError(
+            f"{field}: {show(value)} has more than {MAX_INT_DIGITS} digits, more than a spec "
+            "can write as JSON"
+        )
+    return value
 
 
 def coefficient(field: str, value: object) -> float:
@@ -77,5 +103,7 @@ def choice(field: str, value: object, allowed: Iterable[str]) -> str:
     """One of a fixed set of strings."""
     allowed = tuple(allowed)
     if not isinstance(value, str) or value not in allowed:
-        raise SpecError(f"{field}: expected one of {', '.join(map(repr, allowed))}, got {value!r}")
+        raise SpecError(
+            f"{field}: expected one of {', '.join(map(repr, allowed))}, got {show(value)}"
+        )
     return value

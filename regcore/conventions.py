@@ -90,7 +90,8 @@ def check_params(
     field = f"{owner}.convention"
     if not isinstance(convention, str) or convention not in CONVENTIONS:
         raise SpecError(
-            f"{field}: unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}"
+            f"{field}: unknown convention {_validate.show(convention)}; known: "
+            f"{', '.join(CONVENTIONS)}"
         )
     if convention not in allowed:
         raise SpecError(

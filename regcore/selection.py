@@ -71,12 +71,21 @@ class Select:
             object.__setattr__(self, "roles", roles)
         if self.name is not None:
             if not isinstance(self.name, str):
-                raise SpecError(f"select.name: expected a regular expression, got {self.name!r}")
+                raise SpecError(
+                    f"select.name: expected a regular expression, got {_validate.show(self.name)}"
+                )
             try:
                 re.compile(self.name)
-            except re.error as exc:
+            # OverflowError: a{4294967296}; FutureWarning ("Possible nested set" for "[[a]"),
+            # an exception only where warnings are errors (python -W error)
+            except (re.error, OverflowError, FutureWarning) as exc:
                 raise SpecError(
-                    f"select.name: invalid regular expression {self.name!r}: {exc}"
+                    f"select.name: invalid regular expression {_validate.show(self.name)}: {exc}"
+                ) from None
+            except RecursionError:  # thousands of nested groups
+                raise SpecError(
+                    f"select.name: invalid regular expression {_validate.show(self.name)}: "
+                    "nested too deeply"
                 ) from None
         if self.ndim is not None:
             dims = _as_tuple("select.ndim", self.ndim)
@@ -110,14 +119,14 @@ class Select:
 
 def _as_tuple(field: str, value: object) -> tuple:
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-        raise SpecError(f"{field}: expected a list, got {value!r}")
+        raise SpecError(f"{field}: expected a list, got {_validate.show(value)}")
     return tuple(value)
 
 
 def _non_negative_int(field: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise SpecError(f"{field}: expected a non-negative integer, got {value!r}")
-    return int(value)
+        raise SpecError(f"{field}: expected a non-negative integer, got {_validate.show(value)}")
+    return _validate.writable_int(field, int(value))
 
 
 DEFAULT_SELECT = Select(roles=("weight",))

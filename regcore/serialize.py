@@ -24,6 +24,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from regcore._validate import show
 from regcore.decay import DecoupledWeightDecay
 from regcore.errors import SpecError
 from regcore.selection import DEFAULT_SELECT, Select
@@ -56,14 +57,14 @@ def from_dict(data: object) -> Spec:
              optional=("penalties", "weight_decay"))
     version = data["schema_version"]
     if isinstance(version, bool) or not isinstance(version, int):
-        raise SpecError(f"schema_version: expected an integer, got {version!r}")
+        raise SpecError(f"schema_version: expected an integer, got {show(version)}")
     if version > SCHEMA_VERSION:
         raise SpecError(
-            f"schema_version: {version} is newer than this regcore reads ({SCHEMA_VERSION}); "
-            "upgrade regcore"
+            f"schema_version: {show(version)} is newer than this regcore reads "
+            f"({SCHEMA_VERSION}); upgrade regcore"
         )
     if version < 1:
-        raise SpecError(f"schema_version: {version} is not a valid version")
+        raise SpecError(f"schema_version: {show(version)} is not a valid version")
     rules = [
         _rule_from_dict(f"penalties[{i}]", item)
         for i, item in enumerate(_list("penalties", data.get("penalties", [])))
@@ -146,7 +147,7 @@ def term_from_dict(where: str, data: object) -> Term:
     _mapping(where, data, required=("kind",), optional=None)
     kind = data["kind"]
     if not isinstance(kind, str) or kind not in TERMS:
-        raise SpecError(f"{where}.kind: unknown term {kind!r}; known: {', '.join(TERMS)}")
+        raise SpecError(f"{where}.kind: unknown term {show(kind)}; known: {', '.join(TERMS)}")
     cls = TERMS[kind]
     fields = {f.name: f for f in dataclasses.fields(cls)}
     required = tuple(
@@ -208,7 +209,7 @@ def _mapping(where: str, data: object, *, required: tuple[str, ...],
         raise SpecError(f"{where}: expected an object, got {type(data).__name__}")
     for key in data:
         if not isinstance(key, str):
-            raise SpecError(f"{where}: keys must be strings, got {key!r}")
+            raise SpecError(f"{where}: keys must be strings, got {show(key)}")
     for key in required:
         if key not in data:
             raise SpecError(f"{where}.{key}: missing")

@@ -52,6 +52,9 @@ class Term:
         for name in params:
             object.__setattr__(self, name, cleaned.get(name))
         self.scaled()  # a coefficient whose sum form overflows or rounds to 0.0 is refused here
+        for name in ("batch_size", "n_samples"):  # a zero coefficient scales to 0 at any size
+            if (value := getattr(self, name)) is not None:
+                _validate.writable_int(f"{self.kind}.{name}", value)
 
     def __repr__(self) -> str:
         coefs = ", ".join(repr(getattr(self, n)) for n in self.coefficients)
@@ -108,11 +111,16 @@ def convert(term: Term, to: str, **params: object) -> Term:
             f"convert: unknown argument {unknown[0]!r}; a conversion takes only "
             f"{', '.join(PARAM_NAMES)}"
         )
+    cls = type(term)
+    numbers = check_params(term.kind, to, cls.conventions,
+                           {name: params.get(name) for name in PARAM_NAMES})  # validates `to`
     fields = {f.name: getattr(term, f.name) for f in dataclasses.fields(term)}
-    fields.update({"convention": to, "batch_size": None, "n_samples": None, "data_loss": None})
-    fields.update(params)
-    fields.update(dict.fromkeys(term.coefficients, 0.0))
-    target = type(term)(**fields)  # validates `to` and its numbers; coefficients come next
+    fields.update({"convention": to, **dict.fromkeys(PARAM_NAMES), **numbers})
+    # The target's factors, before any term is built: a converted coefficient that overflows is
+    # reported as such, even where the numbers alone would be refused (a 5000-digit batch size)
+    target = object.__new__(cls)
+    for name, value in fields.items():
+        object.__setattr__(target, name, value)
     coefs = {
         name: _rounded(
             f"{term.kind}.{name}", exact(getattr(term, name)) * k_from / k_to,
@@ -123,7 +131,7 @@ def convert(term: Term, to: str, **params: object) -> Term:
             term.coefficients, term._factors(), target._factors(), strict=True
         )
     }
-    return dataclasses.replace(target, **coefs)
+    return cls(**{**fields, **coefs})  # validated in full
 
 
 def _rounded(field: str, value: Fraction, what: Callable[[], str]) -> float:
@@ -248,10 +256,14 @@ class GroupLasso(Term):
     def __post_init__(self) -> None:
         super().__post_init__()
         if isinstance(self.axis, bool) or not isinstance(self.axis, int):
-            raise SpecError(f"group_lasso.axis: expected an integer axis, got {self.axis!r}")
+            raise SpecError(
+                f"group_lasso.axis: expected an integer axis, got {_validate.show(self.axis)}"
+            )
+        _validate.writable_int("group_lasso.axis", self.axis)
         if not isinstance(self.scale_by_size, bool):
             raise SpecError(
-                f"group_lasso.scale_by_size: expected true or false, got {self.scale_by_size!r}"
+                "group_lasso.scale_by_size: expected true or false, got "
+                f"{_validate.show(self.scale_by_size)}"
             )
 
     def check_shape(self, param: str, shape: tuple[int, ...]) -> None:
