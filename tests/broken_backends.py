@@ -1,18 +1,38 @@
 """Deliberately wrong backends: the conformance suite must fail each of them.
 
-Each one is the NumPy backend with one classic regularization bug injected.
+Each one is a real backend — the NumPy one, and for :data:`TORCH_MUTANTS` the PyTorch one — with
+one classic regularization bug injected. docs/mutations.md lists them: the bug each models, the
+check that catches it, and the test in tests/test_plugin.py that proves it.
+
+The torch-based classes are built on first access (module ``__getattr__``), so importing this
+module imports no torch; ``load_backend("tests.broken_backends:TorchWeightDecayAsSum")`` builds
+one where torch is installed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import re
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from regcore import L1, L2
+from regcore import L1, L2, Plan, SpecError, Term
+from regcore.spec import Assignment
 from regcore_adapters.numpy import NumpyBackend
 from regcore_adapters.numpy import penalties as kernels
 from regcore_adapters.numpy.models import forward_backward
+
+TORCH_MUTANTS = ("TorchWeightDecayAsSum",)
+"""Mutants built on the torch backend: their tests skip where torch is not installed."""
+
+
+def _map_terms(plan: Plan, change: Callable[[Term], Term]) -> Plan:
+    """``plan`` with every assigned term replaced by ``change(term)``."""
+    return dataclasses.replace(plan, penalties=tuple(
+        dataclasses.replace(a, term=change(a.term)) for a in plan.penalties))
 
 
 class DoubleL2(NumpyBackend):
@@ -114,3 +134,112 @@ class HalfMseOverEntries(NumpyBackend):
         loss, grads = forward_backward(dataclasses.replace(model, loss="mse"), params, x, y)
         penalty, pgrads = self.penalty(plan, params)
         return loss / 2 + penalty, {k: grads[k] / 2 + pgrads[k] for k in grads}
+
+
+class BiasPenalized(NumpyBackend):
+    """The role filter ignored: every penalty rule lands on the biases too (torch's
+    ``weight_decay`` over all of ``model.parameters()``; a Keras ``bias_regularizer`` copied from
+    the ``kernel_regularizer``), where the spec's selection left them out."""
+
+    name = "bias_penalized"
+
+    def penalty(self, plan, params):
+        extra = []
+        for rule, term in {a.rule: a.term for a in plan.penalties}.items():
+            covered = {a.param for a in plan.penalties if a.rule == rule}
+            for p in plan.params:
+                if p.role != "bias" or p.name in covered:
+                    continue
+                try:
+                    term.check_shape(p.name, p.shape)
+                except SpecError:  # orthogonal on a 1-D bias: the bug cannot reach it
+                    continue
+                extra.append(Assignment(p.name, term, rule))
+        return super().penalty(
+            dataclasses.replace(plan, penalties=plan.penalties + tuple(extra)), params)
+
+
+class BatchMeanTwice(NumpyBackend):
+    """``λ/(2m)·Σθ²`` with the ``1/m`` applied twice: the batch_mean coefficient divided by the
+    batch size once more (the penalty added to a loss that is then averaged over the batch
+    again, or ``λ/m`` passed where the code divides by ``2m`` itself)."""
+
+    name = "batch_mean_twice"
+
+    def penalty(self, plan, params):
+        def twice(term: Term) -> Term:
+            if isinstance(term, L2) and term.convention == "batch_mean":
+                return L2(term.coef / term.batch_size, convention="batch_mean",
+                          batch_size=term.batch_size)
+            return term
+
+        return super().penalty(_map_terms(plan, twice), params)
+
+
+class LastLayerUnpenalized(NumpyBackend):
+    """The penalty silently missing on one layer: every term on the output layer's parameters
+    dropped (``for layer in model.layers[:-1]``, a ``kernel_regularizer`` forgotten on the last
+    ``Dense``). Networks of one layer are left alone: only "one layer of several" is modelled."""
+
+    name = "last_layer_unpenalized"
+
+    def penalty(self, plan, params):
+        layers = {int(m.group(1)) for p in plan.params
+                  if (m := re.match(r"dense_(\d+)\.", p.name))}
+        if len(layers) >= 2:
+            last = f"dense_{max(layers)}."
+            plan = dataclasses.replace(plan, penalties=tuple(
+                a for a in plan.penalties if not a.param.startswith(last)))
+        return super().penalty(plan, params)
+
+
+class DecoupledAsCoupled(NumpyBackend):
+    """AdamW's ``weight_decay`` given to Adam: decoupled decay folded into the gradient as
+    coupled L2 (``g += rate·p``, then the Adam update) instead of ``p ← p − lr·rate·p`` beside
+    it. The reverse of :class:`AdamWForCoupledL2`. Under plain SGD the two are the same update,
+    so only an Adam trajectory can tell."""
+
+    name = "decoupled_as_coupled"
+
+    def train(self, model, plan, params, x, y, *, optimizer, steps):
+        folded = tuple(Assignment(name, L2(rate, convention="torch_weight_decay"), -1)
+                       for name, rate in plan.decay.items())
+        plan = dataclasses.replace(plan, penalties=plan.penalties + folded, decay={})
+        return super().train(model, plan, params, x, y, optimizer=optimizer, steps=steps)
+
+
+def _torch_weight_decay_as_sum(term: Term) -> Term:
+    if isinstance(term, L2) and term.convention == "torch_weight_decay":
+        return L2(term.coef, convention="sum")
+    return term
+
+
+@functools.cache
+def _torch_mutants() -> dict[str, type]:
+    from regcore_adapters.torch import TorchBackend  # imports torch
+
+    class TorchWeightDecayAsSum(TorchBackend):
+        """The PyTorch backend with torch's ``SGD(weight_decay=wd)`` ported as
+        ``loss + wd·Σp²``: the ½ forgotten, so every ``torch_weight_decay`` L2 term is off by a
+        factor 2 (its gradient ``2·wd·p`` instead of ``wd·p``)."""
+
+        name = "torch_weight_decay_as_sum"
+
+        def penalty(self, plan, params):
+            return super().penalty(_map_terms(plan, _torch_weight_decay_as_sum), params)
+
+        def loss_and_grads(self, model, plan, params, x, y):
+            return super().loss_and_grads(
+                model, _map_terms(plan, _torch_weight_decay_as_sum), params, x, y)
+
+        def train(self, model, plan, params, x, y, *, optimizer, steps):
+            return super().train(model, _map_terms(plan, _torch_weight_decay_as_sum), params,
+                                 x, y, optimizer=optimizer, steps=steps)
+
+    return {"TorchWeightDecayAsSum": TorchWeightDecayAsSum}
+
+
+def __getattr__(name: str) -> Any:
+    if name in TORCH_MUTANTS:
+        return _torch_mutants()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,28 +25,56 @@ def run_suite(tmp_path: Path, backend: str, *extra: str) -> tuple[subprocess.Com
     return proc, data
 
 
-@pytest.mark.parametrize(
-    ("backend", "selection", "failing_check"),
-    [
-        ("tests.broken_backends:DoubleL2", "test_penalty and l2_half", "penalty"),
-        ("tests.broken_backends:DoubleL2", "test_loss_and_gradients and l2_sum", "loss"),
-        ("tests.broken_backends:SignOneAtZero", "test_subgradient_at_zero and l1_sum",
-         "subgradient_at_zero"),
-        ("tests.broken_backends:SignOneAtZero", "test_loss_and_gradients and linreg_seed-l1_sum",
-         "grad:dense_0.kernel"),
-        ("tests.broken_backends:DecayTwice", "test_trajectory and sgd and decoupled_decay",
-         "sgd_10_steps:dense_0.kernel"),
-        ("tests.broken_backends:AdamWForCoupledL2", "test_trajectory and adam and l2_sum",
-         "adam_10_steps:dense_0.kernel"),
-        ("tests.broken_backends:CrashesInTrain", "test_trajectory and l2_sum", "call_error"),
-        ("tests.broken_backends:Float64Always", "test_penalty and float32 and l2_half", "penalty"),
-        ("tests.broken_backends:UpdatesInPlace", "test_trajectory and sgd and l2_sum",
-         "inputs_unchanged"),
-        ("tests.broken_backends:HalfMseOverEntries",
-         "test_loss_and_gradients and mlp_relu_half_mse-none", "loss"),
-    ],
-)
+# (mutant, -k selection, a check that must fail): each a deliberately broken backend from
+# tests/broken_backends.py, a small selection that exercises its bug, and the characteristic check
+# that catches it. docs/mutations.md documents every row; tests/test_docs.py keeps the two in step.
+MUTANT_CASES = [
+    ("tests.broken_backends:DoubleL2", "test_penalty and l2_half", "penalty"),
+    ("tests.broken_backends:DoubleL2", "test_loss_and_gradients and l2_sum", "loss"),
+    ("tests.broken_backends:SignOneAtZero", "test_subgradient_at_zero and l1_sum",
+     "subgradient_at_zero"),
+    ("tests.broken_backends:SignOneAtZero", "test_loss_and_gradients and linreg_seed-l1_sum",
+     "grad:dense_0.kernel"),
+    ("tests.broken_backends:DecayTwice", "test_trajectory and sgd and decoupled_decay",
+     "sgd_10_steps:dense_0.kernel"),
+    ("tests.broken_backends:AdamWForCoupledL2", "test_trajectory and adam and l2_sum",
+     "adam_10_steps:dense_0.kernel"),
+    ("tests.broken_backends:DecoupledAsCoupled",
+     "test_trajectory and adam and linreg_seed-decoupled_decay", "adam_20_steps:dense_0.kernel"),
+    ("tests.broken_backends:BiasPenalized", "test_loss_and_gradients and seed002_linreg-l2_sum",
+     "grad:dense_0.bias"),
+    ("tests.broken_backends:BatchMeanTwice", "test_penalty and l2_batch_mean", "penalty"),
+    ("tests.broken_backends:BatchMeanTwice", "test_ridge_oracles and linreg_seed",
+     "closed_form_ridge"),
+    ("tests.broken_backends:LastLayerUnpenalized",
+     "test_loss_and_gradients and mlp_regression-l2_sum", "grad:dense_2.kernel"),
+    ("tests.broken_backends:TorchWeightDecayAsSum", "test_penalty and l2_torch_weight_decay",
+     "penalty"),
+    ("tests.broken_backends:CrashesInTrain", "test_trajectory and l2_sum", "call_error"),
+    ("tests.broken_backends:Float64Always", "test_penalty and float32 and l2_half", "penalty"),
+    ("tests.broken_backends:UpdatesInPlace", "test_trajectory and sgd and l2_sum",
+     "inputs_unchanged"),
+    ("tests.broken_backends:HalfMseOverEntries",
+     "test_loss_and_gradients and mlp_relu_half_mse-none", "loss"),
+]
+
+
+REAL_BACKENDS = {"numpy": "regcore_adapters.numpy:NumpyBackend", "torch": "torch"}
+
+
+def _built_on(mutant: str) -> str:
+    """The real backend a mutant subclasses: ``torch`` for tests.broken_backends.TORCH_MUTANTS."""
+    return "torch" if mutant.rpartition(":")[2].startswith("Torch") else "numpy"
+
+
+def _needs(base: str) -> None:
+    if base == "torch":
+        pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize(("backend", "selection", "failing_check"), MUTANT_CASES)
 def test_suite_fails_a_broken_backend(tmp_path, backend, selection, failing_check):
+    _needs(_built_on(backend))
     proc, report = run_suite(tmp_path, backend, "-k", selection)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     failed = {r["check"] for r in report["records"] if r["outcome"] in ("fail", "error")}
@@ -54,14 +82,15 @@ def test_suite_fails_a_broken_backend(tmp_path, backend, selection, failing_chec
     assert report["summary"]["failed"] > 0
 
 
-@pytest.mark.parametrize(
-    "selection",
-    ["test_penalty and l2_half", "test_loss_and_gradients and l2_sum",
-     "test_subgradient_at_zero and l1_sum", "test_trajectory and sgd and decoupled_decay",
-     "test_trajectory and adam and l2_sum"],
-)
-def test_same_selection_passes_on_the_reference(tmp_path, selection):
-    proc, report = run_suite(tmp_path, "regcore_adapters.numpy:NumpyBackend", "-k", selection)
+@pytest.mark.parametrize("base", sorted(REAL_BACKENDS))
+def test_same_selections_pass_on_the_real_backend(tmp_path, base):
+    """The mutants' selections, all in one run, are green on the real backend the mutants are
+    built on: their failures are the bugs', not the selections'. (That each selection selects
+    something is proven by the mutant's own failing run.)"""
+    _needs(base)
+    selections = sorted({s for mutant, s, _ in MUTANT_CASES if _built_on(mutant) == base})
+    proc, report = run_suite(tmp_path, REAL_BACKENDS[base], "-k",
+                             " or ".join(f"({s})" for s in selections))
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert report["summary"]["failed"] == 0 and report["summary"]["checks"] > 0
 
