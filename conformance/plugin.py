@@ -35,6 +35,7 @@ from regcore_conformance.report import Record, Report
 from regcore_conformance.scenarios import SCENARIOS
 
 SUITE_DTYPES = ("float64", "float32")
+LOW_PRECISION_DTYPES = ("float16", "bfloat16")  # parameter dtypes of test_low_precision
 LINEAR_SCENARIOS = tuple(n for n, s in SCENARIOS.items() if s.model.layers == 1)
 _STATE = pytest.StashKey[dict[str, Any]]()
 
@@ -100,6 +101,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             pytest.param(t, id=t, marks=() if t in backend.dtypes else pytest.mark.skip(
                 reason=f"{backend.name}: dtype {t} not supported"))
             for t in SUITE_DTYPES
+        ])
+    if "low_dtype" in names:
+        metafunc.parametrize("low_dtype", [
+            pytest.param(t, id=t, marks=() if t in backend.low_precision_dtypes else
+                         pytest.mark.skip(reason=f"{backend.name}: low-precision dtype {t} not "
+                                                 "declared (low_precision_dtypes)"))
+            for t in LOW_PRECISION_DTYPES
         ])
     if "scenario_case" in names:
         pairs = [(s, c) for s in SCENARIOS for c in scenario_specs(s)]
@@ -226,7 +234,10 @@ def _context(params: dict[str, Any]) -> dict[str, str]:
     for key in ("term_case", "zero_term_case"):
         if key in params:
             scenario, case = "terms", params[key]
-    return {"device": str(params.get("device", "-")), "dtype": str(params.get("dtype", "-")),
+    if "low_precision_term" in params:
+        scenario, case = "low_precision", params["low_precision_term"]
+    dtype = params.get("dtype", params.get("low_dtype", "-"))
+    return {"device": str(params.get("device", "-")), "dtype": str(dtype),
             "scenario": scenario, "case": case}
 
 

@@ -28,6 +28,15 @@ parameter whose gradient happens to cancel to nearly 0 is not judged by its own 
 
 float64 against the float64 reference gets ``n·u``-sized tolerances (about 1e-13 here); float32
 gets ``n·2⁻²⁴``-sized ones (about 1e-4). Nothing is tuned per backend.
+
+Low-precision parameters (float16, bfloat16; :func:`low_precision_value`, :func:`stored`): the
+numbers they store are float32 numbers exactly, and the penalty accumulates in float32, so the
+value is a float32 computation on exact inputs and gets the float32 tolerance of its chain,
+``t = 2·γ(n)`` with ``u = 2⁻²⁴`` (the factor 2 covering the coefficient's rounding to float32),
+against the float64 reference on the same stored numbers. A gradient is that computation rounded
+once more, to the parameter's dtype (unit roundoff ``u_p``), and is compared with the reference
+gradient rounded to that dtype too: two more roundings of at most ``u_p`` relative (or ``η_p``
+absolute below the normal range), so ``(t + u_p·(2 + t) + 2·η_p/scale) / (1 − u_p)``.
 """
 
 from __future__ import annotations
@@ -36,6 +45,10 @@ from dataclasses import dataclass
 
 UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24, "float16": 2.0**-11,
                  "bfloat16": 2.0**-8}
+#: ``η``: half the spacing of the dtype's subnormal numbers, the absolute error of rounding a
+#: number below its normal range (bfloat16 has float32's exponent range).
+UNDERFLOW = {"float64": 2.0**-1075, "float32": 2.0**-150, "float16": 2.0**-25,
+             "bfloat16": 2.0**-134}
 
 
 def gamma(n: int, u: float) -> float:
@@ -104,3 +117,30 @@ class Overridden:
 
     def describe(self) -> str:
         return f"{self.factor:g}*[{self.base.describe()}] (override: {self.reason})"
+
+
+def low_precision_value(shape: tuple[int, ...]) -> Tolerance:
+    """The tolerance of a penalty on float16/bfloat16 parameters of ``shape``, accumulated in
+    float32, against the float64 reference on the same stored numbers: those are float32 numbers
+    exactly, so the computation is a float32 one with a float32 parameter's chain,
+    ``2·γ(penalty_chain(shape))`` with ``u = 2⁻²⁴``."""
+    return Tolerance("float32", penalty_chain(shape))
+
+
+def stored(dtype: str, base: Tolerance | Bound, scale: float) -> Bound:
+    """A result computed to within ``base`` (normwise, ``t``) and then rounded to ``dtype`` (a
+    float16/bfloat16 gradient of a float32 computation), compared with the reference rounded to
+    ``dtype`` as well, normwise against ``scale`` (the largest rounded reference entry):
+
+        (t + u·(2 + t) + 2·η/scale) / (1 − u)        u, η: the dtype's UNIT_ROUNDOFF, UNDERFLOW
+
+    With ``r`` the reference, ``M = max|r|``, ``g₃₂`` the computed result (``|g₃₂ − r| ≤ t·M``) and
+    ``g``, ``r̃`` both rounded to ``dtype``: ``|g − g₃₂| ≤ u·(1 + t)·M + η``, ``|r̃ − r| ≤ u·M + η``,
+    and ``scale = max|r̃| ≥ (1 − u)·M``.
+    """
+    if scale <= 0:
+        raise ValueError(f"stored: scale must be positive, got {scale}")
+    t, u, eta = base.value, UNIT_ROUNDOFF[dtype], UNDERFLOW[dtype]
+    return Bound((t + u * (2 + t) + 2 * eta / scale) / (1 - u),
+                 f"(t + u_{dtype}*(2+t) + 2*eta_{dtype}/{scale:.4g})/(1-u_{dtype}), "
+                 f"t = {base.describe()}")

@@ -98,7 +98,8 @@ class Backend(abc.ABC):
 
     Required (abstract): :attr:`name`, :meth:`asarray`, :meth:`to_numpy`, :meth:`penalty` and
     :meth:`loss_and_grads`. Declared capabilities (class attributes, with defaults):
-    :attr:`devices`, :attr:`dtypes`, :attr:`native_paths`, :attr:`native_penalty_paths`.
+    :attr:`devices`, :attr:`dtypes`, :attr:`low_precision_dtypes`, :attr:`native_paths`,
+    :attr:`native_penalty_paths`.
     Optional methods: :meth:`train`, :meth:`native_train`, :meth:`native_penalty`,
     :meth:`exported_penalty`, :meth:`exported_decay`, :meth:`device_available`, :meth:`supports`,
     :meth:`versions`. An optional method a backend does not implement raises
@@ -107,6 +108,14 @@ class Backend(abc.ABC):
 
     Arrays are the backend's own. ``params`` and returned gradients are ``{name: array}`` dicts
     with the names of :class:`regcore.ParamInfo`/:meth:`ModelSpec.params`.
+
+    Low precision: for a dtype in :attr:`low_precision_dtypes` (``float16``, ``bfloat16``),
+    :meth:`asarray` converts to it (exactly for numbers the dtype holds), and :meth:`penalty` on
+    parameters of it returns the value in float32 at least, accumulated in float32 (never in the
+    parameter's dtype: a float16 sum overflows above 65504, a bfloat16 one stops growing near
+    256), with every gradient in its parameter's own dtype. :meth:`to_numpy` of such an array
+    is a NumPy array holding the same numbers (``float16``; ``bfloat16`` where ``ml_dtypes`` is
+    what the framework returns, ``float32`` otherwise).
     """
 
     #: Registered name (the entry point's name in group ``regcore.backends``).
@@ -115,6 +124,9 @@ class Backend(abc.ABC):
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     #: Floating dtypes the backend supports.
     dtypes: ClassVar[tuple[str, ...]] = ("float64", "float32")
+    #: Low-precision parameter dtypes (``float16``, ``bfloat16``) :meth:`penalty` accepts,
+    #: accumulating in float32; the suite's low-precision checks run over them (optional).
+    low_precision_dtypes: ClassVar[tuple[str, ...]] = ()
     #: Native translations :meth:`native_train` can train through (optional capability).
     native_paths: ClassVar[tuple[str, ...]] = ()
     #: Native translations :meth:`native_penalty` can evaluate the penalty through (optional).
@@ -123,11 +135,13 @@ class Backend(abc.ABC):
     @classmethod
     def capabilities(cls) -> dict[str, Any]:
         """What the backend declares, as plain data (for reports and ``regcore`` listings):
-        devices, dtypes, native paths, and which optional methods it overrides."""
+        devices, dtypes, low-precision dtypes, native paths, and which optional methods it
+        overrides."""
         optional = ("train", "native_train", "native_penalty", "exported_penalty",
                     "exported_decay")
         return {
             "devices": list(cls.devices), "dtypes": list(cls.dtypes),
+            "low_precision_dtypes": list(cls.low_precision_dtypes),
             "native_paths": list(cls.native_paths),
             "native_penalty_paths": list(cls.native_penalty_paths),
             "implements": [m for m in optional if getattr(cls, m) is not getattr(Backend, m)],

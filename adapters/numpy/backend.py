@@ -11,13 +11,14 @@ from regcore import Backend, ModelSpec, Optimizer, Plan, check_params
 from regcore.export_support import load_snippet
 from regcore_adapters.numpy.models import forward_backward
 from regcore_adapters.numpy.optim import Stepper
-from regcore_adapters.numpy.penalties import KERNELS
+from regcore_adapters.numpy.penalties import KERNELS, accumulation_dtype
 
 
 class NumpyBackend(Backend):
     """Plain NumPy on the CPU, gradients derived by hand (no autodiff)."""
 
     name = "numpy"
+    low_precision_dtypes = ("float16",)  # NumPy has no bfloat16 (ml_dtypes is not a dependency)
 
     def asarray(self, array: Any, *, dtype: str, device: str) -> np.ndarray:
         return np.array(array, dtype=dtype, copy=True)
@@ -28,15 +29,19 @@ class NumpyBackend(Backend):
     def penalty(
         self, plan: Plan, params: Mapping[str, np.ndarray]
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The value in the parameters' promoted dtype, float32 at least for float16 parameters
+        (cast up before any reduction); each gradient in its parameter's dtype (rounded once)."""
         _check(params)
-        dtype = _common_dtype(params)
-        total = np.zeros((), dtype=dtype)
-        grads = {name: np.zeros_like(w) for name, w in params.items()}
+        wide = {name: w.astype(accumulation_dtype(w.dtype), copy=False)
+                for name, w in params.items()}
+        total = np.zeros((), dtype=_common_dtype(wide))
+        grads = {name: np.zeros_like(w) for name, w in wide.items()}
         for a in plan.penalties:
-            value, grad = KERNELS[type(a.term)](a.term, params[a.param])
+            value, grad = KERNELS[type(a.term)](a.term, wide[a.param])
             total = total + value
             grads[a.param] = grads[a.param] + grad
-        return total, grads
+        return total, {name: g.astype(params[name].dtype, copy=False)
+                       for name, g in grads.items()}
 
     def loss_and_grads(
         self, model: ModelSpec, plan: Plan, params: Mapping[str, np.ndarray],

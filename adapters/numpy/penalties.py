@@ -1,7 +1,9 @@
-"""Penalty value and analytic (sub)gradient for every term, in the parameter's own dtype.
+"""Penalty value and analytic (sub)gradient for every term, in the dtype of the array given.
 
 Each function takes the term (any convention: coefficients come from ``term.scaled()``) and an
 array ``w`` and returns ``(value, grad)``. Coefficients are cast to ``w.dtype`` as Keras does.
+The backend hands the kernels float16 parameters cast up to :func:`accumulation_dtype` (float32)
+first, so their penalty accumulates in float32, and casts the gradient back once.
 """
 
 from __future__ import annotations
@@ -11,6 +13,13 @@ from collections.abc import Callable
 import numpy as np
 
 from regcore import L1, L2, ORTHOGONAL_EPSILON, ElasticNet, GroupLasso, Orthogonal, Term
+
+
+def accumulation_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype a penalty on a ``dtype`` parameter accumulates in: float32 for floating dtypes
+    narrower than it (float16; ml_dtypes' bfloat16), else ``dtype`` itself."""
+    dtype = np.dtype(dtype)
+    return np.dtype(np.float32) if dtype.itemsize < 4 else dtype
 
 
 def _coef(value: float, w: np.ndarray) -> np.ndarray:

@@ -121,6 +121,7 @@ class TFBackend(Backend):
     name = "tf"
     devices = ("cpu", "gpu")
     dtypes = ("float64", "float32")
+    low_precision_dtypes = ("float16", "bfloat16")
     native_paths = ("keras_loop", "keras_fit")
     native_penalty_paths = ("keras_losses", "keras_saved")
 
@@ -142,11 +143,15 @@ class TFBackend(Backend):
         return {"tensorflow": tf.__version__, "keras": keras.__version__}
 
     def asarray(self, array: Any, *, dtype: str, device: str) -> tf.Tensor:
+        """``bfloat16`` through NumPy as ``tf.bfloat16.as_numpy_dtype`` (ml_dtypes' bfloat16,
+        which TensorFlow ships): exact for numbers bfloat16 holds (ml_dtypes rounds any other
+        float64 through float32, twice)."""
         if device not in _DEVICES:
             raise ValueError(f"device: expected one of {', '.join(_DEVICES)}, got {device!r}")
+        host = np.array(array, dtype=tf.as_dtype(dtype).as_numpy_dtype, copy=True)
         with tf.device(_DEVICES[device]):
             # tf.identity places the copy on the device (an eager constant starts on the host)
-            return tf.identity(tf.constant(np.array(array, dtype=dtype, copy=True)))
+            return tf.identity(tf.constant(host))
 
     def to_numpy(self, x: Any) -> np.ndarray:
         if isinstance(x, (tf.Tensor, tf.Variable)):

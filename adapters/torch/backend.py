@@ -53,6 +53,7 @@ class TorchBackend(Backend):
     name = "torch"
     devices = ("cpu", "cuda", "mps")
     dtypes = ("float64", "float32")
+    low_precision_dtypes = ("float16", "bfloat16")
     native_paths = native_training.PATHS
     native_penalty_paths = native_training.PENALTY_PATHS
 
@@ -75,11 +76,20 @@ class TorchBackend(Backend):
         return {"torch": torch.__version__}
 
     def asarray(self, array: Any, *, dtype: str, device: str) -> torch.Tensor:
+        """NumPy has no bfloat16 (without ml_dtypes): ``bfloat16`` goes through float32, then
+        ``.to(torch.bfloat16)`` — exact for numbers bfloat16 holds (any other is rounded twice,
+        to float32 and then to bfloat16)."""
+        if dtype == "bfloat16":
+            wide = torch.from_numpy(np.array(array, dtype=np.float32, copy=True))
+            return wide.to(device=device, dtype=torch.bfloat16)
         return torch.from_numpy(np.array(array, dtype=dtype, copy=True)).to(device)
 
     def to_numpy(self, x: Any) -> np.ndarray:
+        """A bfloat16 tensor comes back as float32 holding the same numbers (NumPy has no
+        bfloat16); every other dtype as itself."""
         if isinstance(x, torch.Tensor):
-            return x.detach().cpu().numpy()
+            x = x.detach().cpu()
+            return (x.float() if x.dtype == torch.bfloat16 else x).numpy()
         return np.asarray(x)
 
     def penalty(

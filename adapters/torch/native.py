@@ -11,6 +11,7 @@ plus :class:`DecoupledDecay` for AdamW-style decay outside AdamW (``p ← p − 
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Any
 
@@ -131,7 +132,15 @@ class GradientPenalty:
     """After ``loss.backward()``, ``GradientPenalty(spec, model)()`` adds the penalty's gradient to
     every selected parameter's ``.grad``: L2 and L1 parts with one ``torch._foreach_add_`` per
     coefficient, other terms through autograd on just their parameters. Pass ``value=True`` to
-    also get the penalty value (otherwise it is not computed and ``None`` is returned)."""
+    also get the penalty value (otherwise it is not computed and ``None`` is returned).
+
+    Loss scaling (``torch.amp.GradScaler``): the ``.grad``s hold ``S·∇loss`` between
+    ``scaler.scale(loss).backward()`` and ``scaler.unscale_(optimizer)``, so the penalty's gradient
+    must carry ``S`` too, or it ends up divided by ``S``. Either call it after
+    ``scaler.unscale_(optimizer)`` (the ``.grad``s are plain gradients again; ``scaler.step``
+    does not unscale twice), or before, with ``scale=scaler.get_scale()``, which adds
+    ``scale·∇penalty``. The value returned is the penalty itself, never scaled.
+    """
 
     def __init__(self, spec: Spec, module: nn.Module) -> None:
         plan, by_name = _resolve(spec, module)
@@ -160,17 +169,24 @@ class GradientPenalty:
                 p.grad = torch.zeros_like(p)
         return [p.grad for p in params]
 
-    def __call__(self, value: bool = False) -> torch.Tensor | None:
+    def __call__(self, value: bool = False, *, scale: float = 1.0) -> torch.Tensor | None:
+        """Add ``scale·∇penalty`` to the ``.grad``s (``scale``: the loss scale they carry, a
+        positive finite float such as ``GradScaler.get_scale()``; 1 without loss scaling)."""
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (
+                math.isfinite(scale) and scale > 0):
+            raise ValueError(f"scale: expected a positive finite number (the loss scale), got "
+                             f"{scale!r}")
         with torch.no_grad():
             for coef, params in self._l2.items():
-                torch._foreach_add_(self._grads(params), params, alpha=coef)
+                torch._foreach_add_(self._grads(params), params, alpha=coef * scale)
             for coef, params in self._l1.items():
-                torch._foreach_add_(self._grads(params), torch._foreach_sign(params), alpha=coef)
+                torch._foreach_add_(self._grads(params), torch._foreach_sign(params),
+                                    alpha=coef * scale)
         for p, term in self._other:
             with torch.enable_grad():
                 leaf = p.param.detach().requires_grad_(True)
                 (grad,) = torch.autograd.grad(KERNELS[type(term)](term, p.view(leaf)), leaf)
-            self._grads([p.param])[0].add_(grad)
+            self._grads([p.param])[0].add_(grad, alpha=scale)
         if not value:
             return None
         with torch.no_grad():

@@ -117,6 +117,7 @@ class JaxBackend(Backend):
     name = "jax"
     devices = DEVICES
     dtypes = ("float64", "float32")
+    low_precision_dtypes = ("float16", "bfloat16")
 
     def device_available(self, device: str) -> bool:
         return device in DEVICES and find_device(device) is not None
@@ -130,8 +131,10 @@ class JaxBackend(Backend):
         target = find_device(device)
         if target is None:
             raise ValueError(f"device {device!r}: JAX has no such device in this process")
+        # jnp.dtype knows "bfloat16" (ml_dtypes', which JAX ships): exact for numbers bfloat16
+        # holds (ml_dtypes rounds any other float64 through float32, twice)
         with x64():
-            return jax.device_put(np.array(array, dtype=dtype, copy=True), target)
+            return jax.device_put(np.array(array, dtype=jnp.dtype(dtype), copy=True), target)
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(jax.device_get(x))
