@@ -231,6 +231,8 @@ def _context(params: dict[str, Any]) -> dict[str, str]:
         scenario, case = params["scenario_case"]
     elif "linear_scenario" in params:
         scenario, case = params["linear_scenario"], "ridge_oracle"
+    elif "scenario_name" in params:
+        scenario = params["scenario_name"]
     for key in ("term_case", "zero_term_case"):
         if key in params:
             scenario, case = "terms", params[key]
