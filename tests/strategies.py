@@ -12,6 +12,7 @@ limit, not a disagreement.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -211,6 +212,17 @@ def count_example() -> None:
     """Called at the end of every property example that ran to completion (tests/conftest.py
     reports the total; this module is the one place the count lives)."""
     _EXAMPLES["count"] += 1
+
+
+def counted(test):
+    """``test`` that calls :func:`count_example` after each example it completes (put it
+    under ``@given``)."""
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        test(*args, **kwargs)
+        count_example()
+
+    return run
 
 
 def examples_run() -> int:

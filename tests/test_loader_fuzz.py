@@ -54,6 +54,7 @@ from regcore import (
     to_dict,
     to_json,
 )
+from tests.strategies import counted
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -270,6 +271,7 @@ def _dumps(value) -> str | None:
 @example(b"\x80\x04\x95")  # the start of a pickle
 @example('{"schema_version": 1}'.encode("utf-16"))
 @example(b'{"schema_version": 1, "penalties": [{"term": {"kind": "l2"\xff}}]}')
+@counted
 def test_random_bytes(data):
     load(from_json, data)
     load(from_json, bytearray(data))
@@ -281,6 +283,7 @@ def test_random_bytes(data):
 @example("[" * 40 + "]" * 40)
 @example('{"schema_version": 1e400}')
 @example('{"schema_version": 1, "weight_decay": [{"rate": -0.0}]}')
+@counted
 def test_random_text(text):
     load(from_json, text)
 
@@ -289,6 +292,7 @@ def test_random_text(text):
 @given(json_values | st.sampled_from(NASTY))
 @example({"schema_version": 10**4299})
 @example({"schema_version": [[[[1]]]]})
+@counted
 def test_random_json_values(value):
     load(from_dict, value)
     text = _dumps(value)
@@ -298,6 +302,7 @@ def test_random_json_values(value):
 
 @FUZZ
 @given(spec_shaped)
+@counted
 def test_spec_shaped_json(value):
     load(from_dict, value)
     text = _dumps(value)
@@ -321,6 +326,7 @@ regexes = (st.text(alphabet="()[]{}?*+|\\^$.a0,:<>=!#P-", max_size=40)
 
 @FUZZ
 @given(regexes)
+@counted
 def test_random_select_names(name):
     load(from_json, json.dumps(_wd_name(name)))
 
@@ -412,6 +418,7 @@ def test_integers_in_a_spec_have_at_most_640_digits(make):
 
 @FUZZ
 @given(near_specs())
+@counted
 def test_near_valid_specs(data):
     load(from_dict, data)
     text = _dumps(data)
