@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from importlib.metadata import entry_points
 
 from regcore.backend import Backend
 
@@ -22,7 +21,7 @@ class BackendNotFoundError(LookupError):
 
 def available_backends() -> list[str]:
     """Names of the installed backends, sorted, without importing any of them."""
-    return sorted({ep.name for ep in entry_points(group=GROUP)})
+    return sorted({ep.name for ep in _entry_points()})
 
 
 def load_backend(name: str) -> Backend:
@@ -42,7 +41,7 @@ def load_backend(name: str) -> Backend:
         except (ImportError, AttributeError, ValueError) as exc:
             raise BackendNotFoundError(f"cannot import backend {name!r}: {exc}") from None
         return _instance(cls, repr(name))
-    matches = [ep for ep in entry_points(group=GROUP) if ep.name == name]
+    matches = [ep for ep in _entry_points() if ep.name == name]
     if not matches:
         known = ", ".join(available_backends()) or "none"
         raise BackendNotFoundError(f"unknown backend {name!r}; installed: {known}")
@@ -69,3 +68,12 @@ def _instance(cls: object, label: str) -> Backend:
             f"{label} is an abstract regcore.Backend: it does not implement {missing}"
         )
     return cls()
+
+
+def _entry_points():
+    """The ``regcore.backends`` entry points. importlib.metadata is imported here, not at module
+    level: it costs about half of ``import regcore`` (email, zipfile, pathlib...) and only
+    backend lookups need it."""
+    from importlib.metadata import entry_points
+
+    return entry_points(group=GROUP)

@@ -54,11 +54,7 @@ def installed(monkeypatch):
     """Replace the installed entry points with the given fakes."""
 
     def install(*eps: FakeEntryPoint) -> None:
-        def entry_points(*, group: str) -> list[FakeEntryPoint]:
-            assert group == regcore.registry.GROUP
-            return list(eps)
-
-        monkeypatch.setattr(regcore.registry, "entry_points", entry_points)
+        monkeypatch.setattr(regcore.registry, "_entry_points", lambda: list(eps))
 
     return install
 
@@ -156,3 +152,15 @@ def test_entry_point_that_is_an_abstract_backend(installed, target, missing):
 
 def test_backend_not_found_is_a_lookup_error():
     assert issubclass(BackendNotFoundError, LookupError)
+
+
+def test_the_lookup_reads_the_backends_entry_point_group(monkeypatch):
+    """``_entry_points`` (which the fakes above replace) asks importlib.metadata for the
+    ``regcore.backends`` group, so the fakes stand in for exactly what a lookup reads."""
+    import importlib.metadata
+
+    seen = []
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda *, group: seen.append(group) or [])
+    assert regcore.available_backends() == []
+    assert seen == ["regcore.backends"]
