@@ -3,6 +3,7 @@
     nox -s numpy torch tf jax report   # the conformance matrix (reports in reports/)
     nox -s tests                       # the project's unit tests
     nox -s hypothesis                  # property-based tests, >= 10,000 examples
+    nox -s bench                       # benchmarks (not tests; not run by default or in CI)
 
 ``jax`` is the outside JAX backend (external/regcore-jax); ``report`` merges the backend sessions'
 reports into reports/matrix.md and reports/matrix.html and fails if any backend disagrees.
@@ -99,6 +100,18 @@ def hypothesis(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", *PROPERTY_TESTS, "-q", "-p", "no:cacheprovider",
                 "--hypothesis-profile=thorough", *session.posargs,
                 env={"REGCORE_MIN_EXAMPLES": "10000"})
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks, not tests: the cost of regularization per backend, device, shape and idiom as a
+    ratio to the unregularized training step, the penalty value alone against the measured read
+    bandwidth, and ``import regcore``. Every framework in one environment (each backend still runs
+    in a process of its own); writes reports/bench/bench.json and table.md and prints the table.
+    Options after ``--`` go to ``python -m benchmarks`` (``--quick``, ``--shapes 24x4096``...)."""
+    session.install(".[numpy]", "./external/regcore-jax",
+                    *(pin for pins in FRAMEWORKS.values() for pin in pins))
+    session.run("python", "-m", "benchmarks", "--out", f"{REPORTS}/bench", *session.posargs)
 
 
 @nox.session
