@@ -99,7 +99,8 @@ def step_cases(device: str, mode: str, shape: Shape, batch: int, options: Option
     y = jax.device_put(rng.standard_normal((batch, shape.width), dtype=np.float32), where)
     every = [f"dense_{i}.{k}" for i in range(layers) for k in ("kernel", "bias")]
     names = selected(every, options.select)
-    penalties = _plan(init(shape, device, options.seed), options.select).penalties
+    base = init(shape, device, options.seed)
+    penalties = _plan(base, options.select).penalties
     decay = 1 - LR * 2 * LAM
 
     def mse(params, x, y):
@@ -124,7 +125,7 @@ def step_cases(device: str, mode: str, shape: Shape, batch: int, options: Option
             return {n: p * factors[n] - LR * grads[n] if factors[n] != 1.0
                     else p - LR * grads[n] for n, p in params.items()}, loss
 
-        state = {"params": init(shape, device, options.seed)}
+        state = {"params": {k: jnp.array(v, copy=True) for k, v in base.items()}}
 
         def run():
             state["params"], state["loss"] = step(state["params"], x, y)

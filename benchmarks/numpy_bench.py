@@ -127,9 +127,9 @@ def step_cases(device: str, mode: str, shape: Shape, batch: int, options: Option
     names = _names(shape, options.select)
     factor = np.float32(1 - LR * 2 * LAM)
     backend = NumpyBackend()
-    plan = _plan(init(shape, options.seed), options.select)
-    stepper = Stepper(regcore.Optimizer("sgd", LR),
-                      _plan(init(shape, options.seed), options.select, decay=True).decay)
+    base = init(shape, options.seed)
+    plan = _plan(base, options.select)
+    stepper = Stepper(regcore.Optimizer("sgd", LR), _plan(base, options.select, decay=True).decay)
 
     def none(params):
         _, grads = forward_backward(params, layers, x, y)
@@ -175,7 +175,7 @@ def step_cases(device: str, mode: str, shape: Shape, batch: int, options: Option
          regcore_penalty),
         ("regcore_stepper_decay", "regcore Stepper, decoupled decay", regcore_stepper),
     ]:
-        params = init(shape, options.seed)  # each idiom trains its own copy
+        params = {k: v.copy() for k, v in base.items()}  # each idiom trains its own copy
 
         def run(step=step, params=params):
             step(params)

@@ -119,7 +119,8 @@ def summarize(result: dict[str, Any], cases: list[Case], baseline: str | None,
         s = stats(times)
         row = {**common, "idiom": case.key, "label": case.label,
                **{f"{k}_ms": v * 1e3 for k, v in s.items()},
-               "n": len(times), "inner": result["inner"]}
+               "n": len(times), "inner": result["inner"],
+               "samples_ms": [round(t * 1e3, 6) for t in times]}
         if base_median:
             paired = stats([t / b for t, b in zip(times, base, strict=True)])
             lo, hi = ratio_interval(times, base) if case.key != baseline else (1.0, 1.0)
