@@ -95,16 +95,35 @@ def _worker_env(options: Options) -> dict[str, str]:
     return env
 
 
-def run_backend(backend: str, options: Options, tmp: Path) -> dict[str, Any] | str:
-    """The worker's result, or why there is none."""
+def start_backend(backend: str, options: Options, tmp: Path) -> tuple[subprocess.Popen, Path]:
     options_file, out_file = tmp / f"{backend}-options.json", tmp / f"{backend}-out.json"
     options_file.write_text(json.dumps(options.to_dict()))
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.worker", backend,
-                           str(options_file), str(out_file)], cwd=root, env=_worker_env(options))
-    if proc.returncode != 0 or not out_file.exists():
-        return f"{backend}: the worker failed (exit code {proc.returncode}); see its stderr above"
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.worker", backend,
+                             str(options_file), str(out_file)], cwd=root,
+                            env=_worker_env(options))
+    return proc, out_file
+
+
+def finish_backend(backend: str, proc: subprocess.Popen, out_file: Path) -> dict[str, Any] | str:
+    """The worker's result, or why there is none."""
+    code = proc.wait()
+    if code != 0 or not out_file.exists():
+        return f"{backend}: the worker failed (exit code {code}); see its stderr above"
     return json.loads(out_file.read_text())
+
+
+def run_backends(backends: list[str], options: Options, tmp: Path) -> dict[str, Any]:
+    """Each backend's result (or why there is none), one worker after another; a ``--quick`` run,
+    whose numbers mean nothing, starts them all at once."""
+    if options.quick:
+        started = {b: start_backend(b, options, tmp) for b in backends}
+        return {b: finish_backend(b, *started[b]) for b in backends}
+    results = {}
+    for backend in backends:
+        print(f"== {backend}", file=sys.stderr, flush=True)
+        results[backend] = finish_backend(backend, *start_backend(backend, options, tmp))
+    return results
 
 
 def _cpu_name() -> str:
@@ -131,14 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     print(f"import regcore: {import_runs} fresh interpreters", file=sys.stderr, flush=True)
     result["import"] = importtime.measure(import_runs)
+    present = []
+    for backend in options.backends:
+        absent = missing(backend)
+        if absent:
+            result["notes"].append(f"{backend}: skipped, not installed ({', '.join(absent)})")
+        else:
+            present.append(backend)
     with tempfile.TemporaryDirectory() as tmp:
-        for backend in options.backends:
-            absent = missing(backend)
-            if absent:
-                result["notes"].append(f"{backend}: skipped, not installed ({', '.join(absent)})")
-                continue
-            print(f"== {backend}", file=sys.stderr, flush=True)
-            got = run_backend(backend, options, Path(tmp))
+        for backend, got in run_backends(present, options, Path(tmp)).items():
             if isinstance(got, str):
                 result["notes"].append(got)
                 continue

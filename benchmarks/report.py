@@ -96,7 +96,9 @@ def markdown(result: dict[str, Any]) -> str:
     if values:
         out += ["", "## Penalty value alone", "",
                 "floor = bytes of the penalized parameters / the read bandwidth above "
-                "(same backend and device, same run).", ""]
+                "(same backend and device, same run). The bandwidth is that of a buffer larger "
+                "than the caches: parameters that fit in a CPU's last-level cache can be read "
+                "faster (× floor below 1).", ""]
         out += _table(
             ["backend", "device", "mode", "shape", "tensors", "MiB", "idiom", "median ms",
              "IQR ms", "floor ms", "× floor"],
