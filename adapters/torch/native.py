@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from regcore import L1, L2, ElasticNet, Spec, SpecError
+from regcore import L2, Spec, SpecError
+from regcore_adapters.torch import foreach
 from regcore_adapters.torch.modules import TorchParam, module_params
 from regcore_adapters.torch.penalties import KERNELS
 
@@ -32,28 +34,59 @@ def _resolve(spec: Spec, module: nn.Module):
     return spec.resolve([p.info for p in params]), {p.info.name: p for p in params}
 
 
-def _total(terms: list[tuple[TorchParam, Any]], like: torch.Tensor) -> torch.Tensor:
-    """Σ of the terms' penalties (a 0-dim zero of ``like``'s device if there are none)."""
+def _kernel_total(terms: list[tuple[TorchParam, Any]]) -> torch.Tensor | None:
+    """Σ of the terms' penalties by their per-tensor kernels (``None`` if there are none)."""
     total: torch.Tensor | None = None
     for p, term in terms:
         value = KERNELS[type(term)](term, p.view(p.param))
         total = value if total is None else total + value
-    return total if total is not None else torch.zeros((), dtype=like.dtype, device=like.device)
+    return total
+
+
+def _add(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    return b if a is None else a if b is None else a + b
+
+
+class _Split:
+    """A plan's penalties split into multi-tensor groups of elementwise parts (L2, L1, elastic
+    net; see :mod:`foreach`) and the other terms, each through its per-tensor kernel."""
+
+    def __init__(self, spec: Spec, module: nn.Module) -> None:
+        plan, by_name = _resolve(spec, module)
+        pairs = [(by_name[a.param], a.term) for a in plan.penalties]
+        self.groups = foreach.groups((p.param, term) for p, term in pairs)
+        self.other = [(p, term) for p, term in pairs if not foreach.elementwise_parts(term)]
+        self.tensors = [t for g in self.groups for t in g.params]
+        self.first = next(iter(by_name.values())).param
+
+    def zero(self) -> torch.Tensor:
+        return torch.zeros((), dtype=self.first.dtype, device=self.first.device)
+
+    def value(self) -> torch.Tensor:
+        """The penalty, differentiable (a 0-dim zero of the first parameter's dtype and device
+        if the spec selects nothing)."""
+        fused = (foreach.ElementwisePenalty.apply(self.groups, *self.tensors)
+                 if self.groups else None)
+        total = _add(fused, _kernel_total(self.other))
+        return total if total is not None else self.zero()
 
 
 class PenaltyLoss(nn.Module):
     """``PenaltyLoss(spec, model)()`` is the spec's penalty on ``model``'s parameters, a 0-dim
     tensor that autograd differentiates; add it to the training loss. It holds references to the
-    parameters without registering them (it has no parameters of its own)."""
+    parameters without registering them (it has no parameters of its own).
+
+    Elementwise terms (L2, L1, elastic net) are computed with multi-tensor ``torch._foreach``
+    kernels, a few per distinct coefficient (:mod:`regcore_adapters.torch.foreach`); group lasso
+    and orthogonal terms per tensor.
+    """
 
     def __init__(self, spec: Spec, module: nn.Module) -> None:
         super().__init__()
-        plan, by_name = _resolve(spec, module)
-        self._terms = [(by_name[a.param], a.term) for a in plan.penalties]
-        self._first = next(iter(by_name.values())).param
+        self._split = _Split(spec, module)
 
     def forward(self) -> torch.Tensor:
-        return _total(self._terms, self._first)
+        return self._split.value()
 
 
 _COUPLED = (torch.optim.SGD, torch.optim.Adam, torch.optim.RMSprop, torch.optim.Adagrad)
@@ -143,27 +176,10 @@ class GradientPenalty:
     """
 
     def __init__(self, spec: Spec, module: nn.Module) -> None:
-        plan, by_name = _resolve(spec, module)
-        self._l2: dict[float, list[nn.Parameter]] = defaultdict(list)  # 2s -> params
-        self._l1: dict[float, list[nn.Parameter]] = defaultdict(list)  # s -> params
-        self._other: list[tuple[TorchParam, Any]] = []
-        self._all: list[tuple[TorchParam, Any]] = []
-        self._first = next(iter(by_name.values())).param
-        for a in plan.penalties:
-            p, term = by_name[a.param], a.term
-            self._all.append((p, term))
-            if isinstance(term, (L2, ElasticNet)):
-                scaled = term.scaled()
-                self._l2[2 * scaled["coef" if isinstance(term, L2) else "l2"]].append(p.param)
-                if isinstance(term, ElasticNet):
-                    self._l1[scaled["l1"]].append(p.param)
-            elif isinstance(term, L1):
-                self._l1[term.scaled()["coef"]].append(p.param)
-            else:
-                self._other.append((p, term))
+        self._split = _Split(spec, module)
 
     @staticmethod
-    def _grads(params: list[nn.Parameter]) -> list[torch.Tensor]:
+    def _grads(params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
@@ -176,21 +192,25 @@ class GradientPenalty:
                 math.isfinite(scale) and scale > 0):
             raise ValueError(f"scale: expected a positive finite number (the loss scale), got "
                              f"{scale!r}")
+        split = self._split
         with torch.no_grad():
-            for coef, params in self._l2.items():
-                torch._foreach_add_(self._grads(params), params, alpha=coef * scale)
-            for coef, params in self._l1.items():
-                torch._foreach_add_(self._grads(params), torch._foreach_sign(params),
-                                    alpha=coef * scale)
-        for p, term in self._other:
+            total = None
+            if value:  # before the update below: the value at the parameters as they are
+                for g in split.groups:
+                    total = _add(total, g.value())
+            for g in split.groups:
+                g.add_grad_(self._grads(g.params), scale)
+        for p, term in split.other:
             with torch.enable_grad():
                 leaf = p.param.detach().requires_grad_(True)
-                (grad,) = torch.autograd.grad(KERNELS[type(term)](term, p.view(leaf)), leaf)
+                term_value = KERNELS[type(term)](term, p.view(leaf))
+                (grad,) = torch.autograd.grad(term_value, leaf)
             self._grads([p.param])[0].add_(grad, alpha=scale)
+            if value:
+                total = _add(total, term_value.detach())
         if not value:
             return None
-        with torch.no_grad():
-            return _total(self._all, self._first)
+        return total if total is not None else split.zero()
 
 
 class DecoupledDecay:
