@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from regcore import Backend, ModelSpec, Optimizer, Plan, check_params
+from regcore import Backend, ModelSpec, Optimizer, Plan, Spec, UnsupportedError, check_params
 from regcore.export_support import load_snippet
 from regcore_adapters.numpy.models import forward_backward
+from regcore_adapters.numpy.native import InPlacePenalty
 from regcore_adapters.numpy.optim import Stepper
 from regcore_adapters.numpy.penalties import KERNELS, accumulation_dtype
 
@@ -19,6 +20,10 @@ class NumpyBackend(Backend):
 
     name = "numpy"
     low_precision_dtypes = ("float16",)  # NumPy has no bfloat16 (ml_dtypes is not a dependency)
+    #: :class:`InPlacePenalty` in a hand-written step: ``in_place`` adds the gradient in place
+    #: and decays before the optimizer; ``folded_sgd`` is its one-factor plain-SGD step.
+    native_paths = ("in_place", "folded_sgd")
+    native_penalty_paths = ("in_place",)
 
     def asarray(self, array: Any, *, dtype: str, device: str) -> np.ndarray:
         return np.array(array, dtype=dtype, copy=True)
@@ -63,6 +68,45 @@ class NumpyBackend(Backend):
             _, grads = self.loss_and_grads(model, plan, params, x, y)
             stepper.step(params, grads)
         return params
+
+    def native_train(
+        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, np.ndarray],
+        x: np.ndarray, y: np.ndarray, *, optimizer: Optimizer, steps: int,
+    ) -> dict[str, np.ndarray]:
+        """``train`` through :class:`InPlacePenalty`: gradients of the data loss, then the
+        penalty's added in place and decay (``in_place``, any optimizer), or one folded SGD
+        update (``folded_sgd``, plain SGD only)."""
+        _check(params)
+        if path not in self.native_paths:
+            raise ValueError(f"path: expected one of {', '.join(self.native_paths)}, got {path!r}")
+        if path == "folded_sgd" and optimizer.name != "sgd":
+            raise UnsupportedError(f"numpy: folded_sgd is a plain-SGD step, not {optimizer.name}")
+        params = {k: v.copy() for k, v in params.items()}
+        penalty = InPlacePenalty(spec.resolve(model.params()))
+        stepper = Stepper(optimizer, {})
+        for _ in range(steps):
+            _, grads = forward_backward(model, params, x, y)
+            if path == "folded_sgd":
+                penalty.sgd_step_(params, grads, optimizer.lr)
+                continue
+            penalty.add_grad_(params, grads)
+            penalty.decay_(params, optimizer.lr)
+            stepper.step(params, grads)
+        return params
+
+    def native_penalty(
+        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """:meth:`InPlacePenalty.value` and what :meth:`InPlacePenalty.add_grad_` adds to zero
+        gradients."""
+        _check(params)
+        if path not in self.native_penalty_paths:
+            raise ValueError(f"path: expected one of {', '.join(self.native_penalty_paths)}, "
+                             f"got {path!r}")
+        penalty = InPlacePenalty(spec.resolve(model.params()))
+        grads = {k: np.zeros_like(v) for k, v in params.items()}
+        penalty.add_grad_(params, grads)
+        return np.asarray(penalty.value(params), dtype=_common_dtype(params)), grads
 
     def exported_penalty(
         self, code: str, model: ModelSpec, params: Mapping[str, np.ndarray]
