@@ -1,12 +1,16 @@
 """NumPy by hand: an MLP's forward, backward and SGD update written in NumPy (float32).
 
-Idioms (every one ends in the same ``p -= lr·g``):
+Idioms (all but ``regcore_folded_sgd`` end in the same ``p -= lr·g``):
 
 * ``none`` — no penalty;
 * ``loss_sum_sq`` — ``LAM·Σ np.sum(p*p)`` added to the loss and ``2·LAM·p`` to each gradient;
 * ``folded_weight_decay`` — ``p *= 1 − lr·2·LAM`` before the update, in place, no value;
 * ``regcore_backend_penalty`` — ``NumpyBackend().penalty(plan, params)``, value and gradients,
-  added to the hand-written step: regcore's only NumPy entry point that takes arrays;
+  added to the hand-written step (the conformance backend's API: new arrays per call);
+* ``regcore_in_place`` — ``InPlacePenalty(plan).add_grad_(params, grads)``: the gradient added
+  in place through a reused scratch buffer;
+* ``regcore_folded_sgd`` — ``InPlacePenalty(plan).sgd_step_(params, grads, lr)``: the penalty
+  folded into the update's factor, ``g *= lr; p -= g`` (no temporary, unlike the baseline's);
 * ``regcore_stepper_decay`` — ``regcore_adapters.numpy.optim.Stepper`` with the plan of
   ``DecoupledWeightDecay(2·LAM)`` (the same maths under plain SGD) doing the whole update.
 """
@@ -120,6 +124,7 @@ def _names(shape: Shape, select: str) -> list[str]:
 def step_cases(device: str, mode: str, shape: Shape, batch: int, options: Options) -> list[Case]:
     import regcore
     from regcore_adapters.numpy import NumpyBackend
+    from regcore_adapters.numpy.native import InPlacePenalty
     from regcore_adapters.numpy.optim import Stepper
 
     x, y = data(shape, batch, options.seed)
@@ -130,6 +135,7 @@ def step_cases(device: str, mode: str, shape: Shape, batch: int, options: Option
     base = init(shape, options.seed)
     plan = _plan(base, options.select)
     stepper = Stepper(regcore.Optimizer("sgd", LR), _plan(base, options.select, decay=True).decay)
+    in_place = InPlacePenalty(plan)
 
     def none(params):
         _, grads = forward_backward(params, layers, x, y)
@@ -156,13 +162,24 @@ def step_cases(device: str, mode: str, shape: Shape, batch: int, options: Option
             g += pgrads[n]
         sgd(params, grads, lr)
 
+    def regcore_in_place(params):
+        _, grads = forward_backward(params, layers, x, y)
+        in_place.add_grad_(params, grads)
+        sgd(params, grads, lr)
+
+    def regcore_folded(params):
+        _, grads = forward_backward(params, layers, x, y)
+        in_place.sgd_step_(params, grads, LR)
+
     def regcore_stepper(params):
         _, grads = forward_backward(params, layers, x, y)
         stepper.step(params, grads)
 
     notes = {
-        "regcore_backend_penalty": "regcore has no NumPy path for a hand-written step but "
-        "NumpyBackend.penalty, which returns the value and a new gradient array per parameter",
+        "regcore_backend_penalty": "the conformance backend's API: a new value and gradient "
+        "array per parameter per call",
+        "regcore_folded_sgd": "InPlacePenalty.sgd_step_ also updates in place (g <- lr*g, "
+        "p -= g) where the baseline's p -= lr*g makes a temporary",
         "regcore_stepper_decay": "regcore_adapters.numpy.optim.Stepper is the backend's "
         "internal SGD/Adam stepper, not a documented API",
     }
@@ -173,6 +190,8 @@ def step_cases(device: str, mode: str, shape: Shape, batch: int, options: Option
         ("folded_weight_decay", "weight decay folded into the update", folded),
         ("regcore_backend_penalty", "regcore NumpyBackend.penalty (value + grads)",
          regcore_penalty),
+        ("regcore_in_place", "regcore InPlacePenalty.add_grad_", regcore_in_place),
+        ("regcore_folded_sgd", "regcore InPlacePenalty.sgd_step_", regcore_folded),
         ("regcore_stepper_decay", "regcore Stepper, decoupled decay", regcore_stepper),
     ]:
         params = {k: v.copy() for k, v in base.items()}  # each idiom trains its own copy
@@ -187,6 +206,7 @@ def step_cases(device: str, mode: str, shape: Shape, batch: int, options: Option
 def value_cases(device: str, mode: str, shape: Shape,
                 options: Options) -> tuple[list[Case], int]:
     from regcore_adapters.numpy import NumpyBackend
+    from regcore_adapters.numpy.native import InPlacePenalty
 
     params = init(shape, options.seed)
     names = _names(shape, options.select)
@@ -202,11 +222,17 @@ def value_cases(device: str, mode: str, shape: Shape,
     def regcore_value():
         return float(backend.penalty(plan, params)[0])
 
+    in_place = InPlacePenalty(plan)
+
+    def regcore_in_place():
+        return in_place.value(params)
+
     cases = [
         Case("naive", "Σ np.sum(p*p) per tensor", naive, value=naive),
         Case("vdot", "Σ np.vdot(p, p) per tensor (no temporary)", dots, value=dots),
         Case("regcore_backend_penalty", "regcore NumpyBackend.penalty (value + grads)",
-             regcore_value, value=regcore_value,
-             note="regcore's NumPy backend has no value-only path: gradients are computed too"),
+             regcore_value, value=regcore_value, note="computes the gradients too"),
+        Case("regcore_in_place", "regcore InPlacePenalty.value", regcore_in_place,
+             value=regcore_in_place),
     ]
     return cases, sum(p.nbytes for p in chosen)

@@ -1,6 +1,10 @@
 """PyTorch: ``nn.Sequential`` of ``Linear`` + ``ReLU``, MSE, ``torch.optim.SGD`` (no momentum),
 float32, on the CPU (``torch.set_num_threads(threads)``) and on CUDA where there is one.
 
+Two modes, each its own group with its own baseline: ``eager`` builds every SGD with torch's
+defaults (per-tensor on the CPU, ``foreach`` on CUDA); ``fused`` builds every SGD, the baseline's
+included, with ``fused=True`` (one kernel per step that applies ``weight_decay`` in the same pass).
+
 One model serves every idiom of a group (each idiom has its own optimizer over its parameters),
 so every idiom reads the same memory; the weights drift a little between steps, which changes no
 timing. Step idioms (each ``zero_grad(set_to_none=True)``, forward, backward, ``step()``):
@@ -51,7 +55,7 @@ def devices(options: Options) -> tuple[list[str], list[str]]:
 
 
 def modes(options: Options) -> list[str]:
-    return ["eager"]
+    return ["eager", "fused"]
 
 
 def _sync(device: str):
@@ -120,8 +124,10 @@ def step_cases(device: str, mode: str, shape: Shape, batch: int, options: Option
             opt.step()
         return step
 
+    fused = {"fused": True} if mode == "fused" else {}
+
     def sgd(**kw: Any):
-        return torch.optim.SGD(net.parameters(), lr=LR, **kw)
+        return torch.optim.SGD(net.parameters(), lr=LR, **fused, **kw)
 
     penalty_loss = PenaltyLoss(s, net)
     grad_penalty = GradientPenalty(s, net)
@@ -132,7 +138,7 @@ def step_cases(device: str, mode: str, shape: Shape, batch: int, options: Option
         Case("loss_foreach_norm", "foreach_norm² in loss", plain(
             sgd(), lambda: LAM * torch.stack(torch._foreach_norm(chosen)).pow(2).sum()), sync),
         Case("native_weight_decay", "SGD(weight_decay=2λ)", plain(
-            torch.optim.SGD(_groups(chosen, rest, 2 * LAM), lr=LR)), sync),
+            torch.optim.SGD(_groups(chosen, rest, 2 * LAM), lr=LR, **fused)), sync),
         Case("regcore_penalty_loss", "regcore PenaltyLoss in loss",
              plain(sgd(), penalty_loss), sync),
         Case("regcore_gradient_penalty", "regcore GradientPenalty (no value)",
@@ -140,7 +146,7 @@ def step_cases(device: str, mode: str, shape: Shape, batch: int, options: Option
         Case("regcore_gradient_penalty_value", "regcore GradientPenalty(value=True)",
              plain(sgd(), after=lambda: grad_penalty(True)), sync),
         Case("regcore_build_optimizer", "regcore build_optimizer(SGD)",
-             plain(build_optimizer(s, net, torch.optim.SGD, lr=LR)), sync),
+             plain(build_optimizer(s, net, torch.optim.SGD, lr=LR, **fused)), sync),
     ]
 
 
@@ -148,6 +154,8 @@ def value_cases(device: str, mode: str, shape: Shape,
                 options: Options) -> tuple[list[Case], int]:
     from regcore_adapters.torch.native import PenaltyLoss
 
+    if mode == "fused":  # the optimizer is not involved: eager's value rows are the ones
+        return [], 0
     net = model(shape, device, options.seed)
     chosen, _ = penalized(net, options.select)
     chosen = [p.detach() for p in chosen]

@@ -123,6 +123,8 @@ def _value_group(mod, device, mode, shape, options, common, bw, target_s, notes,
                  where) -> list[dict[str, Any]]:
     try:
         cases, param_bytes = mod.value_cases(device, mode, shape, options)
+        if not cases:  # this mode computes the value as another mode does
+            return []
         result = interleaved(cases, repeats=options.repeats, warmup=options.warmup,
                              target_s=target_s)
         rows = summarize(result, cases, None, {**common, "param_bytes": param_bytes})
