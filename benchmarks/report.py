@@ -36,6 +36,52 @@ def _table(header: list[str], lines: list[list[str]]) -> list[str]:
             *("| " + " | ".join(cells) + " |" for cells in lines)]
 
 
+COMMON = ("loss_sum_sq", "keras_regularizer")  # the idiom users write by hand
+NATIVE = ("native_weight_decay", "folded_weight_decay")  # the framework's own decay
+TARGET_RATIO, TARGET_FLOOR = 1.02, 1.2
+
+
+def _best(rows: list[dict[str, Any]], keep) -> dict[str, Any] | None:
+    """The row of least median ratio among ``rows`` whose idiom ``keep`` accepts."""
+    chosen = [r for r in rows if keep(r["idiom"]) and "ratio" in r]
+    return min(chosen, key=lambda r: r["ratio"]) if chosen else None
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    if row["ratio_hi"] <= TARGET_RATIO:
+        return "met"
+    if row["ratio_lo"] > TARGET_RATIO:
+        return "above"
+    return "not told apart"
+
+
+def summary(steps: list[dict[str, Any]], values: list[dict[str, Any]]) -> list[str]:
+    """Per backend, device and shape, over every mode: the fastest regcore path against the
+    framework's own weight decay and the common idiom, and the verdict on the ≤ 1.02 target
+    (met: the 95% interval lies at or below it; above: it lies above; else not told apart); and
+    the fastest regcore penalty value as a multiple of one read."""
+    by: dict[tuple, list[dict[str, Any]]] = {}
+    for r in steps:
+        by.setdefault((r["backend"], r["device"], r["shape"]), []).append(r)
+    lines = []
+    for (backend, device, shape), rows in by.items():
+        cells = []
+        for keep in (lambda i: i in COMMON, lambda i: i in NATIVE,
+                     lambda i: i.startswith("regcore_")):
+            row = _best(rows, keep)
+            cells.append(f"{_ratio(row)} {row['label']}, {row['mode']}" if row else "–")
+        best = _best(rows, lambda i: i.startswith("regcore_"))
+        value = [v for v in values if (v["backend"], v["device"], v["shape"]) == (
+            backend, device, shape) and v["idiom"].startswith("regcore_") and "x_floor" in v]
+        fastest = min(value, key=lambda v: v["x_floor"]) if value else None
+        lines.append([backend, device, shape, *cells, _verdict(best) if best else "–",
+                      f"{fastest['x_floor']:.2f} ({_ms(fastest['median_ms'])} ms)"
+                      if fastest else "–"])
+    return _table(["backend", "device", "shape", "common idiom", "framework weight decay",
+                   "regcore, fastest path", f"≤ {TARGET_RATIO}", "regcore value × one read"],
+                  lines)
+
+
 def markdown(result: dict[str, Any]) -> str:
     meta = result["meta"]
     out = ["# regcore benchmarks", "",
@@ -60,7 +106,13 @@ def markdown(result: dict[str, Any]) -> str:
                       [[b["backend"], b["device"], f"{b['bytes'] / 2**20:.0f}",
                         f"{b['gbps']:.1f}", f"{b['gbps_q1']:.1f}–{b['gbps_q3']:.1f}",
                         f"{b['gbps_max']:.1f}"] for b in result["bandwidth"]])
-    steps = result["steps"]
+    steps, values = result["steps"], result["values"]
+    if steps:
+        out += ["", "## Against the targets", "",
+                f"Fastest of each kind over every mode (ratio to the unregularized step of "
+                f"the same group, 95% interval); target: regcore's fastest path ≤ "
+                f"{TARGET_RATIO}, its penalty value ≤ {TARGET_FLOOR}× one read.", ""]
+        out += summary(steps, values)
     if steps:
         out += ["", "## Training step: regularized / unregularized", "",
                 "ratio = median step time / median no-penalty step time of the same group "
@@ -92,7 +144,6 @@ def markdown(result: dict[str, Any]) -> str:
               f"{r['ratio_lo']:.3f}–{r['ratio_hi']:.3f}",
               f"{r['ratio_q1']:.3f}–{r['ratio_q3']:.3f}", f"{r['n']}×{r['inner']}"]
              for r in steps])
-    values = result["values"]
     if values:
         out += ["", "## Penalty value alone", "",
                 "floor = bytes of the penalized parameters / the read bandwidth above "

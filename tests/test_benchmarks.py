@@ -88,6 +88,20 @@ def test_markdown_has_every_row_and_is_printed(quick_run):
         assert f"| {row['label']} |" in table
 
 
+def test_summary_has_a_row_per_backend_device_and_shape(quick_run):
+    from benchmarks.report import summary
+
+    _, result, table = quick_run
+    lines = summary(result["steps"], result["values"])
+    wanted = {(r["backend"], r["device"], r["shape"]) for r in result["steps"]}
+    assert len(lines) == len(wanted) + 2
+    for line in lines[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert tuple(cells[:3]) in wanted
+        assert "regcore" in cells[5] and cells[6] in ("met", "above", "not told apart")
+    assert "\n".join(lines) in table
+
+
 def test_bad_arguments_are_refused():
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "--shapes", "4by1024"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
