@@ -99,8 +99,9 @@ class Backend(abc.ABC):
     Required (abstract): :attr:`name`, :meth:`asarray`, :meth:`to_numpy`, :meth:`penalty` and
     :meth:`loss_and_grads`. Declared capabilities (class attributes, with defaults):
     :attr:`devices`, :attr:`dtypes`, :attr:`low_precision_dtypes`, :attr:`native_paths`,
-    :attr:`native_penalty_paths`.
+    :attr:`native_penalty_paths`, :attr:`distributed_paths`, :attr:`distributed_world_sizes`.
     Optional methods: :meth:`train`, :meth:`native_train`, :meth:`native_penalty`,
+    :meth:`distributed_train`,
     :meth:`exported_penalty`, :meth:`exported_decay`, :meth:`device_available`, :meth:`supports`,
     :meth:`versions`. An optional method a backend does not implement raises
     :class:`regcore.UnsupportedError`, which the conformance suite turns into skips whose reason
@@ -131,19 +132,25 @@ class Backend(abc.ABC):
     native_paths: ClassVar[tuple[str, ...]] = ()
     #: Native translations :meth:`native_penalty` can evaluate the penalty through (optional).
     native_penalty_paths: ClassVar[tuple[str, ...]] = ()
+    #: Native translations :meth:`distributed_train` trains data-parallel through (optional).
+    distributed_paths: ClassVar[tuple[str, ...]] = ()
+    #: Replica counts :meth:`distributed_train` runs (optional; the suite runs each).
+    distributed_world_sizes: ClassVar[tuple[int, ...]] = ()
 
     @classmethod
     def capabilities(cls) -> dict[str, Any]:
         """What the backend declares, as plain data (for reports and ``regcore`` listings):
         devices, dtypes, low-precision dtypes, native paths, and which optional methods it
         overrides."""
-        optional = ("train", "native_train", "native_penalty", "exported_penalty",
-                    "exported_decay")
+        optional = ("train", "native_train", "native_penalty", "distributed_train",
+                    "exported_penalty", "exported_decay")
         return {
             "devices": list(cls.devices), "dtypes": list(cls.dtypes),
             "low_precision_dtypes": list(cls.low_precision_dtypes),
             "native_paths": list(cls.native_paths),
             "native_penalty_paths": list(cls.native_penalty_paths),
+            "distributed_paths": list(cls.distributed_paths),
+            "distributed_world_sizes": list(cls.distributed_world_sizes),
             "implements": [m for m in optional if getattr(cls, m) is not getattr(Backend, m)],
         }
 
@@ -201,6 +208,20 @@ class Backend(abc.ABC):
         ``model`` with ``params``; the gradient is keyed by canonical name, in canonical
         layout. Errors as in :meth:`native_train`."""
         raise UnsupportedError(f"{self.name} declares no native penalty translations")
+
+    def distributed_train(
+        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, Any], x: Any, y: Any,
+        *, optimizer: Optimizer, steps: int, world_size: int,
+    ) -> dict[str, Any]:
+        """Optional: :meth:`native_train` data-parallel over ``world_size`` replicas (one of
+        :attr:`distributed_world_sizes`): ``(x, y)`` is the global batch, split across the
+        replicas; each step must equal one full-batch step of the single-process reference, so
+        the penalty counts once per global step, whatever the replica count. ``path`` is one of
+        :attr:`distributed_paths`. Returns the parameters after ``steps`` (canonical names and
+        layout), after checking that every replica holds the same ones. Errors as in
+        :meth:`native_train`; a replica that fails or hangs is a :class:`RuntimeError` within a
+        bounded time, never a hang."""
+        raise UnsupportedError(f"{self.name} declares no data-parallel training")
 
     def exported_penalty(
         self, code: str, model: ModelSpec, params: Mapping[str, Any]

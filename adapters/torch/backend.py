@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from regcore import Backend, ModelSpec, Optimizer, Plan, Spec, check_params
+from regcore import Backend, ModelSpec, Optimizer, Plan, Spec, UnsupportedError, check_params
 from regcore.export_support import load_snippet
-from regcore_adapters.torch import native_training
+from regcore_adapters.torch import distributed, native_training
 from regcore_adapters.torch.models import DenseNet, objective
 from regcore_adapters.torch.optim import torch_optimizer
 from regcore_adapters.torch.penalties import KERNELS, accumulation_dtype
@@ -56,6 +56,8 @@ class TorchBackend(Backend):
     low_precision_dtypes = ("float16", "bfloat16")
     native_paths = native_training.PATHS
     native_penalty_paths = native_training.PENALTY_PATHS
+    distributed_paths = distributed.PATHS
+    distributed_world_sizes = distributed.WORLD_SIZES
 
     def __init__(self) -> None:
         if torch.cuda.is_available():  # full-precision float32 matmuls, as the reference
@@ -132,6 +134,21 @@ class TorchBackend(Backend):
         """``train`` through a native translation on an ``nn.Module`` (see ``native_training``)."""
         return native_training.train(path, model, spec, params, x, y, optimizer=optimizer,
                                      steps=steps)
+
+    def distributed_train(
+        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Tensor],
+        x: torch.Tensor, y: torch.Tensor, *, optimizer: Optimizer, steps: int, world_size: int,
+    ) -> dict[str, torch.Tensor]:
+        """``native_train`` under ``DistributedDataParallel`` (gloo, CPU) over ``world_size``
+        processes (see :mod:`regcore_adapters.torch.distributed`)."""
+        tensors = [*params.values(), x]
+        if any(t.device.type != "cpu" for t in tensors):
+            raise UnsupportedError("torch: data-parallel training runs on the CPU (gloo) here")
+        final = distributed.train(path, model, spec, {k: self.to_numpy(v) for k, v in
+                                                      params.items()},
+                                  self.to_numpy(x), self.to_numpy(y), optimizer=optimizer,
+                                  steps=steps, world_size=world_size)
+        return {k: torch.from_numpy(v) for k, v in final.items()}
 
     def native_penalty(
         self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Tensor]

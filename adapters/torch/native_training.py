@@ -18,7 +18,7 @@ value it returns.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -49,6 +49,20 @@ def train(path: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Te
           x: torch.Tensor, y: torch.Tensor, *, optimizer: Optimizer,
           steps: int) -> dict[str, torch.Tensor]:
     net = DenseNet(model).load_canonical(params)
+    train_net(path, model, spec, net, x, y, optimizer=optimizer, steps=steps)
+    return net.canonical()
+
+
+def train_net(path: str, model: ModelSpec, spec: Spec, net: DenseNet, x: torch.Tensor,
+              y: torch.Tensor, *, optimizer: Optimizer, steps: int,
+              forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+              data_weight: float = 1.0) -> None:
+    """``steps`` steps of ``path`` on ``net`` in place. ``forward`` runs the batch (default
+    ``net`` itself; a ``DistributedDataParallel`` wrapper of it for data-parallel training, whose
+    backward averages the replicas' gradients); the data loss is multiplied by ``data_weight``
+    before the penalty is added (a replica's share of the global batch, see
+    :mod:`regcore_adapters.torch.distributed`)."""
+    forward = net if forward is None else forward
     if path.startswith("param_groups"):
         opt = _native_optimizer(optimizer, spec, net,
                                 **({"fused": True} if path == "param_groups_fused" else {}))
@@ -59,7 +73,9 @@ def train(path: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Te
     grad_side = GradientPenalty(spec, net) if path == "grad_side" else None
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
-        loss = data_loss(model.loss, net(x), y)
+        loss = data_loss(model.loss, forward(x), y)
+        if data_weight != 1.0:
+            loss = loss * data_weight
         if penalty is not None:
             loss = loss + penalty()
         loss.backward()
@@ -68,7 +84,6 @@ def train(path: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Te
         if not path.startswith("param_groups"):
             decay.step(optimizer.lr)
         opt.step()
-    return net.canonical()
 
 
 def penalty(path: str, model: ModelSpec, spec: Spec,

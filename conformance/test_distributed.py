@@ -1,0 +1,62 @@
+"""Data-parallel training: the global batch split over ``W`` replicas must train exactly like one
+process on the whole batch, so the penalty counts once per global step (not once per replica,
+not divided by the replica count) on every native path the backend trains data-parallel through.
+
+Runs the MLP scenarios with every spec, each declared path (:attr:`Backend.distributed_paths`)
+and replica count (:attr:`Backend.distributed_world_sizes`), SGD and Adam, float64 and float32,
+on the CPU, against the single-process reference after K steps. Replicas ending with different
+parameters are a failure of the backend's ``distributed_train``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from regcore import SpecError, UnsupportedError
+from regcore_conformance import reference
+from regcore_conformance.cases import scenario_specs
+from regcore_conformance.plugin import _STATE
+from regcore_conformance.scenarios import SCENARIOS
+from regcore_conformance.test_scenarios import (
+    _inputs,
+    check_inputs_unchanged,
+    compare_trajectory,
+)
+
+MLP_SCENARIOS = tuple(n for n, s in SCENARIOS.items() if len(s.model.sizes) > 2)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "distributed_path" not in metafunc.fixturenames:
+        return
+    backend = metafunc.config.stash[_STATE]["backend"]
+    paths = list(getattr(backend, "distributed_paths", ())) or [pytest.param(
+        None, id="none", marks=pytest.mark.skip(
+            reason=f"{getattr(backend, 'name', 'backend')}: declares no data-parallel paths"))]
+    sizes = list(getattr(backend, "distributed_world_sizes", ())) or [pytest.param(
+        0, id="none", marks=pytest.mark.skip(
+            reason=f"{getattr(backend, 'name', 'backend')}: declares no replica counts"))]
+    metafunc.parametrize("distributed_path", paths)
+    metafunc.parametrize("world_size", sizes, ids=[f"w{s}" if isinstance(s, int) else "none"
+                                                   for s in sizes])
+
+
+def test_distributed_training(backend, dtype, distributed_path, world_size, optimizer,
+                              scenario_case, checker):
+    name, spec_name = scenario_case
+    if name not in MLP_SCENARIOS:
+        pytest.skip(f"{name}: data-parallel checks run on the MLP scenarios "
+                    f"({', '.join(MLP_SCENARIOS)})")
+    scenario = SCENARIOS[name]
+    params, x, y = _inputs(backend, scenario, "cpu", dtype)
+    try:
+        final = backend.distributed_train(
+            distributed_path, scenario.model, scenario_specs(name)[spec_name], params, x, y,
+            optimizer=scenario.optimizer(optimizer), steps=scenario.steps, world_size=world_size)
+    except (SpecError, UnsupportedError) as exc:
+        pytest.skip(f"{backend.name} {distributed_path} cannot run {spec_name}: {exc}")
+    check = checker(device="cpu", dtype=dtype, scenario=name, case=spec_name)
+    check_inputs_unchanged(check, backend, scenario, dtype, params, x, y)
+    compare_trajectory(check, backend, f"distributed_w{world_size}_{distributed_path}_{optimizer}",
+                       final, reference.train(name, spec_name, optimizer), scenario, dtype)
+    check.verify()
