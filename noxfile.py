@@ -1,6 +1,6 @@
 """Sessions: one conformance session per backend, the project's own tests, and a core-only check.
 
-    nox -s numpy torch tf jax report   # the conformance matrix (reports in reports/)
+    nox -s numpy torch tf jax distributed report   # the conformance matrix (reports/)
     nox -s tests                       # the project's unit tests
     nox -s hypothesis                  # property-based tests, >= 10,000 examples
     nox -s bench                       # benchmarks (not tests; not run by default or in CI)
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["tests", "numpy", "torch", "tf", "jax", "report"]
+nox.options.sessions = ["tests", "numpy", "torch", "tf", "jax", "distributed", "report"]
 nox.options.reuse_venv = "yes"
 
 REPORTS = "reports"
@@ -87,6 +87,21 @@ def jax(session: nox.Session) -> None:
     registered by its entry point, on CPU jax; then that package's own tests."""
     _conformance(session, "jax", extra_installs=("./external/regcore-jax",),
                  extra_tests=("external/regcore-jax/tests",))
+
+
+@nox.session
+def distributed(session: nox.Session) -> None:
+    """Data-parallel conformance (``regcore_conformance.distributed``): torch
+    ``DistributedDataParallel`` over gloo with 2 and 4 processes, and tf ``MirroredStrategy`` over
+    2 logical CPUs (custom loop and ``model.fit``), against the single-process reference. One
+    report per backend, ``conformance-<backend>-distributed.json``, whose rows (devices
+    ``cpu×2``, ``cpu×4``) the matrix shows beside the backend's own."""
+    session.install(".[test]", *FRAMEWORKS["torch"], *FRAMEWORKS["tf"])
+    for backend in ("torch", "tf"):
+        session.run("python", "-m", "pytest", "--pyargs", "regcore_conformance.distributed",
+                    "-p", "no:cacheprovider", "-q", "--regcore-backend", backend,
+                    "--regcore-report", f"{REPORTS}/conformance-{backend}-distributed.json",
+                    *session.posargs)
 
 
 @nox.session

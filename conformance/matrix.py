@@ -6,9 +6,11 @@ Reads every ``conformance-*.json`` in ``REPORT_DIR`` (written by :mod:`regcore_c
 and writes ``matrix.md`` and ``matrix.html`` (one self-contained file: the same table and a
 heatmap of the worst error/tolerance ratio) to ``DIR`` (default ``REPORT_DIR``). One row per
 (backend, device, dtype, scenario); checks run in a backend's report on another backend's behalf
-(the reference's own oracle checks) get their own rows, ``numpy (reference)``. A row's ``checks``
-count comparisons and crashed tests; skips and expected failures are counted apart; its worst
-ratio is ``max error/tolerance`` over its checks (``inf`` for a crash or a zero tolerance).
+(the reference's own oracle checks) get their own rows, ``numpy (reference)``. A backend may have
+several reports (``conformance-torch.json`` and ``conformance-torch-distributed.json``, whose
+devices are ``cpu×2``...) as long as no row is in two of them (a stale copy would be). A row's
+``checks`` count comparisons and crashed tests; skips and expected failures are counted apart; its
+worst ratio is ``max error/tolerance`` over its checks (``inf`` for a crash or a zero tolerance).
 
 Exit status: 0 when every report has no failed check and no error record, 1 when any backend
 disagrees (one line per failing row), 2 for bad input (one line on stderr).
@@ -46,12 +48,17 @@ class BackendReport:
     summary_failed: int
     records: list[dict]
 
+    @property
+    def run(self) -> str:
+        """The report's name: its file name without ``conformance-`` and ``.json``."""
+        return self.path.stem.removeprefix("conformance-")
+
 
 @dataclass
 class Row:
     """The checks of one (backend, device, dtype, scenario)."""
 
-    report: str  # the backend of the report the checks come from
+    report: str  # the run (file) of the report the checks come from
     backend: str  # the row label: the report's backend, or "numpy (reference)"
     device: str
     dtype: str
@@ -102,13 +109,14 @@ def load_dir(directory: Path) -> list[BackendReport]:
     if not paths:
         raise BadInput(f"{directory}: no {PATTERN} reports found")
     reports = [load_report(p) for p in paths]
-    seen: dict[str, Path] = {}
+    seen: dict[tuple[str, str, str, str], Path] = {}
     for r in reports:
-        if r.backend in seen:
-            raise BadInput(f"{r.path}: a second report for backend {r.backend!r} "
-                           f"(first: {seen[r.backend].name})")
-        seen[r.backend] = r.path
-    return sorted(reports, key=lambda r: r.backend)
+        for rec in r.records:
+            key = (r.backend, rec["device"], rec["dtype"], rec["scenario"])
+            if seen.setdefault(key, r.path) != r.path:
+                raise BadInput(f"{r.path}: a second report for backend {r.backend!r} with rows "
+                               f"of {seen[key].name} ({' '.join(key[1:])}): a stale copy?")
+    return sorted(reports, key=lambda r: (r.backend, r.run))
 
 
 def load_report(path: Path) -> BackendReport:
@@ -164,7 +172,7 @@ def rows_of(reports: list[BackendReport]) -> list[Row]:
         for rec in rep.records:
             label = rep.backend if rec["backend"] == rep.backend else \
                 f"{rep.backend} ({rec['backend']})"
-            key = (rep.backend, label, rec["device"], rec["dtype"], rec["scenario"])
+            key = (rep.run, label, rec["device"], rec["dtype"], rec["scenario"])
             rows.setdefault(key, Row(*key)).add(rec)
     return [rows[k] for k in sorted(rows)]
 
@@ -177,7 +185,7 @@ def totals(rows: list[Row]) -> dict[str, int]:
 def backend_line(rep: BackendReport, rows: list[Row]) -> tuple[str, str]:
     """(versions, totals) of one report, for the per-backend header lines."""
     versions = ", ".join(f"{k} {v}" for k, v in rep.environment.items()) or "no versions"
-    t = totals([r for r in rows if r.report == rep.backend])
+    t = totals([r for r in rows if r.report == rep.run])
     return versions, (f"{t['checks']} checks, {t['checks'] - t['failed']} passed, "
                       f"{t['failed']} failed ({t['errors']} errors), {t['skipped']} skipped, "
                       f"{t['xfailed']} expected failures")
@@ -189,15 +197,15 @@ def notes(reports: list[BackendReport]) -> list[tuple[str, str]]:
     for rep in reports:
         for o in rep.expectations.get("overrides") or []:
             if isinstance(o, dict):
-                out.append((rep.backend, f"tolerance ×{o.get('factor')} on test "
+                out.append((rep.run, f"tolerance ×{o.get('factor')} on test "
                             f"{o.get('test')!s} check {o.get('check')!s} ({o.get('checks')} "
                             f"checks): {o.get('reason')!s}"))
         for rec in rep.records:
             if rec["outcome"] == "xfail":
-                out.append((rep.backend, f"expected failure: {rec.get('test', '')} "
+                out.append((rep.run, f"expected failure: {rec.get('test', '')} "
                             f"[{rec['check']}]: {rec.get('detail', '')}"))
         for stale in rep.expectations.get("unmatched") or []:
-            out.append((rep.backend, f"stale expectation, matched nothing: {stale!s}"))
+            out.append((rep.run, f"stale expectation, matched nothing: {stale!s}"))
     return out
 
 
@@ -207,8 +215,8 @@ def failing_lines(reports: list[BackendReport], rows: list[Row]) -> list[str]:
              for r in rows if r.failed]
     for rep in reports:
         if rep.summary_failed and not any(r.failed for r in rows
-                                          if r.report == rep.backend):
-            lines.append(f"FAIL {rep.backend}: its summary counts {rep.summary_failed} failed "
+                                          if r.report == rep.run):
+            lines.append(f"FAIL {rep.run}: its summary counts {rep.summary_failed} failed "
                          "checks, its records none")
     return lines
 
@@ -224,12 +232,12 @@ def _md(text: object) -> str:
 def render_markdown(reports: list[BackendReport], rows: list[Row]) -> str:
     failing = sorted({r.report for r in rows if r.failed})
     out = ["# regcore conformance matrix", "",
-           f"{len(reports)} reports: " + ", ".join(_md(r.backend) for r in reports) + ". "
+           f"{len(reports)} reports: " + ", ".join(_md(r.run) for r in reports) + ". "
            + ("All backends agree with the reference." if not failing
               else "**Disagreeing: " + ", ".join(_md(b) for b in failing) + "**"), ""]
     for rep in reports:
         versions, counts = backend_line(rep, rows)
-        out.append(f"- **{_md(rep.backend)}** ({_md(rep.path.name)}, {_md(rep.created)}): "
+        out.append(f"- **{_md(rep.run)}** ({_md(rep.path.name)}, {_md(rep.created)}): "
                    f"{_md(versions)}. {counts}")
     out += ["", "| backend | device | dtype | scenario | checks | failed | skipped | xfailed "
             "| status | worst err/tol |", "|---|---|---|---|--:|--:|--:|--:|:-:|--:|"]

@@ -160,7 +160,7 @@ def render_html(reports: list[BackendReport], rows: list[Row]) -> str:
     items = []
     for rep in reports:
         versions, counts = backend_line(rep, rows)
-        items.append(f"<li><b>{escape(rep.backend)}</b> <span class=\"muted\">"
+        items.append(f"<li><b>{escape(rep.run)}</b> <span class=\"muted\">"
                      f"({escape(rep.path.name)}, {escape(rep.created)})</span>: "
                      f"{escape(versions)}. {escape(counts)}</li>")
     parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',

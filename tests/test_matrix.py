@@ -29,12 +29,12 @@ def rec(backend: str, scenario: str, outcome: str = "pass", *, error: float = 0.
 
 
 def write(directory: Path, backend: str, records: list[Record], env: dict | None = None,
-          expectations: dict | None = None) -> Path:
+          expectations: dict | None = None, run: str | None = None) -> Path:
     report = Report(backend)
     for r in records:
         report.add(r)
     report.expectations = expectations or {}
-    path = directory / f"conformance-{backend}.json"
+    path = directory / f"conformance-{run or backend}.json"
     report.write(path, env or ENV)
     return path
 
@@ -153,7 +153,7 @@ BAD_RECORD = {**asdict(rec("x", "s1")), "ratio": 0.0, "outcome": "maybe"}
                                                    "ratio": "big"}])},
          "records[0].ratio: expected a number or null"),
         ({"conformance-x.json": _report(), "conformance-y.json": _report()},
-         "a second report for backend 'x'"),
+         "a second report for backend 'x' with rows of conformance-x.json (cpu float64 s1)"),
     ],
     ids=["missing-dir", "no-reports", "malformed-json", "wrong-version", "not-an-object",
          "record-field", "bad-outcome", "bad-ratio", "duplicate-backend"],
@@ -171,6 +171,26 @@ def test_bad_input_is_one_line_exit_2(tmp_path, files, message):
     assert len(lines) == 1 and message in lines[0], proc.stderr
     assert str(target) in lines[0]  # names the directory or the file
     assert proc.stdout == "" and not (tmp_path / "out").exists()
+
+
+def test_a_backend_with_a_second_report_of_other_rows(tmp_path):
+    """A data-parallel run writes its own report for the same backend: its rows (devices
+    ``cpu×2``...) join the backend's, each report keeps its own totals line, a failure in it
+    fails the matrix."""
+    write(tmp_path, "alpha", [rec("alpha", "s1", error=1e-9)])
+    write(tmp_path, "alpha", [rec("alpha", "s1", error=2e-7, device="cpu×2"),
+                              rec("alpha", "s1", "fail", error=3e-6, device="cpu×4")],
+          run="alpha-distributed")
+    proc = run_cli(tmp_path, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "FAIL alpha cpu×4 float64 s1: 1 of 1 checks failed" in proc.stdout
+    text = (tmp_path / "matrix.md").read_text()
+    rows = md_rows(text)
+    assert {k[:2] for k in rows} == {("alpha", "cpu"), ("alpha", "cpu×2"), ("alpha", "cpu×4")}
+    assert "2 reports: alpha, alpha-distributed" in text
+    assert "- **alpha** (conformance-alpha.json" in text and "1 checks, 1 passed" in text
+    assert "- **alpha-distributed** (conformance-alpha-distributed.json" in text
+    assert "2 checks, 1 passed, 1 failed" in text
 
 
 def test_bad_arguments_are_one_line_exit_2(tmp_path):

@@ -124,6 +124,8 @@ class TFBackend(Backend):
     low_precision_dtypes = ("float16", "bfloat16")
     native_paths = ("keras_loop", "keras_fit")
     native_penalty_paths = ("keras_losses", "keras_saved")
+    distributed_paths = ("keras_loop", "keras_fit")  # regcore_adapters.tf.distributed.PATHS
+    distributed_world_sizes = (2,)
 
     def __init__(self, mode: str = DEFAULT_MODE) -> None:
         if mode not in MODES:
@@ -206,6 +208,20 @@ class TFBackend(Backend):
 
         return keras_training.train(path, model, spec, params, x, y, optimizer=optimizer,
                                     steps=steps)
+
+    def distributed_train(
+        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, tf.Tensor],
+        x: tf.Tensor, y: tf.Tensor, *, optimizer: Optimizer, steps: int, world_size: int,
+    ) -> dict[str, tf.Tensor]:
+        """``native_train`` under ``tf.distribute.MirroredStrategy`` over ``world_size`` logical
+        CPUs, in a worker process of its own (see ``regcore_adapters.tf.distributed``)."""
+        from regcore_adapters.tf import distributed
+
+        final = distributed.train(path, model, spec, {k: self.to_numpy(v) for k, v in
+                                                      params.items()},
+                                  self.to_numpy(x), self.to_numpy(y), optimizer=optimizer,
+                                  steps=steps, world_size=world_size)
+        return {k: tf.constant(v) for k, v in final.items()}
 
     def native_penalty(
         self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, tf.Tensor]

@@ -57,7 +57,9 @@ class Group:
         norms = torch.stack(torch._foreach_norm(params, 2 if self.kind == "l2" else 1,
                                                 dtype=acc))
         total = torch.sum(norms * norms) if self.kind == "l2" else torch.sum(norms)
-        return total * self.coef
+        total = total * self.coef
+        # sharded parameters (FSDP2's DTensors): the sum over shards, as a plain tensor
+        return total.full_tensor() if is_dtensor(total) else total
 
     def grads(self, scale: float | torch.Tensor = 1.0) -> list[torch.Tensor]:
         """``scale ·`` the gradient of :meth:`value` for each tensor (new tensors)."""
@@ -104,5 +106,22 @@ class ElementwisePenalty(torch.autograd.Function):
     def backward(ctx, out: torch.Tensor):
         grads: list[torch.Tensor] = []
         for g in ctx.group_list:
-            grads += g.grads(out)
+            grads += g.grads(_like(out, g.params[0]))
         return (None, *grads)
+
+
+def is_dtensor(t: torch.Tensor) -> bool:
+    """Whether ``t`` is a ``torch.distributed.tensor.DTensor`` (as FSDP2's sharded parameters
+    are), without importing ``torch.distributed``."""
+    return any(c.__name__ == "DTensor" for c in type(t).__mro__)
+
+
+def _like(scale: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """``scale`` (a 0-dim tensor), replicated on ``param``'s device mesh if ``param`` is a
+    DTensor shard: DTensor ops refuse plain tensors beside DTensors."""
+    if not is_dtensor(param) or is_dtensor(scale):
+        return scale
+    from torch.distributed.tensor import DTensor, Replicate
+
+    mesh = param.device_mesh
+    return DTensor.from_local(scale, mesh, [Replicate()] * mesh.ndim, run_check=False)

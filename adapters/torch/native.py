@@ -56,6 +56,14 @@ class _Split:
         pairs = [(by_name[a.param], a.term) for a in plan.penalties]
         self.groups = foreach.groups((p.param, term) for p, term in pairs)
         self.other = [(p, term) for p, term in pairs if not foreach.elementwise_parts(term)]
+        for p, term in self.other:
+            if foreach.is_dtensor(p.param):  # FSDP2's sharded parameters are
+                raise SpecError(
+                    f"{term.kind} on {p.info.name!r}: the parameter is sharded (a DTensor, as "
+                    "under FSDP's fully_shard), and this term needs whole rows or columns, "
+                    "which a shard does not hold; regularize it with DistributedDataParallel, "
+                    "or keep the parameter unsharded"
+                )
         self.tensors = [t for g in self.groups for t in g.params]
         self.first = next(iter(by_name.values())).param
 

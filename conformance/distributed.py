@@ -2,6 +2,9 @@
 process on the whole batch, so the penalty counts once per global step (not once per replica,
 not divided by the replica count) on every native path the backend trains data-parallel through.
 
+A plain suite run does not collect this module (its name does not start with ``test_``);
+``nox -s distributed`` names it: ``pytest --pyargs regcore_conformance.distributed``.
+
 Runs the MLP scenarios with every spec, each declared path (:attr:`Backend.distributed_paths`)
 and replica count (:attr:`Backend.distributed_world_sizes`), SGD and Adam, float64 and float32,
 on the CPU, against the single-process reference after K steps. Replicas ending with different
@@ -36,17 +39,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     sizes = list(getattr(backend, "distributed_world_sizes", ())) or [pytest.param(
         0, id="none", marks=pytest.mark.skip(
             reason=f"{getattr(backend, 'name', 'backend')}: declares no replica counts"))]
+    pairs = [(s, c) for s in MLP_SCENARIOS for c in scenario_specs(s)]
+    metafunc.parametrize("mlp_case", pairs, ids=[f"{s}-{c}" for s, c in pairs])
     metafunc.parametrize("distributed_path", paths)
     metafunc.parametrize("world_size", sizes, ids=[f"w{s}" if isinstance(s, int) else "none"
                                                    for s in sizes])
 
 
-def test_distributed_training(backend, dtype, distributed_path, world_size, optimizer,
-                              scenario_case, checker):
-    name, spec_name = scenario_case
-    if name not in MLP_SCENARIOS:
-        pytest.skip(f"{name}: data-parallel checks run on the MLP scenarios "
-                    f"({', '.join(MLP_SCENARIOS)})")
+def test_distributed_training(backend, dtype, distributed_path, world_size, optimizer, mlp_case,
+                              checker):
+    name, spec_name = mlp_case
     scenario = SCENARIOS[name]
     params, x, y = _inputs(backend, scenario, "cpu", dtype)
     try:
@@ -55,7 +57,7 @@ def test_distributed_training(backend, dtype, distributed_path, world_size, opti
             optimizer=scenario.optimizer(optimizer), steps=scenario.steps, world_size=world_size)
     except (SpecError, UnsupportedError) as exc:
         pytest.skip(f"{backend.name} {distributed_path} cannot run {spec_name}: {exc}")
-    check = checker(device="cpu", dtype=dtype, scenario=name, case=spec_name)
+    check = checker(device=f"cpu×{world_size}", dtype=dtype, scenario=name, case=spec_name)
     check_inputs_unchanged(check, backend, scenario, dtype, params, x, y)
     compare_trajectory(check, backend, f"distributed_w{world_size}_{distributed_path}_{optimizer}",
                        final, reference.train(name, spec_name, optimizer), scenario, dtype)
