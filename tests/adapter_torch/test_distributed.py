@@ -1,0 +1,52 @@
+"""torch data-parallel helpers: batch shards and their weights, and FSDP's refusal of terms that
+need whole parameters. The conformance suite (``nox -s distributed``) checks the trained numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from regcore import L2, ModelSpec, Optimizer, Orthogonal, Rule, Spec, SpecError  # noqa: E402
+from regcore_adapters.torch import distributed  # noqa: E402
+
+
+@pytest.mark.parametrize(("n", "world_size"), [(150, 4), (64, 4), (150, 2), (7, 4)])
+def test_shards_cover_the_batch_and_weights_make_the_mean(n, world_size):
+    shards = [distributed.shard(n, world_size, r) for r in range(world_size)]
+    covered = np.concatenate([np.arange(n)[s] for s, _ in shards])
+    assert np.array_equal(covered, np.arange(n))
+    sizes = [s.stop - s.start for s, _ in shards]
+    assert max(sizes) - min(sizes) <= 1
+    # the DDP average of the replicas' weighted means is the global mean
+    values = np.random.default_rng(0).standard_normal(n)
+    avg = np.mean([w * values[s].mean() for s, w in shards])
+    assert avg == pytest.approx(values.mean(), rel=1e-13)
+
+
+def _job(spec: Spec, path: str):
+    model = ModelSpec((3, 4, 2), "tanh", "mse")
+    rng = np.random.default_rng(0)
+    params = {"dense_0.kernel": rng.standard_normal((3, 4)), "dense_0.bias": np.zeros(4),
+              "dense_1.kernel": rng.standard_normal((4, 2)), "dense_1.bias": np.zeros(2)}
+    x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
+    return distributed.train(path, model, spec, params, x, y, optimizer=Optimizer("sgd", 0.1),
+                             steps=2, world_size=2)
+
+
+def test_fsdp_refuses_a_term_that_needs_the_whole_parameter():
+    with pytest.raises(SpecError, match="sharded .* needs whole rows or columns"):
+        _job(Spec([Rule(Orthogonal(0.1, convention="sum"))]), "fsdp_loss_term")
+    # the replicas live on after a refusal: an elementwise spec trains
+    final = _job(Spec([Rule(L2(0.1, convention="sum"))]), "fsdp_loss_term")
+    assert set(final) == {"dense_0.kernel", "dense_0.bias", "dense_1.kernel", "dense_1.bias"}
+
+
+def test_bad_path_or_world_size_is_a_value_error():
+    with pytest.raises(ValueError, match="path: expected one of"):
+        _job(Spec([Rule(L2(0.1, convention="sum"))]), "ddp")
+    with pytest.raises(ValueError, match="world_size: expected one of"):
+        distributed.train("loss_term", ModelSpec((1, 1), None, "mse"), Spec(), {}, np.zeros((4, 1)),
+                          np.zeros((4, 1)), optimizer=Optimizer("sgd", 0.1), steps=1,
+                          world_size=3)
