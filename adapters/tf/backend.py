@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -14,7 +14,7 @@ from regcore import Assignment, Backend, ModelSpec, Optimizer, Plan, Spec, check
 from regcore.export_support import load_snippet
 from regcore_adapters.tf import optim
 from regcore_adapters.tf.models import objective
-from regcore_adapters.tf.penalties import KERNELS, accumulation_dtype
+from regcore_adapters.tf.penalties import KERNELS, accumulation_dtype, coefficients, structure
 
 MODES = ("eager", "function", "jit")
 """How :meth:`TFBackend.penalty`, :meth:`~TFBackend.loss_and_grads` and each training step run:
@@ -26,6 +26,9 @@ _DEVICES = {"cpu": "/CPU:0", "gpu": "/GPU:0"}
 _CACHE_SIZE = 128  # compiled functions kept per kind (penalty, loss, step)
 
 Penalties = tuple[Assignment, ...]
+Coefs = tuple[tuple[tf.Tensor, ...], ...] | None
+"""Per assignment of a plan, its term's coefficients as tensors (:func:`penalty_coefs`), or
+``None`` (each term's own ``scaled()``, as constants)."""
 
 
 def _promote(*dtypes: tf.DType) -> tf.DType:
@@ -33,20 +36,36 @@ def _promote(*dtypes: tf.DType) -> tf.DType:
     return tf.as_dtype(np.result_type(*(d.as_numpy_dtype for d in dtypes)))
 
 
-def penalty_value(penalties: Penalties, params: Mapping[str, tf.Tensor]) -> tf.Tensor:
+def penalty_value(penalties: Penalties, params: Mapping[str, tf.Tensor],
+                  coefs: Coefs = None) -> tf.Tensor:
     """``Σ`` over ``penalties`` (a plan's assignments) of the term's penalty on its parameter: a
-    0-dim tensor in the parameters' promoted dtype, float32 at least for float16/bfloat16."""
+    0-dim tensor in the parameters' promoted dtype, float32 at least for float16/bfloat16.
+    ``coefs`` (:func:`penalty_coefs`) replaces the terms' coefficients, so that a traced
+    function serves every plan of the same :func:`plan_structure`."""
     dtype = _promote(*(accumulation_dtype(p.dtype) for p in params.values()))
     total = tf.zeros((), dtype=dtype)
-    for a in penalties:
-        total = total + tf.cast(KERNELS[type(a.term)](a.term, params[a.param]), dtype)
+    for i, a in enumerate(penalties):
+        value = KERNELS[type(a.term)](a.term, params[a.param],
+                                      None if coefs is None else coefs[i])
+        total = total + tf.cast(value, dtype)
     return total
 
 
+def plan_structure(penalties: Penalties) -> tuple[Hashable, ...]:
+    """What the graph of :func:`penalty_value` with ``coefs`` depends on: each assignment's
+    parameter and term :func:`~regcore_adapters.tf.penalties.structure` (not its coefficients)."""
+    return tuple((a.param, structure(a.term)) for a in penalties)
+
+
+def penalty_coefs(penalties: Penalties, params: Mapping[str, Any]) -> Coefs:
+    """Each assignment's coefficients, rounded once to its parameter's accumulation dtype."""
+    return tuple(coefficients(a.term, params[a.param].dtype) for a in penalties)
+
+
 def total_loss(model: ModelSpec, penalties: Penalties, params: Mapping[str, tf.Tensor],
-               x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+               x: tf.Tensor, y: tf.Tensor, coefs: Coefs = None) -> tf.Tensor:
     """Data loss plus penalty, in the wider of their dtypes."""
-    loss, penalty = objective(model, params, x, y), penalty_value(penalties, params)
+    loss, penalty = objective(model, params, x, y), penalty_value(penalties, params, coefs)
     dtype = _promote(loss.dtype, penalty.dtype)
     return tf.cast(loss, dtype) + tf.cast(penalty, dtype)
 
@@ -66,9 +85,33 @@ def value_and_grads(
 
 
 # -- compiled functions --------------------------------------------------------------------------
-# Each factory closes over the static configuration only (model, penalties, optimizer) and takes
-# every tensor and variable as an argument, so a cached tf.function is traced once per input
-# signature (shapes, dtypes, device) and reused by every later call with the same configuration.
+# Each factory closes over the static configuration only (model, the plan's structure, optimizer)
+# and takes every tensor and variable as an argument, the penalty coefficients and decay factors
+# included, so a cached tf.function is traced once per input signature (shapes, dtypes, device)
+# and reused by every later call with the same configuration: plans that differ only in their
+# coefficients (L2 at 0.01 or 0.02, any convention) share one trace.
+
+
+class _LRU:
+    """The last ``maxsize`` compiled functions by key, made by ``make()`` on a miss."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize, self._fns = maxsize, OrderedDict()
+
+    def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        fn = self._fns.pop(key, None)
+        if fn is None:
+            fn = make()
+        self._fns[key] = fn
+        if len(self._fns) > self.maxsize:
+            self._fns.popitem(last=False)
+        return fn
+
+    def clear(self) -> None:
+        self._fns.clear()
+
+
+_PENALTY_FNS, _LOSS_FNS, _APPLY_FNS, _STEP_FNS = (_LRU(_CACHE_SIZE) for _ in range(4))
 
 
 def compile_fn(fn: Callable[..., Any], mode: str) -> Callable[..., Any]:
@@ -78,36 +121,66 @@ def compile_fn(fn: Callable[..., Any], mode: str) -> Callable[..., Any]:
     return tf.function(fn, jit_compile=mode == "jit", autograph=False)
 
 
-@functools.lru_cache(maxsize=_CACHE_SIZE)
 def penalty_fn(mode: str, penalties: Penalties) -> Callable[..., Any]:
-    """``params -> (penalty, grads)``."""
-    def penalty_and_grads(params):
-        return value_and_grads(lambda q: penalty_value(penalties, q), params)
+    """``(params, coefs) -> (penalty, grads)``, ``coefs`` from :func:`penalty_coefs`; one
+    function per :func:`plan_structure`."""
+    def make():
+        def penalty_and_grads(params, coefs):
+            return value_and_grads(lambda q: penalty_value(penalties, q, coefs), params)
 
-    return compile_fn(penalty_and_grads, mode)
+        return compile_fn(penalty_and_grads, mode)
+
+    return _PENALTY_FNS.get((mode, plan_structure(penalties)), make)
 
 
-@functools.lru_cache(maxsize=_CACHE_SIZE)
 def loss_fn(mode: str, model: ModelSpec, penalties: Penalties) -> Callable[..., Any]:
-    """``(params, x, y) -> (loss + penalty, grads)``."""
-    def loss_and_grads(params, x, y):
-        return value_and_grads(lambda q: total_loss(model, penalties, q, x, y), params)
+    """``(params, x, y, coefs) -> (loss + penalty, grads)``; one function per model and
+    :func:`plan_structure`."""
+    def make():
+        def loss_and_grads(params, x, y, coefs):
+            return value_and_grads(lambda q: total_loss(model, penalties, q, x, y, coefs),
+                                   params)
 
-    return compile_fn(loss_and_grads, mode)
+        return compile_fn(loss_and_grads, mode)
+
+    return _LOSS_FNS.get((mode, model, plan_structure(penalties)), make)
 
 
-@functools.lru_cache(maxsize=_CACHE_SIZE)
+def apply_fn(mode: str, optimizer: Optimizer, decayed: tuple[str, ...]) -> Callable[..., Any]:
+    """``(variables, state, grads, factors) -> None``: :func:`optim.apply`, updating
+    ``variables`` (and the optimizer ``state``) in place with ``grads``, the ``decayed``
+    parameters first multiplied by their decay ``factors``; one function per optimizer and set
+    of decayed parameters."""
+    def make():
+        def apply_update(variables, state, grads, factors):
+            optim.apply(optimizer, factors, variables, grads, state)
+
+        return compile_fn(apply_update, mode)
+
+    return _APPLY_FNS.get((mode, optimizer, decayed), make)
+
+
 def step_fn(mode: str, model: ModelSpec, penalties: Penalties, optimizer: Optimizer,
-            decay: tuple[tuple[str, float], ...]) -> Callable[..., Any]:
-    """``(variables, state, x, y) -> None``: one training step, updating ``variables`` (and the
-    optimizer ``state``) in place: gradients at the current values, then :func:`optim.apply`."""
-    factors = optim.decay_factors(optimizer, dict(decay))
+            decayed: tuple[str, ...]) -> Callable[..., Any]:
+    """``(variables, state, x, y, coefs, factors) -> None``: one training step, updating
+    ``variables`` (and the optimizer ``state``) in place: gradients at the current values by
+    :func:`loss_fn`'s function, then :func:`apply_fn`'s with the decay ``factors``
+    (:func:`optim.decay_factor_tensors`) of the ``decayed`` parameters.
 
-    def train_step(variables, state, x, y):
-        _, grads = value_and_grads(lambda q: total_loss(model, penalties, q, x, y), variables)
-        optim.apply(optimizer, factors, variables, grads, state)
+    The two parts are traced on their own and shared: the gradients once per model and plan
+    structure (with :meth:`TFBackend.loss_and_grads` and every optimizer), the update once per
+    optimizer and decayed set (with every plan). A step's own trace is the two calls, which
+    TensorFlow inlines when it optimizes the graph, so a step still runs as one graph."""
+    def make():
+        gradients, update = loss_fn(mode, model, penalties), apply_fn(mode, optimizer, decayed)
 
-    return compile_fn(train_step, mode)
+        def train_step(variables, state, x, y, coefs, factors):
+            _, grads = gradients({k: v.read_value() for k, v in variables.items()}, x, y, coefs)
+            update(variables, state, grads, factors)
+
+        return compile_fn(train_step, mode)
+
+    return _STEP_FNS.get((mode, model, plan_structure(penalties), optimizer, decayed), make)
 
 
 class TFBackend(Backend):
@@ -173,7 +246,8 @@ class TFBackend(Backend):
     ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         params = dict(params)
         with self._on(params):
-            return penalty_fn(self.mode, plan.penalties)(params)
+            coefs = penalty_coefs(plan.penalties, params)
+            return penalty_fn(self.mode, plan.penalties)(params, coefs)
 
     def loss_and_grads(
         self, model: ModelSpec, plan: Plan, params: Mapping[str, tf.Tensor],
@@ -181,7 +255,8 @@ class TFBackend(Backend):
     ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         params = dict(params)
         with self._on(params):
-            return loss_fn(self.mode, model, plan.penalties)(params, x, y)
+            coefs = penalty_coefs(plan.penalties, params)
+            return loss_fn(self.mode, model, plan.penalties)(params, x, y, coefs)
 
     def train(
         self, model: ModelSpec, plan: Plan, params: Mapping[str, tf.Tensor],
@@ -190,13 +265,14 @@ class TFBackend(Backend):
         """Each step: gradients at the current parameters (``tf.GradientTape``); then, for decayed
         parameters, ``p ← (1 − lr·rate)·p``; then the SGD or Adam update. The parameters are
         copied into fresh ``tf.Variable``s (the caller's tensors are untouched)."""
-        step = step_fn(self.mode, model, plan.penalties, optimizer,
-                       tuple(sorted(plan.decay.items())))
+        step = step_fn(self.mode, model, plan.penalties, optimizer, tuple(sorted(plan.decay)))
         with self._on(params):
             variables = {k: tf.Variable(v, name=k) for k, v in params.items()}
             state = optim.slots(optimizer, variables)
+            coefs = penalty_coefs(plan.penalties, variables)
+            factors = optim.decay_factor_tensors(optimizer, plan.decay, variables)
             for _ in range(steps):
-                step(variables, state, x, y)
+                step(variables, state, x, y, coefs, factors)
             return {k: tf.identity(v) for k, v in variables.items()}
 
     def native_train(

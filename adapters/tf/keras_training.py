@@ -99,12 +99,18 @@ def keras_loss(kind: str) -> keras.losses.Loss:
     raise ValueError(f"unknown loss {kind!r}")
 
 
-def _sgd(optimizer: Optimizer, spec: Spec, net: keras.Model) -> keras.optimizers.Optimizer:
+def _require_sgd(optimizer: Optimizer) -> None:
+    """Refuse any optimizer but SGD before building anything (an Adam run is refused whatever
+    the spec, so there is no model to build for it)."""
     if optimizer.name != "sgd":
         raise UnsupportedError(
             f"tf: the Keras paths train with keras.optimizers.SGD only; Keras's {optimizer.name} "
             "adds ε to √v before the bias correction, the reference's (torch's) after"
         )
+
+
+def _sgd(optimizer: Optimizer, spec: Spec, net: keras.Model) -> keras.optimizers.Optimizer:
+    _require_sgd(optimizer)
     return build_optimizer(spec, net, keras.optimizers.SGD, learning_rate=optimizer.lr)
 
 
@@ -113,6 +119,7 @@ def train(path: str, model: ModelSpec, spec: Spec, params: Mapping[str, tf.Tenso
           steps: int) -> dict[str, tf.Tensor]:
     if path not in PATHS:
         raise ValueError(f"path: expected one of {', '.join(PATHS)}, got {path!r}")
+    _require_sgd(optimizer)
     with floatx(next(iter(params.values())).dtype), tf.device(x.device):
         net = build_model(model, params)
         apply_spec(spec, net)

@@ -25,6 +25,15 @@ def decay_factors(optimizer: Optimizer, decay: Mapping[str, float]) -> dict[str,
     return {name: 1 - optimizer.lr * rate for name, rate in decay.items()}
 
 
+def decay_factor_tensors(optimizer: Optimizer, decay: Mapping[str, float],
+                         variables: Mapping[str, tf.Variable]) -> dict[str, tf.Tensor]:
+    """:func:`decay_factors` as 0-dim tensors of each parameter's dtype (one rounding of the
+    float64 factor, as a constant of that dtype would be), for a step function that takes them
+    as arguments and so serves every decay rate."""
+    return {name: tf.constant(factor, variables[name].dtype)
+            for name, factor in decay_factors(optimizer, decay).items()}
+
+
 def slots(optimizer: Optimizer, variables: Mapping[str, tf.Variable]) -> dict:
     """Fresh optimizer state: nothing for SGD; for Adam the moments ``m``, ``v`` (zeros of each
     parameter's shape and dtype) and the step counter ``t``."""
@@ -37,12 +46,13 @@ def slots(optimizer: Optimizer, variables: Mapping[str, tf.Variable]) -> dict:
     }
 
 
-def apply(optimizer: Optimizer, factors: Mapping[str, float],
+def apply(optimizer: Optimizer, factors: Mapping[str, float | tf.Tensor],
           variables: Mapping[str, tf.Variable], grads: Mapping[str, tf.Tensor],
           state: Mapping) -> None:
     """One update of ``variables`` with ``grads``, in the parameters' dtype, as torch orders it.
 
-    * decoupled decay first (AdamW's order): ``p ← p·(1 − lr·rate)`` for ``name in factors``;
+    * decoupled decay first (AdamW's order): ``p ← p·(1 − lr·rate)`` for ``name in factors``
+      (a float, rounded here to the parameter's dtype, or a tensor of that dtype);
     * ``sgd``: ``p ← p − lr·g``;
     * ``adam`` (torch's ``Adam``, no amsgrad): ``m ← m + (g − m)(1−β₁)``;
       ``v ← β₂v + (1−β₂)g²``; ``p ← p − (lr/(1−β₁ᵗ))·m / (√v/√(1−β₂ᵗ) + ε)``.
@@ -62,7 +72,7 @@ def apply(optimizer: Optimizer, factors: Mapping[str, float],
         kind = p.dtype
         factor = factors.get(name)
         if factor is not None:  # decoupled: p ← p·(1 − lr·rate)
-            p.assign(p * tf.constant(factor, kind))
+            p.assign(p * (factor if isinstance(factor, tf.Tensor) else tf.constant(factor, kind)))
         g = grads[name]
         if optimizer.name == "sgd":
             p.assign_sub(tf.constant(lr, kind) * g)

@@ -3,9 +3,11 @@
 Each function takes the term (any convention: coefficients come from ``term.scaled()``, the
 canonical ``sum`` form) and a tensor ``w`` and returns the penalty as a 0-dim tensor that
 ``tf.GradientTape`` differentiates; no gradient is derived by hand. Coefficients are cast to the
-accumulation dtype (as Keras and the NumPy reference do). Parameters stored in float16/bfloat16
-are cast up to float32 *before* any reduction, so the penalty accumulates in float32 (the tape
-casts the gradient back to the parameter's dtype).
+accumulation dtype (as Keras and the NumPy reference do). The coefficients may instead be passed
+as tensors (``coefs``, from :func:`coefficients`: the same numbers), so that a traced function
+depends only on the term's :func:`structure` and serves any coefficients without retracing.
+Parameters stored in float16/bfloat16 are cast up to float32 *before* any reduction, so the
+penalty accumulates in float32 (the tape casts the gradient back to the parameter's dtype).
 
 Subgradients at 0 (verified on TensorFlow 2.21, eagerly and under ``tf.function`` with and
 without ``jit_compile``): ``tf.abs`` has gradient ``sign(0) = 0`` at 0, so L1, elastic net and the
@@ -16,7 +18,8 @@ orthogonal term's ``|G_ij|`` give the reference subgradient there. ``tf.norm`` a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
@@ -41,6 +44,38 @@ def _coef(value: float, w: tf.Tensor) -> tf.Tensor:
     return tf.constant(value, dtype=w.dtype)
 
 
+Coefs = Sequence[tf.Tensor] | None
+"""A term's ``scaled()`` coefficients as 0-dim tensors of the accumulation dtype, in the order of
+``term.coefficients`` (:func:`coefficients`), or ``None``: take them from the term itself."""
+
+_CONVENTION_FIELDS = frozenset(f.name for f in dataclasses.fields(Term))
+
+
+def coefficients(term: Term, dtype: tf.DType) -> tuple[tf.Tensor, ...]:
+    """``term.scaled()`` as 0-dim tensors of the accumulation dtype of a ``dtype`` parameter
+    (each one rounding of the float64 value, as :func:`_coef`), for the kernels' ``coefs``."""
+    acc = accumulation_dtype(dtype)
+    return tuple(tf.constant(v, dtype=acc) for v in term.scaled().values())
+
+
+def structure(term: Term) -> tuple:
+    """What a kernel's graph depends on besides the coefficients: the term's class and its
+    fields other than the coefficients and the convention (with its ``batch_size``/...), which
+    only change ``scaled()``. Terms with the same structure trace to the same graph when their
+    coefficients are passed as tensors (``coefs``)."""
+    return (type(term), *((f.name, getattr(term, f.name)) for f in dataclasses.fields(term)
+                          if f.name not in term.coefficients
+                          and f.name not in _CONVENTION_FIELDS))
+
+
+def _scaled(term: Term, w: tf.Tensor, coefs: Coefs) -> tuple[tf.Tensor, ...]:
+    """The coefficients the kernel multiplies by: ``coefs`` if given, else ``term.scaled()`` as
+    constants of ``w``'s dtype."""
+    if coefs is not None:
+        return tuple(coefs)
+    return tuple(_coef(v, w) for v in term.scaled().values())
+
+
 def safe_norm(x: tf.Tensor, axis: int, keepdims: bool = False) -> tf.Tensor:
     """``‖x‖₂`` along ``axis`` whose gradient is 0 (not NaN) where the norm is 0.
 
@@ -54,27 +89,28 @@ def safe_norm(x: tf.Tensor, axis: int, keepdims: bool = False) -> tf.Tensor:
     return tf.where(positive, root, tf.zeros_like(squares))
 
 
-def l2(term: L2, w: tf.Tensor) -> tf.Tensor:
+def l2(term: L2, w: tf.Tensor, coefs: Coefs = None) -> tf.Tensor:
     """``s · Σ w²``."""
     w = accumulate(w)
-    return _coef(term.scaled()["coef"], w) * tf.reduce_sum(w * w)
+    (s,) = _scaled(term, w, coefs)
+    return s * tf.reduce_sum(w * w)
 
 
-def l1(term: L1, w: tf.Tensor) -> tf.Tensor:
+def l1(term: L1, w: tf.Tensor, coefs: Coefs = None) -> tf.Tensor:
     """``s · Σ |w|``; subgradient ``s · sign(w)``, 0 at ``w = 0`` (``tf.abs``'s gradient)."""
     w = accumulate(w)
-    return _coef(term.scaled()["coef"], w) * tf.reduce_sum(tf.abs(w))
+    (s,) = _scaled(term, w, coefs)
+    return s * tf.reduce_sum(tf.abs(w))
 
 
-def elastic_net(term: ElasticNet, w: tf.Tensor) -> tf.Tensor:
+def elastic_net(term: ElasticNet, w: tf.Tensor, coefs: Coefs = None) -> tf.Tensor:
     """``s1 · Σ |w| + s2 · Σ w²``."""
     w = accumulate(w)
-    scaled = term.scaled()
-    s1, s2 = _coef(scaled["l1"], w), _coef(scaled["l2"], w)
+    s1, s2 = _scaled(term, w, coefs)
     return s1 * tf.reduce_sum(tf.abs(w)) + s2 * tf.reduce_sum(w * w)
 
 
-def group_lasso(term: GroupLasso, w: tf.Tensor) -> tf.Tensor:
+def group_lasso(term: GroupLasso, w: tf.Tensor, coefs: Coefs = None) -> tf.Tensor:
     """``s · c · Σ_g ‖w_g‖₂`` over the slices along ``term.axis``; ``c = √(group size)`` with
     ``scale_by_size``, else 1. An all-zero group has subgradient 0 (:func:`safe_norm`)."""
     w = accumulate(w)
@@ -83,13 +119,13 @@ def group_lasso(term: GroupLasso, w: tf.Tensor) -> tf.Tensor:
     moved = tf.transpose(w, [axis, *(i for i in range(ndim) if i != axis)]) if axis else w
     groups = tf.reshape(moved, (w.shape[axis], -1))
     norms = safe_norm(groups, axis=1)
-    coef = _coef(term.scaled()["coef"], w)
+    (coef,) = _scaled(term, w, coefs)
     if term.scale_by_size:
         coef = coef * tf.sqrt(_coef(float(groups.shape[1]), w))
     return coef * tf.reduce_sum(norms)
 
 
-def orthogonal(term: Orthogonal, w: tf.Tensor) -> tf.Tensor:
+def orthogonal(term: Orthogonal, w: tf.Tensor, coefs: Coefs = None) -> tf.Tensor:
     """Keras 3 ``OrthogonalRegularizer``: with ``V`` the rows (columns) of ``w`` each divided by
     ``max(‖v‖, 1e-7)``, ``G = V Vᵀ`` and ``s`` rows (columns)::
 
@@ -108,11 +144,12 @@ def orthogonal(term: Orthogonal, w: tf.Tensor) -> tf.Tensor:
     v = rows * (1 / tf.maximum(_coef(ORTHOGONAL_EPSILON, w), norms))
     gram = tf.matmul(v, v, transpose_b=True)
     off = 1 - tf.eye(size, dtype=w.dtype)
-    c = _coef(term.scaled()["coef"], w) * _coef(0.5, w) / _coef(size * (size - 1) / 2, w)
+    (coef,) = _scaled(term, w, coefs)
+    c = coef * _coef(0.5, w) / _coef(size * (size - 1) / 2, w)
     return c * tf.reduce_sum(tf.abs(gram * off))
 
 
-KERNELS: dict[type[Term], Callable[[Term, tf.Tensor], tf.Tensor]] = {
+KERNELS: dict[type[Term], Callable[..., tf.Tensor]] = {
     L2: l2, L1: l1, ElasticNet: elastic_net, GroupLasso: group_lasso, Orthogonal: orthogonal,
 }
-"""The penalty function for each term class."""
+"""The penalty function for each term class: ``kernel(term, w, coefs=None)``."""
