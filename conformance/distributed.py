@@ -8,11 +8,14 @@ A plain suite run does not collect this module (its name does not start with ``t
 Runs the MLP scenarios with every spec, each declared path (:attr:`Backend.distributed_paths`)
 and replica count (:attr:`Backend.distributed_world_sizes`), SGD and Adam, float64 and float32,
 on the CPU, against the single-process reference after K steps. Replicas ending with different
-parameters are a failure of the backend's ``distributed_train``.
+parameters are a failure of the backend's ``distributed_train``. One step's global loss and
+gradient (:meth:`Backend.distributed_loss_and_grads`) are checked against the reference too, on
+the paths whose penalty goes through the loss or the gradient.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from regcore import SpecError, UnsupportedError
@@ -25,6 +28,7 @@ from regcore_conformance.test_scenarios import (
     check_inputs_unchanged,
     compare_trajectory,
 )
+from regcore_conformance.tolerance import Tolerance, network_chain
 
 MLP_SCENARIOS = tuple(n for n, s in SCENARIOS.items() if len(s.model.sizes) > 2)
 
@@ -61,4 +65,31 @@ def test_distributed_training(backend, dtype, distributed_path, world_size, opti
     check_inputs_unchanged(check, backend, scenario, dtype, params, x, y)
     compare_trajectory(check, backend, f"distributed_w{world_size}_{distributed_path}_{optimizer}",
                        final, reference.train(name, spec_name, optimizer), scenario, dtype)
+    check.verify()
+
+
+def test_distributed_loss_and_gradients(backend, dtype, distributed_path, world_size, mlp_case,
+                                        checker):
+    """One data-parallel step: the global loss (data over the whole batch plus the penalty)
+    and the gradient the optimizer sees equal the single-process reference's, on the paths
+    whose penalty goes through the loss or the gradient."""
+    name, spec_name = mlp_case
+    scenario = SCENARIOS[name]
+    params, x, y = _inputs(backend, scenario, "cpu", dtype)
+    try:
+        loss, grads = backend.distributed_loss_and_grads(
+            distributed_path, scenario.model, scenario_specs(name)[spec_name], params, x, y,
+            world_size=world_size)
+    except (SpecError, UnsupportedError) as exc:
+        pytest.skip(f"{backend.name} {distributed_path} cannot run {spec_name}: {exc}")
+    check = checker(device=f"cpu×{world_size}", dtype=dtype, scenario=name, case=spec_name)
+    check_inputs_unchanged(check, backend, scenario, dtype, params, x, y)
+    ref_loss, ref_grads = reference.loss_and_grads(name, spec_name)
+    tol = Tolerance(dtype, network_chain(scenario.model.sizes, scenario.batch_size))
+    label = f"distributed_w{world_size}_{distributed_path}"
+    check.compare(f"{label}:loss", backend.to_numpy(loss), ref_loss, tol)
+    floor = max(float(np.max(np.abs(g))) for g in ref_grads.values())
+    for pname, ref in ref_grads.items():
+        check.compare(f"{label}:grad:{pname}", backend.to_numpy(grads[pname]), ref, tol,
+                      scale_floor=floor)
     check.verify()

@@ -101,7 +101,7 @@ class Backend(abc.ABC):
     :attr:`devices`, :attr:`dtypes`, :attr:`low_precision_dtypes`, :attr:`native_paths`,
     :attr:`native_penalty_paths`, :attr:`distributed_paths`, :attr:`distributed_world_sizes`.
     Optional methods: :meth:`train`, :meth:`native_train`, :meth:`native_penalty`,
-    :meth:`distributed_train`,
+    :meth:`distributed_train`, :meth:`distributed_loss_and_grads`,
     :meth:`exported_penalty`, :meth:`exported_decay`, :meth:`device_available`, :meth:`supports`,
     :meth:`versions`. An optional method a backend does not implement raises
     :class:`regcore.UnsupportedError`, which the conformance suite turns into skips whose reason
@@ -143,7 +143,7 @@ class Backend(abc.ABC):
         devices, dtypes, low-precision dtypes, native paths, and which optional methods it
         overrides."""
         optional = ("train", "native_train", "native_penalty", "distributed_train",
-                    "exported_penalty", "exported_decay")
+                    "distributed_loss_and_grads", "exported_penalty", "exported_decay")
         return {
             "devices": list(cls.devices), "dtypes": list(cls.dtypes),
             "low_precision_dtypes": list(cls.low_precision_dtypes),
@@ -221,6 +221,17 @@ class Backend(abc.ABC):
         layout), after checking that every replica holds the same ones. Errors as in
         :meth:`native_train`; a replica that fails or hangs is a :class:`RuntimeError` within a
         bounded time, never a hang."""
+        raise UnsupportedError(f"{self.name} declares no data-parallel training")
+
+    def distributed_loss_and_grads(
+        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, Any], x: Any, y: Any,
+        *, world_size: int,
+    ) -> tuple[Any, dict[str, Any]]:
+        """Optional: one data-parallel forward and backward of :meth:`distributed_train`'s
+        ``path``: the global loss (the data loss over the whole batch plus the penalty, as
+        :meth:`loss_and_grads`) and the gradient the optimizer sees on every replica (canonical).
+        Raise :class:`regcore.UnsupportedError` for a path whose penalty is applied by the
+        optimizer rather than through the loss or the gradient."""
         raise UnsupportedError(f"{self.name} declares no data-parallel training")
 
     def exported_penalty(

@@ -299,6 +299,23 @@ class TFBackend(Backend):
                                   steps=steps, world_size=world_size)
         return {k: tf.constant(v) for k, v in final.items()}
 
+    def distributed_loss_and_grads(
+        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, tf.Tensor],
+        x: tf.Tensor, y: tf.Tensor, *, world_size: int,
+    ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """One ``keras_loop`` step's global loss and summed gradient under ``MirroredStrategy``
+        (see ``regcore_adapters.tf.distributed``)."""
+        from regcore_adapters.tf import distributed
+
+        if world_size not in self.distributed_world_sizes:
+            raise ValueError(f"world_size: expected one of {self.distributed_world_sizes}, got "
+                             f"{world_size!r}")
+        loss, grads = distributed.loss_and_grads(
+            path, model, spec, {k: self.to_numpy(v) for k, v in params.items()},
+            self.to_numpy(x), self.to_numpy(y), world_size=world_size)
+        dtype = next(iter(params.values())).dtype
+        return tf.constant(loss, dtype), {k: tf.constant(v) for k, v in grads.items()}
+
     def native_penalty(
         self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, tf.Tensor]
     ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from regcore import ModelSpec, Optimizer, Spec
+from regcore import ModelSpec, Optimizer, Spec, UnsupportedError
 from regcore_adapters.workers import Workers, serve
 
 CALL_TIMEOUT_S = 300.0
@@ -62,13 +62,16 @@ def _train(strategy, job: tuple) -> dict[str, np.ndarray]:
     from regcore_adapters.tf import keras_training as kt
     from regcore_adapters.tf.keras_native import apply_spec
 
-    path, model, spec, params, x, y, optimizer, steps = job
+    kind, path, model, spec, params, x, y, optimizer, steps = job
+    if kind == "grads" and path != "keras_loop":
+        raise UnsupportedError("tf: model.fit does not expose one step's gradient; keras_fit's "
+                               "parameters after K steps are checked")
     dtype = tf.as_dtype(next(iter(params.values())).dtype)
     world_size = strategy.num_replicas_in_sync
     with kt.floatx(dtype), strategy.scope():
         net = kt.build_model(model, {k: tf.constant(v) for k, v in params.items()})
         apply_spec(spec, net)
-        opt = kt._sgd(optimizer, spec, net)
+        opt = kt._sgd(optimizer, spec, net) if kind == "train" else None
         loss_fn = kt.keras_loss(model.loss)
         if path == "keras_fit":
             net.compile(optimizer=opt, loss=loss_fn)
@@ -88,19 +91,30 @@ def _train(strategy, job: tuple) -> dict[str, np.ndarray]:
         batches = strategy.experimental_distribute_values_from_function(shard)
         loss_fn.reduction = "none"
 
+        def replica_loss_and_grads(xb, yb):
+            with tf.GradientTape() as tape:
+                per_example = loss_fn(yb, net(xb, training=True))
+                loss = tf.nn.compute_average_loss(per_example, global_batch_size=n)
+                if net.losses:
+                    loss = loss + tf.nn.scale_regularization_loss(tf.add_n(net.losses))
+            return loss, tape.gradient(loss, net.trainable_variables)
+
         @tf.function(autograph=False)
         def step(batch):
             def replica(xb, yb):
-                with tf.GradientTape() as tape:
-                    per_example = loss_fn(yb, net(xb, training=True))
-                    loss = tf.nn.compute_average_loss(per_example, global_batch_size=n)
-                    if net.losses:
-                        loss = loss + tf.nn.scale_regularization_loss(tf.add_n(net.losses))
-                grads = tape.gradient(loss, net.trainable_variables)
+                _, grads = replica_loss_and_grads(xb, yb)
                 opt.apply_gradients(zip(grads, net.trainable_variables, strict=True))
 
             strategy.run(replica, args=batch)
 
+        if kind == "grads":  # the sums over replicas: the global loss and its gradient
+            loss, grads = strategy.run(replica_loss_and_grads, args=batches)
+            total = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+            summed = [strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None) for g in grads]
+            by_var = {id(v): np.asarray(g) for v, g in zip(net.trainable_variables, summed,
+                                                          strict=True)}
+            return float(total), {name: by_var[id(var)] for name, var in
+                                  kt.canonical_variables(net, model).items()}
         for _ in range(steps):
             step(batches)
     out = {}
@@ -125,10 +139,28 @@ def train(path: str, model: ModelSpec, spec: Spec, params: Mapping[str, np.ndarr
         raise ValueError(f"path: expected one of {', '.join(PATHS)}, got {path!r}")
     if world_size not in WORLD_SIZES:
         raise ValueError(f"world_size: expected one of {WORLD_SIZES}, got {world_size!r}")
+    return _pool(world_size).run(("train", path, model, spec, dict(params),
+                                  np.ascontiguousarray(x), np.ascontiguousarray(y), optimizer,
+                                  steps), CALL_TIMEOUT_S)[0]
+
+
+def _pool(world_size: int) -> Workers:
     pool = _POOLS.get(world_size)
     if pool is None or not pool.alive:
         pool = _POOLS[world_size] = Workers(
             f"tf MirroredStrategy ({world_size} logical CPUs)", 1, _worker, (world_size,),
             start_timeout=START_TIMEOUT_S)
-    return pool.run((path, model, spec, dict(params), np.ascontiguousarray(x),
-                     np.ascontiguousarray(y), optimizer, steps), CALL_TIMEOUT_S)[0]
+    return pool
+
+
+def loss_and_grads(path: str, model: ModelSpec, spec: Spec, params: Mapping[str, np.ndarray],
+                   x: np.ndarray, y: np.ndarray, *,
+                   world_size: int) -> tuple[float, dict[str, np.ndarray]]:
+    """One ``keras_loop`` step's global loss (``Σ`` over replicas of their scaled losses: the
+    mean data loss plus the penalty) and gradient (``Σ`` over replicas, what the optimizer
+    applies), canonical; ``keras_fit`` is an :class:`regcore.UnsupportedError`."""
+    if path not in PATHS:
+        raise ValueError(f"path: expected one of {', '.join(PATHS)}, got {path!r}")
+    return _pool(world_size).run(("grads", path, model, spec, dict(params),
+                                  np.ascontiguousarray(x), np.ascontiguousarray(y), None, 0),
+                                 CALL_TIMEOUT_S)[0]

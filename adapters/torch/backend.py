@@ -150,6 +150,19 @@ class TorchBackend(Backend):
                                   steps=steps, world_size=world_size)
         return {k: torch.from_numpy(v) for k, v in final.items()}
 
+    def distributed_loss_and_grads(
+        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Tensor],
+        x: torch.Tensor, y: torch.Tensor, *, world_size: int,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One step's global loss and averaged (+ penalty) gradient under DDP or FSDP."""
+        if any(t.device.type != "cpu" for t in [*params.values(), x]):
+            raise UnsupportedError("torch: data-parallel training runs on the CPU (gloo) here")
+        loss, grads = distributed.loss_and_grads(
+            path, model, spec, {k: self.to_numpy(v) for k, v in params.items()},
+            self.to_numpy(x), self.to_numpy(y), world_size=world_size)
+        dtype = next(iter(params.values())).dtype
+        return torch.tensor(loss, dtype=dtype), {k: torch.from_numpy(v) for k, v in grads.items()}
+
     def native_penalty(
         self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

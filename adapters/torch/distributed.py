@@ -36,10 +36,11 @@ import functools
 import socket
 import traceback
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-from regcore import ModelSpec, Optimizer, Spec
+from regcore import ModelSpec, Optimizer, Spec, UnsupportedError
 from regcore_adapters.workers import Workers, serve
 
 CALL_TIMEOUT_S = 120.0
@@ -83,14 +84,14 @@ def _replica(rank: int, world_size: int, port: int, jobs, results) -> None:
     dist.destroy_process_group()
 
 
-def _train_replica(rank: int, world_size: int, job: tuple) -> dict[str, np.ndarray]:
+def _replica_net(rank: int, world_size: int, path: str, model, params, x, y):
+    """The replica's model (wrapped for ``path``), the path without its ``fsdp_`` prefix, the
+    module to run batches through, and the replica's shard of the batch and its weight."""
     import torch
     from torch.nn.parallel import DistributedDataParallel
 
     from regcore_adapters.torch.models import DenseNet
-    from regcore_adapters.torch.native_training import train_net
 
-    path, model, spec, params, x, y, optimizer, steps = job
     dtype = getattr(torch, str(next(iter(params.values())).dtype))
     net = DenseNet(model).load_canonical(
         {k: torch.from_numpy(v).to(dtype) for k, v in params.items()})
@@ -102,13 +103,52 @@ def _train_replica(rank: int, world_size: int, job: tuple) -> dict[str, np.ndarr
         forward, path = net, path.removeprefix("fsdp_")
     else:
         forward = DistributedDataParallel(net)
-    train_net(path, model, spec, net, torch.from_numpy(x[where]), torch.from_numpy(y[where]),
-              optimizer=optimizer, steps=steps, forward=forward, data_weight=weight)
-    full = {k: v.full_tensor() if hasattr(v, "full_tensor") else v
-            for k, v in net.state_dict().items()}
-    whole = DenseNet(model).to(dtype)
-    whole.load_state_dict(full)
-    return {k: v.detach().numpy() for k, v in whole.canonical().items()}
+    return (net, path, forward, torch.from_numpy(x[where]), torch.from_numpy(y[where]), weight)
+
+
+def _whole(t):
+    """A DTensor shard gathered whole; any other tensor as it is."""
+    return t.full_tensor() if hasattr(t, "full_tensor") else t
+
+
+def _train_replica(rank: int, world_size: int, job: tuple) -> Any:
+    import torch
+    import torch.distributed as dist
+
+    from regcore_adapters.torch.models import DenseNet, data_loss
+    from regcore_adapters.torch.native import GradientPenalty, PenaltyLoss
+    from regcore_adapters.torch.native_training import train_net
+
+    kind, path, model, spec, params, x, y, optimizer, steps = job
+    net, path, forward, xs, ys, weight = _replica_net(rank, world_size, path, model, params, x, y)
+    dtype = next(iter(net.state_dict().values())).dtype
+    if kind == "train":
+        train_net(path, model, spec, net, xs, ys, optimizer=optimizer, steps=steps,
+                  forward=forward, data_weight=weight)
+        whole = DenseNet(model).to(dtype)
+        whole.load_state_dict({k: _whole(v) for k, v in net.state_dict().items()})
+        return {k: v.detach().numpy() for k, v in whole.canonical().items()}
+    # kind == "grads": one forward and backward; the global loss and what the optimizer sees
+    if path not in ("loss_term", "grad_side"):
+        raise UnsupportedError(f"torch: {path} applies the penalty in the optimizer, not in the "
+                               "loss or the gradient; its parameters after K steps are checked")
+    loss = data_loss(model.loss, forward(xs), ys) * weight
+    penalty = PenaltyLoss(spec, net)() if path == "loss_term" else None
+    if penalty is not None:
+        loss = loss + penalty
+    loss.backward()
+    total = loss.detach().clone()
+    dist.all_reduce(total)  # Σ_r (w_r·data_r [+ P]) / W = the global mean [+ P]
+    total = total / world_size
+    if path == "grad_side":
+        total = total + GradientPenalty(spec, net)(value=True)
+    grads = {}
+    for i in range(model.layers):
+        layer = getattr(net, f"dense_{i}")
+        for name, p in (("kernel", layer.weight), ("bias", layer.bias)):
+            g = torch.zeros(p.shape, dtype=dtype) if p.grad is None else _whole(p.grad)
+            grads[f"dense_{i}.{name}"] = (g.T if name == "kernel" else g).contiguous().numpy()
+    return float(total), grads
 
 
 _POOLS: dict[int, Workers] = {}
@@ -123,20 +163,24 @@ def _pool(world_size: int) -> Workers:
     return pool
 
 
-def train(path: str, model: ModelSpec, spec: Spec, params: Mapping[str, np.ndarray],
-          x: np.ndarray, y: np.ndarray, *, optimizer: Optimizer, steps: int,
-          world_size: int) -> dict[str, np.ndarray]:
-    """The parameters after ``steps`` data-parallel steps of ``path`` over ``world_size``
-    replicas (NumPy in and out; the dtype is the parameters'), after checking that every replica
-    ends with the same parameters bit for bit."""
+def _check(path: str, world_size: int, x: np.ndarray) -> None:
     if path not in PATHS:
         raise ValueError(f"path: expected one of {', '.join(PATHS)}, got {path!r}")
     if world_size not in WORLD_SIZES:
         raise ValueError(f"world_size: expected one of {WORLD_SIZES}, got {world_size!r}")
     if len(x) < world_size:
         raise ValueError(f"x: {len(x)} samples cannot be split over {world_size} replicas")
+
+
+def train(path: str, model: ModelSpec, spec: Spec, params: Mapping[str, np.ndarray],
+          x: np.ndarray, y: np.ndarray, *, optimizer: Optimizer, steps: int,
+          world_size: int) -> dict[str, np.ndarray]:
+    """The parameters after ``steps`` data-parallel steps of ``path`` over ``world_size``
+    replicas (NumPy in and out; the dtype is the parameters'), after checking that every replica
+    ends with the same parameters bit for bit."""
+    _check(path, world_size, x)
     pool = _pool(world_size)
-    got = pool.run((path, model, spec, dict(params), np.ascontiguousarray(x),
+    got = pool.run(("train", path, model, spec, dict(params), np.ascontiguousarray(x),
                     np.ascontiguousarray(y), optimizer, steps), CALL_TIMEOUT_S)
     first = got[0]
     for rank, final in got.items():
@@ -145,3 +189,21 @@ def train(path: str, model: ModelSpec, spec: Spec, params: Mapping[str, np.ndarr
                 raise RuntimeError(f"torch DDP: replica {rank}'s {name} differs from replica "
                                    f"0's after {steps} steps: the replicas fell out of sync")
     return first
+
+
+def loss_and_grads(path: str, model: ModelSpec, spec: Spec, params: Mapping[str, np.ndarray],
+                   x: np.ndarray, y: np.ndarray, *,
+                   world_size: int) -> tuple[float, dict[str, np.ndarray]]:
+    """One data-parallel forward and backward through ``path``: the global loss (data loss over
+    the whole batch plus the penalty) and the gradient every replica holds for the optimizer
+    (canonical; gathered whole under FSDP), after checking that the replicas agree."""
+    _check(path, world_size, x)
+    got = _pool(world_size).run(("grads", path, model, spec, dict(params),
+                                 np.ascontiguousarray(x), np.ascontiguousarray(y), None, 0),
+                                CALL_TIMEOUT_S)
+    loss, grads = got[0]
+    for rank, (other_loss, other) in got.items():
+        if other_loss != loss or any(not np.array_equal(other[k], grads[k]) for k in grads):
+            raise RuntimeError(f"torch DDP: replica {rank}'s loss or gradients differ from "
+                               "replica 0's: the replicas fell out of sync")
+    return loss, grads
