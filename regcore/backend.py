@@ -100,7 +100,8 @@ class Backend(abc.ABC):
     :meth:`loss_and_grads`. Declared capabilities (class attributes, with defaults):
     :attr:`devices`, :attr:`dtypes`, :attr:`low_precision_dtypes`, :attr:`native_paths`,
     :attr:`native_penalty_paths`, :attr:`distributed_paths`, :attr:`distributed_world_sizes`.
-    Optional methods: :meth:`train`, :meth:`native_train`, :meth:`native_penalty`,
+    Optional methods: :meth:`train`, :meth:`proximal_train`, :meth:`native_train`,
+    :meth:`native_penalty`,
     :meth:`distributed_train`, :meth:`distributed_loss_and_grads`,
     :meth:`exported_penalty`, :meth:`exported_decay`, :meth:`device_available`, :meth:`supports`,
     :meth:`versions`. An optional method a backend does not implement raises
@@ -142,7 +143,8 @@ class Backend(abc.ABC):
         """What the backend declares, as plain data (for reports and ``regcore`` listings):
         devices, dtypes, low-precision dtypes, native paths, and which optional methods it
         overrides."""
-        optional = ("train", "native_train", "native_penalty", "distributed_train",
+        optional = ("train", "proximal_train", "native_train", "native_penalty",
+                    "distributed_train",
                     "distributed_loss_and_grads", "exported_penalty", "exported_decay")
         return {
             "devices": list(cls.devices), "dtypes": list(cls.dtypes),
@@ -188,6 +190,19 @@ class Backend(abc.ABC):
         ``loss_and_grads``, with the plan's decoupled decay ``p ← p − lr·rate·p`` applied before
         each update (gradients taken at the parameters before the decay, as AdamW)."""
         raise UnsupportedError(f"{self.name} does not implement train")
+
+    def proximal_train(
+        self, model: ModelSpec, plan: Plan, params: Mapping[str, Any], x: Any, y: Any,
+        *, lr: float, steps: int,
+    ) -> dict[str, Any]:
+        """Optional: parameters after ``steps`` full-batch proximal gradient (ISTA) steps of size
+        ``lr``, as :mod:`regcore.proximal` defines them: with ``smooth, ops =
+        regcore.proximal.split(plan)``, each step decays (``p ← p − lr·rate·p``), takes a plain
+        SGD step on ``loss_and_grads(model, smooth, ...)`` at the parameters before the decay,
+        then applies :func:`regcore.proximal.merged_shrinks` ``(ops)`` in order with step ``lr``.
+        L1, elastic-net and group-lasso terms end at exact zeros (a regularization path's
+        coefficient paths rely on it)."""
+        raise UnsupportedError(f"{self.name} does not implement proximal_train")
 
     def native_train(
         self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, Any], x: Any, y: Any,

@@ -7,8 +7,18 @@ from typing import Any
 
 import numpy as np
 
-from regcore import Backend, ModelSpec, Optimizer, Plan, Spec, UnsupportedError, check_params
+from regcore import (
+    Backend,
+    ModelSpec,
+    Optimizer,
+    Plan,
+    Spec,
+    UnsupportedError,
+    check_params,
+    proximal,
+)
 from regcore.export_support import load_snippet
+from regcore_adapters.numpy import proximal as prox
 from regcore_adapters.numpy.models import forward_backward
 from regcore_adapters.numpy.native import InPlacePenalty
 from regcore_adapters.numpy.optim import Stepper
@@ -67,6 +77,21 @@ class NumpyBackend(Backend):
         for _ in range(steps):
             _, grads = self.loss_and_grads(model, plan, params, x, y)
             stepper.step(params, grads)
+        return params
+
+    def proximal_train(
+        self, model: ModelSpec, plan: Plan, params: Mapping[str, np.ndarray],
+        x: np.ndarray, y: np.ndarray, *, lr: float, steps: int,
+    ) -> dict[str, np.ndarray]:
+        _check(params)
+        smooth, ops = proximal.split(plan)
+        ops = proximal.merged_shrinks(ops)
+        params = {k: v.copy() for k, v in params.items()}
+        stepper = Stepper(Optimizer("sgd", lr), smooth.decay)
+        for _ in range(steps):
+            _, grads = self.loss_and_grads(model, smooth, params, x, y)
+            stepper.step(params, grads)
+            prox.apply_(ops, params, lr)
         return params
 
     def native_train(
