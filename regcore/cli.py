@@ -5,11 +5,14 @@
                     [--data-loss mse|half_mse] [--json]
     regcore check SPEC.json [--backends a,b] [--devices cpu,cuda] [--dtypes ...] [--json]
     regcore export SPEC.json --backend NAME        a native snippet, no regcore import
+    regcore path SPEC.json --data iris|synthetic|FILE [--backends a,b] [--folds 5] [--grid ...]
+                 [--rule min|1se] [--out DIR]  k-fold choice of the coefficient, plots
 
 Exit codes (the same for every command):
 
 * ``0`` — done; for ``check``, every backend agrees with the reference;
-* ``1`` — ``check`` ran and some backend disagrees with the reference;
+* ``1`` — ``check`` ran and some backend disagrees with the reference; ``path`` ran and the
+  backends chose differently (or their losses differ beyond tolerance);
 * ``2`` — bad input or environment: missing file, malformed JSON, invalid spec, unknown term,
   convention, backend or device, a device not available here, a missing optional dependency.
   One line on stderr, ``regcore: error: ...``, never a traceback.
@@ -85,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="print native code applying a spec (no regcore import)")
     p.add_argument("spec", type=Path, help="spec JSON file")
     p.add_argument("--backend", required=True, help="numpy, torch, tf, jax, ...")
+
+    from regcore.cli_path import add_parser
+
+    add_parser(sub)
     return parser
 
 
@@ -208,6 +215,12 @@ def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _path(args: argparse.Namespace) -> int:
+    from regcore.cli_path import run_path
+
+    return run_path(args, load_spec(args.spec))
+
+
 def load_spec(path: Path):
     """A spec from a JSON file; :class:`CliError` / :class:`SpecError` naming the problem."""
     from regcore.serialize import from_json
@@ -222,4 +235,5 @@ def load_spec(path: Path):
         raise SpecError(f"{path}: {exc}") from None
 
 
-_COMMANDS = {"backends": _backends, "convert": _convert, "check": _check, "export": _export}
+_COMMANDS = {"backends": _backends, "convert": _convert, "check": _check, "export": _export,
+             "path": _path}
