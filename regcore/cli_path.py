@@ -60,9 +60,10 @@ def _grid(args: argparse.Namespace, spec: Spec) -> tuple[float, ...]:
         raise CliError("give --grid or --values, not both")
     if args.values:
         try:
-            return grid.checked([float(v) for v in args.values.split(",") if v.strip()])
+            values = [float(v) for v in args.values.split(",") if v.strip()]
         except ValueError:
             raise CliError(f"--values: not a list of numbers: {args.values!r}") from None
+        return grid.checked(values)
     if args.grid:
         parts = args.grid.split(":")
         try:
@@ -79,7 +80,7 @@ def run_path(args: argparse.Namespace, spec: Spec) -> int:
     try:
         import numpy as np
 
-        from regcore.path import Settings, run
+        from regcore.path import Settings, kfold, run
         from regcore.path.data import problem
         from regcore_conformance.tolerance import Tolerance, network_chain
     except ImportError as exc:
@@ -101,13 +102,14 @@ def run_path(args: argparse.Namespace, spec: Spec) -> int:
     steps = args.steps if args.steps is not None else (300 if prob.linear else 100)
     settings = Settings(folds=args.folds, seed=args.seed, optimizer=args.optimizer, lr=lr,
                         steps=steps, dtype=args.dtype, device=args.device)
+    kfold(prob.x.shape[0], args.folds, args.seed)  # bad folds: refused before any work
+    backends, _ = _backends(_split(args.backends))
     formats = _split(args.formats) or []
     if not args.no_plots:
         for fmt in formats:
             if fmt not in ("png", "svg", "pdf"):
                 raise CliError(f"--formats: unknown format {fmt!r}; png, svg or pdf")
         _plot_module()
-    backends, _ = _backends(_split(args.backends))
     runnable, rows = [], []
     for b in backends:
         if args.device not in b.devices or not _device_ok(b, args.device):
@@ -190,8 +192,8 @@ def _print(args: argparse.Namespace, rows: list[dict], written: list[Path],
     other = "1se" if args.rule == "min" else "min"
     table = Table(title=f"regcore path: {escape(label)}, {done[0]['folds']['k']}-fold, "
                         f"{done[0]['problem']}")
-    for column in ("backend", "dtype", f"chosen ({args.rule})", "mean val loss", f"({other})",
-                   "vs first: err/tol", "seconds", "status"):
+    for column in ("backend", "dtype", f"λ ({args.rule})", "val loss", f"λ ({other})",
+                   "err/tol", "time", "status"):
         table.add_column(column)
     for r in rows:
         if "result" not in r:
@@ -205,7 +207,7 @@ def _print(args: argparse.Namespace, rows: list[dict], written: list[Path],
         table.add_row(res["backend"], res["dtype"], f"{pick['value']:.4g}",
                       f"{res['mean_val'][pick['index']]:.6g}", f"{alt['value']:.4g}",
                       f"{agreement['error'] / agreement['tolerance']:.3g}",
-                      f"{res['seconds']:.1f}", status)
+                      f"{res['seconds']:.1f} s", status)
     console.print(table)
     if "coefficients" in done[0]:
         res = done[0]
