@@ -1,11 +1,12 @@
 """Sessions: one conformance session per backend, the project's own tests, and a core-only check.
 
-    nox -s numpy torch tf jax distributed report   # the conformance matrix (reports/)
+    nox -s numpy torch tf jax distributed path report   # the conformance matrix (reports/)
     nox -s tests                       # the project's unit tests
     nox -s hypothesis                  # property-based tests, >= 10,000 examples
     nox -s bench                       # benchmarks (not tests; not run by default or in CI)
 
-``jax`` is the outside JAX backend (external/regcore-jax); ``report`` merges the backend sessions'
+``jax`` is the outside JAX backend (external/regcore-jax); ``path`` chooses λ by k-fold
+cross-validation on numpy, torch and tf (reports/path/); ``report`` merges the backend sessions'
 reports into reports/matrix.md and reports/matrix.html and fails if any backend disagrees.
 
 Each session installs regcore (non-editable, as users get it) plus only what it needs. A backend
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["tests", "numpy", "torch", "tf", "jax", "distributed", "report"]
+nox.options.sessions = ["tests", "numpy", "torch", "tf", "jax", "distributed", "path", "report"]
 nox.options.reuse_venv = "yes"
 
 REPORTS = "reports"
@@ -86,7 +87,7 @@ def jax(session: nox.Session) -> None:
     """Conformance suite on the JAX backend: an outside package (``external/regcore-jax``)
     registered by its entry point, on CPU jax; then that package's own tests."""
     _conformance(session, "jax", extra_installs=("./external/regcore-jax",),
-                 extra_tests=("external/regcore-jax/tests",))
+                 extra_tests=("external/regcore-jax/tests", "tests/test_path_backends.py"))
 
 
 @nox.session
@@ -102,6 +103,23 @@ def distributed(session: nox.Session) -> None:
                     "-p", "no:cacheprovider", "-q", "--regcore-backend", backend,
                     "--regcore-report", f"{REPORTS}/conformance-{backend}-distributed.json",
                     *session.posargs)
+
+
+PATH_RUNS = {"iris": "docs/examples/iris-l2.json", "synthetic": "docs/examples/synthetic-l1.json"}
+
+
+@nox.session
+def path(session: nox.Session) -> None:
+    """Choosing λ (docs/path.md): ``regcore path`` on the Iris MLP and on the synthetic linear
+    problem with numpy, torch and tf in one environment, each writing path.json and its plots to
+    reports/path/<problem>/ and failing unless every backend makes the same choice; then the
+    path's cross-backend and scikit-learn tests."""
+    session.install(".[test,plot]", *FRAMEWORKS["torch"], *FRAMEWORKS["tf"])
+    for data, spec in PATH_RUNS.items():
+        session.run("regcore", "path", spec, "--data", data, "--backends", "numpy,torch,tf",
+                    "--out", f"{REPORTS}/path/{data}")
+    session.run("python", "-m", "pytest", "tests/test_path_backends.py",
+                "tests/test_path_sklearn.py", "-q", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session

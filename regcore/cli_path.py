@@ -191,20 +191,20 @@ def _print(args: argparse.Namespace, rows: list[dict], written: list[Path],
     label = done[0]["axis"]["label"]
     other = "1se" if args.rule == "min" else "min"
     table = Table(title=f"regcore path: {escape(label)}, {done[0]['folds']['k']}-fold, "
-                        f"{done[0]['problem']}")
-    for column in ("backend", "dtype", f"λ ({args.rule})", "val loss", f"λ ({other})",
+                        f"{done[0]['problem']}, {args.dtype}")
+    for column in ("backend", f"λ ({args.rule})", "val loss", f"λ ({other})",
                    "err/tol", "time", "status"):
         table.add_column(column)
     for r in rows:
         if "result" not in r:
-            table.add_row(r["backend"], "-", "-", "-", "-", "-", "-",
+            table.add_row(r["backend"], "-", "-", "-", "-", "-",
                           f"[yellow]skipped[/yellow]: {escape(r['note'])}")
             continue
         res = r["result"]
         pick, alt = res["choice"][args.rule], res["choice"][other]
         agreement = res["agreement"]
         status = "[green]agrees[/green]" if r["status"] == "agrees" else "[red]disagrees[/red]"
-        table.add_row(res["backend"], res["dtype"], f"{pick['value']:.4g}",
+        table.add_row(res["backend"], f"{pick['value']:.4g}",
                       f"{res['mean_val'][pick['index']]:.6g}", f"{alt['value']:.4g}",
                       f"{agreement['error'] / agreement['tolerance']:.3g}",
                       f"{res['seconds']:.1f} s", status)
