@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -38,9 +38,33 @@ from regcore.terms import L2
 OPTIMIZERS = ("sgd", "adam")
 
 
+class Fitter(Protocol):
+    """What the path needs from one model on one backend. :class:`Problem` makes one for any
+    backend's dense ``ModelSpec`` network; an adapter can make one for a user's own model
+    (``regcore_adapters.torch.path.ModuleProblem`` for an ``nn.Module``). Parameters are the
+    fitter's own objects; only :meth:`numpy` turns them into NumPy."""
+
+    def start(self) -> Any:
+        """The initial parameters (a fresh copy every call)."""
+
+    def data(self, rows: np.ndarray) -> Any:
+        """The samples ``rows`` of the problem's data, ready for :meth:`fit` and :meth:`loss`."""
+
+    def fit(self, spec: Spec, params: Any, data: Any, lr: float) -> tuple[Any, float]:
+        """Parameters after the fit at ``spec`` starting from ``params`` (left untouched), and
+        the last step's size ``‖p_K − p_{K−1}‖₂ / lr``."""
+
+    def loss(self, params: Any, data: Any) -> float:
+        """The data loss (no penalty), as a Python float."""
+
+    def numpy(self, params: Any) -> dict[str, np.ndarray]:
+        """The parameters by name, as float64 NumPy arrays."""
+
+
 @dataclass(frozen=True)
 class Problem:
-    """A model, its data (NumPy, float64 features) and initial parameters (canonical names)."""
+    """A dense network any backend builds (``model``), its data (NumPy; float64 features) and
+    initial parameters (canonical names)."""
 
     name: str
     model: ModelSpec
@@ -55,6 +79,13 @@ class Problem:
     @property
     def classification(self) -> bool:
         return self.model.loss == "softmax_xent"
+
+    def describe(self) -> dict[str, Any]:
+        return {"sizes": list(self.model.sizes), "activation": self.model.activation,
+                "loss": self.model.loss}
+
+    def fitter(self, backend: Backend, settings: Settings) -> Fitter:
+        return _BackendFitter(backend, self, settings)
 
 
 @dataclass(frozen=True)
@@ -109,14 +140,17 @@ def step_size(problem: Problem, x: np.ndarray, spec: Spec) -> float:
     return 1.0 / (curvature[problem.model.loss] + 2 * max(l2))
 
 
-class _Fitter:
-    """One backend's view of the problem: arrays converted once, fits and losses by index."""
+class _BackendFitter:
+    """A :class:`Problem` on a backend, through the backend protocol."""
 
     def __init__(self, backend: Backend, problem: Problem, settings: Settings) -> None:
         self.backend, self.problem, self.s = backend, problem, settings
         self.empty = Spec().resolve(problem.model.params())
 
-    def arrays(self, rows: np.ndarray) -> tuple[Any, Any]:
+    def start(self) -> dict[str, Any]:
+        return self.params(self.problem.init)
+
+    def data(self, rows: np.ndarray) -> tuple[Any, Any]:
         b, p, s = self.backend, self.problem, self.s
         label = "int64" if p.classification else s.dtype
         return (b.asarray(p.x[rows], dtype=s.dtype, device=s.device),
@@ -128,7 +162,6 @@ class _Fitter:
 
     def fit(self, spec: Spec, params: dict[str, Any], data: tuple[Any, Any], lr: float
             ) -> tuple[dict[str, Any], float]:
-        """Parameters after the fit, and its last step's size over ``lr``."""
         b, model, s = self.backend, self.problem.model, self.s
         plan = spec.resolve(model.params())
         if s.optimizer == "sgd":
@@ -150,16 +183,18 @@ class _Fitter:
         return {k: self.backend.to_numpy(v).astype(np.float64) for k, v in params.items()}
 
 
-def run(backend: Backend, problem: Problem, spec: Spec, values: tuple[float, ...],
+def run(backend: Backend, problem: Problem | Any, spec: Spec, values: tuple[float, ...],
         settings: Settings, progress: Callable[[], None] | None = None) -> dict[str, Any]:
-    """The path on ``backend``: a plain-data result (JSON-ready; its keys are documented in
-    ``docs/path.md``). ``values`` is the grid, largest first (:func:`regcore.path.grid.checked`);
-    ``progress()`` is called after every fit."""
+    """The path of ``problem`` on ``backend``: a plain-data result (JSON-ready; its keys are
+    documented in ``docs/path.md``). ``problem`` is a :class:`Problem` or any object with its
+    ``name``, ``x``, ``linear``, ``describe()`` and ``fitter(backend, settings)`` (a
+    :class:`Fitter`). ``values`` is the grid (:func:`regcore.path.grid.checked` sorts it largest
+    first); ``progress()`` is called after every fit."""
     values = grids.checked(values)
     axis = grids.axis(spec)
     specs = [grids.at(spec, v) for v in values]
     folds = kfold(problem.x.shape[0], settings.folds, settings.seed)
-    fitter = _Fitter(backend, problem, settings)
+    fitter = problem.fitter(backend, settings)
     started = time.perf_counter()
     n_val = len(values)
     train = np.full((settings.folds, n_val), np.nan)
@@ -169,9 +204,9 @@ def run(backend: Backend, problem: Problem, spec: Spec, values: tuple[float, ...
     splits = [*folds, (np.arange(problem.x.shape[0]), None)]
     full_path: list[dict[str, np.ndarray]] = []
     for f, (tr, va) in enumerate(splits):
-        data_tr = fitter.arrays(tr)
-        data_va = fitter.arrays(va) if va is not None else None
-        params = fitter.params(problem.init)
+        data_tr = fitter.data(tr)
+        data_va = fitter.data(va) if va is not None else None
+        params = fitter.start()
         for j, s in enumerate(specs):
             lr = settings.lr if settings.lr is not None else step_size(problem, problem.x[tr], s)
             lrs[f, j] = lr
@@ -188,9 +223,7 @@ def run(backend: Backend, problem: Problem, spec: Spec, values: tuple[float, ...
     mean_train, se_train = summarize(train)
     result: dict[str, Any] = {
         "backend": backend.name, "device": settings.device, "dtype": settings.dtype,
-        "problem": problem.name, "model": {"sizes": list(problem.model.sizes),
-                                           "activation": problem.model.activation,
-                                           "loss": problem.model.loss},
+        "problem": problem.name, "model": problem.describe(),
         "axis": {"term": axis.term, "name": axis.name, "convention": axis.convention,
                  "label": axis.label, "spec_value": axis.value},
         "grid": list(values),
