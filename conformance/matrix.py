@@ -25,6 +25,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from regcore_conformance import matrix_path
 from regcore_conformance.report import REPORT_VERSION
 
 PATTERN = "conformance-*.json"
@@ -229,7 +230,8 @@ def _md(text: object) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def render_markdown(reports: list[BackendReport], rows: list[Row]) -> str:
+def render_markdown(reports: list[BackendReport], rows: list[Row],
+                    paths: dict | None = None) -> str:
     failing = sorted({r.report for r in rows if r.failed})
     out = ["# regcore conformance matrix", "",
            f"{len(reports)} reports: " + ", ".join(_md(r.run) for r in reports) + ". "
@@ -250,6 +252,7 @@ def render_markdown(reports: list[BackendReport], rows: list[Row]) -> str:
     if extra:
         out += ["", "## Tolerance overrides and expected failures", ""]
         out += [f"- {_md(b)}: {_md(text)}" for b, text in extra]
+    out += matrix_path.markdown(paths or {}, _md)
     return "\n".join(out) + "\n"
 
 
@@ -268,13 +271,17 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         reports = load_dir(args.report_dir)
         rows = rows_of(reports)
+        try:
+            paths = matrix_path.load(args.report_dir)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
         from regcore_conformance.matrix_html import render_html
 
         out = args.out or args.report_dir
         written = []
         try:
             out.mkdir(parents=True, exist_ok=True)
-            for name, text in (("matrix.md", render_markdown(reports, rows)),
+            for name, text in (("matrix.md", render_markdown(reports, rows, paths)),
                                ("matrix.html", render_html(reports, rows))):
                 (out / name).write_text(text, encoding="utf-8")
                 written.append(out / name)
@@ -285,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for path in written:
         print(f"wrote {path}")
-    failing = failing_lines(reports, rows)
+    failing = failing_lines(reports, rows) + matrix_path.failing(paths)
     for line in failing:
         print(line)
     return 1 if failing else 0

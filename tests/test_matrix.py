@@ -297,3 +297,39 @@ def test_a_summary_that_counts_failures_fails_even_without_failing_records(tmp_p
     proc = run_cli(tmp_path, cwd=tmp_path)
     assert proc.returncode == 1
     assert "FAIL delta: its summary counts 2 failed checks, its records none" in proc.stdout
+
+
+def _path_run(directory: Path, problem: str, *, disagree: bool) -> None:
+    """A path.json as `regcore path` writes it: the sample result, run on two backends."""
+    sample = json.loads((Path(__file__).parent / "data" / "path-linear-l1.json").read_text())
+    first = {**sample, "agreement": {"against": "numpy", "error": 0.0, "tolerance": 1e-9,
+                                     "same_choice": True}}
+    second = {**sample, "backend": "torch",
+              "agreement": {"against": "numpy", "error": 2e-9 if disagree else 1e-10,
+                            "tolerance": 1e-9, "same_choice": True}}
+    (directory / "path" / problem).mkdir(parents=True)
+    (directory / "path" / problem / "path.json").write_text(json.dumps(
+        {"results": [first, second]}))
+
+
+@pytest.mark.parametrize("disagree", [False, True])
+def test_path_runs_get_a_section_and_a_disagreement_fails(tmp_path, capsys, disagree):
+    alpha(tmp_path)
+    _path_run(tmp_path, "synthetic", disagree=disagree)
+    assert matrix.main([str(tmp_path)]) == (1 if disagree else 0)
+    text = (tmp_path / "matrix.md").read_text()
+    assert "## Choosing λ" in text
+    rows = [line for line in text.splitlines() if line.startswith("| synthetic |")]
+    assert len(rows) == 2
+    assert "[coefficients](path/synthetic/torch-coefficients.png)" in rows[1]
+    assert rows[1].split("|")[7].strip() == ("2 **FAIL**" if disagree else "0.1")
+    assert ("path synthetic: torch disagrees" in capsys.readouterr().out) == disagree
+
+
+def test_a_broken_path_json_is_one_line_exit_2(tmp_path):
+    alpha(tmp_path)
+    (tmp_path / "path" / "iris").mkdir(parents=True)
+    (tmp_path / "path" / "iris" / "path.json").write_text("{not json")
+    proc = run_cli(tmp_path, cwd=tmp_path)
+    assert proc.returncode == 2 and "not a regcore path result" in proc.stderr
+    assert "Traceback" not in proc.stderr
