@@ -19,6 +19,7 @@ from regcore import (
     Select,
     Spec,
     Term,
+    proximal,
 )
 from regcore_conformance.scenarios import SCENARIOS, Scenario
 
@@ -85,6 +86,19 @@ def scenario_specs(scenario_name: str) -> dict[str, Spec]:
             weight_decay=(DecoupledWeightDecay(0.02),),
         )
     return specs
+
+
+@cache
+def shrinkage_cases() -> tuple[tuple[str, str], ...]:
+    """The ``(scenario, spec)`` pairs whose plan has a shrinkage operator (an L1, elastic-net or
+    group-lasso term, :func:`regcore.proximal.split`): the proximal check's cases. On every other
+    spec a proximal step is a plain SGD step, which the SGD trajectory check covers already."""
+    return tuple(
+        (name, spec_name)
+        for name, scenario in SCENARIOS.items()
+        for spec_name, spec in scenario_specs(name).items()
+        if proximal.split(spec.resolve(scenario.model.params()))[1]
+    )
 
 
 @dataclass(frozen=True)

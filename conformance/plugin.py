@@ -29,7 +29,7 @@ import pytest
 from regcore import Backend, BackendNotFoundError, UnsupportedError, load_backend
 from regcore.backend import OPTIMIZERS
 from regcore_conformance import expectations
-from regcore_conformance.cases import TERM_CASES, scenario_specs
+from regcore_conformance.cases import TERM_CASES, scenario_specs, shrinkage_cases
 from regcore_conformance.checker import Checker
 from regcore_conformance.report import Record, Report
 from regcore_conformance.scenarios import SCENARIOS
@@ -112,6 +112,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "scenario_case" in names:
         pairs = [(s, c) for s in SCENARIOS for c in scenario_specs(s)]
         metafunc.parametrize("scenario_case", pairs, ids=[f"{s}-{c}" for s, c in pairs])
+    if "proximal_case" in names:
+        pairs = list(shrinkage_cases())
+        metafunc.parametrize("proximal_case", pairs, ids=[f"{s}-{c}" for s, c in pairs])
     if "term_case" in names:
         metafunc.parametrize("term_case", list(TERM_CASES))
     if "zero_term_case" in names:
@@ -227,8 +230,8 @@ def _test_id(item: pytest.Item) -> str:
 def _context(params: dict[str, Any]) -> dict[str, str]:
     """Backend-neutral labels of a test's parameters, for records that no comparison made."""
     scenario, case = "-", "-"
-    if "scenario_case" in params:
-        scenario, case = params["scenario_case"]
+    if "scenario_case" in params or "proximal_case" in params:
+        scenario, case = params.get("scenario_case", params.get("proximal_case"))
     elif "linear_scenario" in params:
         scenario, case = params["linear_scenario"], "ridge_oracle"
     elif "scenario_name" in params:

@@ -44,3 +44,12 @@ def train(scenario: str, spec: str, optimizer: str) -> dict[str, np.ndarray]:
     x, y = s.data()
     return REFERENCE.train(s.model, scenario_plan(scenario, spec), s.initial_params(), x, y,
                            optimizer=s.optimizer(optimizer), steps=s.steps)
+
+
+@cache
+def proximal_train(scenario: str, spec: str) -> dict[str, np.ndarray]:
+    """The parameters after the scenario's K proximal gradient steps of its SGD ``lr``."""
+    s = SCENARIOS[scenario]
+    x, y = s.data()
+    return REFERENCE.proximal_train(s.model, scenario_plan(scenario, spec), s.initial_params(),
+                                    x, y, lr=s.lr, steps=s.steps)

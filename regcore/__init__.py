@@ -5,7 +5,10 @@ Importing regcore imports no framework (no torch, tensorflow, jax or keras) and 
 
 __version__ = "0.1.0"  # before the imports: export_support reads it
 
-from regcore import export_support  # noqa: E402  (the exporter kit, public for backend authors)
+from regcore import (  # noqa: E402  (public for backend authors)
+    export_support,  # the exporter kit
+    proximal,  # proximal_train's split of a plan into smooth terms and shrinkage
+)
 from regcore.backend import Backend, ModelSpec, Optimizer, check_params
 from regcore.conventions import CONVENTIONS, Convention
 from regcore.decay import DecoupledWeightDecay
@@ -60,6 +63,7 @@ __all__ = [
     "from_dict",
     "from_json",
     "load_backend",
+    "proximal",
     "to_dict",
     "to_json",
 ]

@@ -10,9 +10,19 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from regcore import Assignment, Backend, ModelSpec, Optimizer, Plan, Spec, check_params
+from regcore import (
+    Assignment,
+    Backend,
+    ModelSpec,
+    Optimizer,
+    Plan,
+    Spec,
+    check_params,
+    proximal,
+)
 from regcore.export_support import load_snippet
 from regcore_adapters.tf import optim
+from regcore_adapters.tf import proximal as prox
 from regcore_adapters.tf.models import objective
 from regcore_adapters.tf.penalties import KERNELS, accumulation_dtype, coefficients, structure
 
@@ -23,7 +33,7 @@ MODES = ("eager", "function", "jit")
 DEFAULT_MODE = "function"
 
 _DEVICES = {"cpu": "/CPU:0", "gpu": "/GPU:0"}
-_CACHE_SIZE = 128  # compiled functions kept per kind (penalty, loss, step)
+_CACHE_SIZE = 128  # compiled functions kept per kind (penalty, loss, step, proximal step)
 
 Penalties = tuple[Assignment, ...]
 Coefs = tuple[tuple[tf.Tensor, ...], ...] | None
@@ -111,7 +121,7 @@ class _LRU:
         self._fns.clear()
 
 
-_PENALTY_FNS, _LOSS_FNS, _APPLY_FNS, _STEP_FNS = (_LRU(_CACHE_SIZE) for _ in range(4))
+_PENALTY_FNS, _LOSS_FNS, _APPLY_FNS, _STEP_FNS, _PROX_FNS = (_LRU(_CACHE_SIZE) for _ in range(5))
 
 
 def compile_fn(fn: Callable[..., Any], mode: str) -> Callable[..., Any]:
@@ -160,6 +170,21 @@ def apply_fn(mode: str, optimizer: Optimizer, decayed: tuple[str, ...]) -> Calla
     return _APPLY_FNS.get((mode, optimizer, decayed), make)
 
 
+def _train_step(mode: str, model: ModelSpec, penalties: Penalties, optimizer: Optimizer,
+                decayed: tuple[str, ...]) -> Callable[..., None]:
+    """:func:`step_fn`'s step as a plain Python function of the two shared compiled parts, for
+    another compiled function to call. Not the compiled step itself: on TensorFlow 2.21 one
+    compiled step called from two compiled callers fails in the second with "Called a function
+    referencing variables which have been deleted" (the first caller's variables)."""
+    gradients, update = loss_fn(mode, model, penalties), apply_fn(mode, optimizer, decayed)
+
+    def train_step(variables, state, x, y, coefs, factors):
+        _, grads = gradients({k: v.read_value() for k, v in variables.items()}, x, y, coefs)
+        update(variables, state, grads, factors)
+
+    return train_step
+
+
 def step_fn(mode: str, model: ModelSpec, penalties: Penalties, optimizer: Optimizer,
             decayed: tuple[str, ...]) -> Callable[..., Any]:
     """``(variables, state, x, y, coefs, factors) -> None``: one training step, updating
@@ -172,15 +197,29 @@ def step_fn(mode: str, model: ModelSpec, penalties: Penalties, optimizer: Optimi
     optimizer and decayed set (with every plan). A step's own trace is the two calls, which
     TensorFlow inlines when it optimizes the graph, so a step still runs as one graph."""
     def make():
-        gradients, update = loss_fn(mode, model, penalties), apply_fn(mode, optimizer, decayed)
-
-        def train_step(variables, state, x, y, coefs, factors):
-            _, grads = gradients({k: v.read_value() for k, v in variables.items()}, x, y, coefs)
-            update(variables, state, grads, factors)
-
-        return compile_fn(train_step, mode)
+        return compile_fn(_train_step(mode, model, penalties, optimizer, decayed), mode)
 
     return _STEP_FNS.get((mode, model, plan_structure(penalties), optimizer, decayed), make)
+
+
+def proximal_step_fn(mode: str, model: ModelSpec, penalties: Penalties, optimizer: Optimizer,
+                     decayed: tuple[str, ...], shrinks: tuple[Hashable, ...]) -> Callable[..., Any]:
+    """``(variables, state, x, y, coefs, factors, thresholds) -> None``: :func:`step_fn`'s step
+    on the smooth plan (the same shared gradient and update functions), then the shrinkage
+    operators of :func:`prox.structure` ``shrinks`` with their ``thresholds``
+    (:func:`prox.thresholds`), as one traced function; one per step configuration and
+    ``shrinks``, so every λ of a path shares one trace."""
+    def make():
+        step = _train_step(mode, model, penalties, optimizer, decayed)
+
+        def proximal_step(variables, state, x, y, coefs, factors, thresholds):
+            step(variables, state, x, y, coefs, factors)
+            prox.apply(shrinks, variables, thresholds)
+
+        return compile_fn(proximal_step, mode)
+
+    return _PROX_FNS.get((mode, model, plan_structure(penalties), optimizer, decayed, shrinks),
+                         make)
 
 
 class TFBackend(Backend):
@@ -266,13 +305,37 @@ class TFBackend(Backend):
         parameters, ``p ← (1 − lr·rate)·p``; then the SGD or Adam update. The parameters are
         copied into fresh ``tf.Variable``s (the caller's tensors are untouched)."""
         step = step_fn(self.mode, model, plan.penalties, optimizer, tuple(sorted(plan.decay)))
+        return self._run(step, plan, params, x, y, optimizer, steps)
+
+    def proximal_train(
+        self, model: ModelSpec, plan: Plan, params: Mapping[str, tf.Tensor],
+        x: tf.Tensor, y: tf.Tensor, *, lr: float, steps: int,
+    ) -> dict[str, tf.Tensor]:
+        """:meth:`train`'s SGD step on the smooth part of the plan, then the shrinkage operators
+        of :func:`regcore.proximal.split`, each step one :func:`proximal_step_fn` call (the
+        thresholds are arguments: a new λ does not retrace)."""
+        smooth, ops = proximal.split(plan)
+        ops = proximal.merged_shrinks(ops)
+        optimizer = Optimizer("sgd", lr)
+        step = proximal_step_fn(self.mode, model, smooth.penalties, optimizer,
+                                tuple(sorted(smooth.decay)), prox.structure(ops))
+        return self._run(step, smooth, params, x, y, optimizer, steps,
+                         lambda variables: (prox.thresholds(ops, variables, lr),))
+
+    def _run(self, step: Callable[..., Any], plan: Plan, params: Mapping[str, tf.Tensor],
+             x: tf.Tensor, y: tf.Tensor, optimizer: Optimizer, steps: int,
+             extra: Callable[[Mapping[str, tf.Variable]], tuple] = lambda variables: (),
+             ) -> dict[str, tf.Tensor]:
+        """``steps`` calls of ``step(variables, state, x, y, coefs, factors, *extra(variables))``
+        on fresh ``tf.Variable`` copies of ``params``, on their device."""
         with self._on(params):
             variables = {k: tf.Variable(v, name=k) for k, v in params.items()}
             state = optim.slots(optimizer, variables)
             coefs = penalty_coefs(plan.penalties, variables)
             factors = optim.decay_factor_tensors(optimizer, plan.decay, variables)
+            more = extra(variables)
             for _ in range(steps):
-                step(variables, state, x, y, coefs, factors)
+                step(variables, state, x, y, coefs, factors, *more)
             return {k: tf.identity(v) for k, v in variables.items()}
 
     def native_train(

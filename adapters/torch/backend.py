@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
-from regcore import Backend, ModelSpec, Optimizer, Plan, Spec, UnsupportedError, check_params
+from regcore import (
+    Backend,
+    ModelSpec,
+    Optimizer,
+    Plan,
+    Spec,
+    UnsupportedError,
+    check_params,
+    proximal,
+)
 from regcore.export_support import load_snippet
 from regcore_adapters.torch import distributed, native_training
+from regcore_adapters.torch import proximal as prox
 from regcore_adapters.torch.models import DenseNet, objective
 from regcore_adapters.torch.optim import torch_optimizer
 from regcore_adapters.torch.penalties import KERNELS, accumulation_dtype
@@ -44,6 +54,29 @@ def _grads(value: torch.Tensor, leaves: Mapping[str, torch.Tensor]) -> dict[str,
     got = torch.autograd.grad(value, [leaves[k] for k in names], allow_unused=True,
                               materialize_grads=True)
     return dict(zip(names, got, strict=True))
+
+
+def _fit(
+    model: ModelSpec, plan: Plan, params: Mapping[str, torch.Tensor], x: torch.Tensor,
+    y: torch.Tensor, optimizer: Optimizer, steps: int,
+    after_step: Callable[[dict[str, torch.Tensor]], None] | None = None,
+) -> dict[str, torch.Tensor]:
+    """``steps`` full-batch steps from copies of ``params``: gradients at the current parameters;
+    then, for decayed parameters, ``p ← (1 − lr·rate)·p``; then the optimizer's update; then
+    ``after_step(parameters)``, if given (the proximal step's shrinkage)."""
+    leaves = _leaves(params)
+    opt = torch_optimizer(optimizer, list(leaves.values()))
+    for _ in range(steps):
+        value = objective(model, leaves, x, y) + penalty_value(plan, leaves)
+        for name, grad in _grads(value, leaves).items():
+            leaves[name].grad = grad
+        with torch.no_grad():
+            for name, rate in plan.decay.items():
+                leaves[name].mul_(1 - optimizer.lr * rate)
+        opt.step()
+        if after_step is not None:
+            after_step(leaves)
+    return {k: v.detach() for k, v in leaves.items()}
 
 
 class TorchBackend(Backend):
@@ -115,17 +148,18 @@ class TorchBackend(Backend):
     ) -> dict[str, torch.Tensor]:
         """Each step: gradients at the current parameters; then, for decayed parameters,
         ``p ← (1 − lr·rate)·p`` (as ``torch.optim.AdamW``); then ``torch.optim.SGD``/``Adam``."""
-        leaves = _leaves(params)
-        opt = torch_optimizer(optimizer, list(leaves.values()))
-        for _ in range(steps):
-            value = objective(model, leaves, x, y) + penalty_value(plan, leaves)
-            for name, grad in _grads(value, leaves).items():
-                leaves[name].grad = grad
-            with torch.no_grad():
-                for name, rate in plan.decay.items():
-                    leaves[name].mul_(1 - optimizer.lr * rate)
-            opt.step()
-        return {k: v.detach() for k, v in leaves.items()}
+        return _fit(model, plan, params, x, y, optimizer, steps)
+
+    def proximal_train(
+        self, model: ModelSpec, plan: Plan, params: Mapping[str, torch.Tensor],
+        x: torch.Tensor, y: torch.Tensor, *, lr: float, steps: int,
+    ) -> dict[str, torch.Tensor]:
+        """:meth:`train`'s SGD steps on the smooth part of the plan, each followed by the
+        shrinkage operators of :func:`regcore.proximal.split` (:mod:`.proximal`)."""
+        smooth, ops = proximal.split(plan)
+        ops = proximal.merged_shrinks(ops)
+        return _fit(model, smooth, params, x, y, Optimizer("sgd", lr), steps,
+                    after_step=lambda leaves: prox.apply_(ops, leaves, lr))
 
     def native_train(
         self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Tensor],

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from regcore import Assignment, Backend, ModelSpec, Optimizer, Plan, check_params
+from regcore import Assignment, Backend, ModelSpec, Optimizer, Plan, check_params, proximal
 from regcore_jax import optim
+from regcore_jax import proximal as prox
 from regcore_jax.models import objective
 from regcore_jax.penalties import KERNELS, accumulation_dtype
 
@@ -82,17 +83,21 @@ def loss_fn(model: ModelSpec, penalties: Penalties) -> Callable[..., Any]:
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def train_fn(model: ModelSpec, penalties: Penalties, optimizer: Optimizer,
-             decay: tuple[tuple[str, float], ...]) -> Callable[..., Any]:
-    """``(params, x, y, steps) -> params``: ``steps`` training steps as one ``lax.fori_loop``
-    (``steps`` is traced, so one compilation serves every run length). Each step: gradients at the
-    current parameters, then :func:`optim.update`."""
+             decay: tuple[tuple[str, float], ...],
+             shrinks: tuple[Hashable, ...] = ()) -> Callable[..., Any]:
+    """``(params, x, y, steps, thresholds=()) -> params``: ``steps`` training steps as one
+    ``lax.fori_loop`` (``steps`` is traced, so one compilation serves every run length). Each
+    step: gradients at the current parameters, then :func:`optim.update`, then the shrinkage
+    operators of :func:`prox.structure` ``shrinks`` (none for :meth:`JaxBackend.train`) with
+    their ``thresholds``, traced too: one compilation serves every λ."""
     factors = optim.decay_factors(optimizer, dict(decay))
     grad = jax.grad(functools.partial(total_loss, model, penalties))
 
-    def run(params, x, y, steps):
+    def run(params, x, y, steps, thresholds=()):
         def step(i, carry):
-            p, state = carry
-            return optim.update(optimizer, factors, p, grad(p, x, y), state, i + 1)
+            p, state = optim.update(optimizer, factors, carry[0], grad(carry[0], x, y),
+                                    carry[1], i + 1)
+            return prox.apply(shrinks, p, thresholds), state
 
         return jax.lax.fori_loop(0, steps, step, (params, optim.init(optimizer, params)))[0]
 
@@ -167,6 +172,22 @@ class JaxBackend(Backend):
         run = train_fn(model, plan.penalties, optimizer, tuple(sorted(plan.decay.items())))
         with x64():
             final = run(dict(params), x, y, steps)
+        return {k: final[k] for k in params}
+
+    def proximal_train(
+        self, model: ModelSpec, plan: Plan, params: Mapping[str, jax.Array],
+        x: jax.Array, y: jax.Array, *, lr: float, steps: int,
+    ) -> dict[str, jax.Array]:
+        """:meth:`train`'s SGD steps on the smooth part of the plan, each followed by the
+        shrinkage operators of :func:`regcore.proximal.split`, in the same jitted
+        ``lax.fori_loop`` (:func:`train_fn` with ``shrinks``)."""
+        _check(params)
+        smooth, ops = proximal.split(plan)
+        ops = proximal.merged_shrinks(ops)
+        run = train_fn(model, smooth.penalties, Optimizer("sgd", lr),
+                       tuple(sorted(smooth.decay.items())), prox.structure(ops))
+        with x64():
+            final = run(dict(params), x, y, steps, prox.thresholds(ops, params, lr))
         return {k: final[k] for k in params}
 
     def exported_penalty(
