@@ -215,6 +215,9 @@ def _print(args: argparse.Namespace, rows: list[dict], written: list[Path],
         console.print(f"at the choice: {res['coefficients']['zeros'][i]} of "
                       f"{len(res['coefficients']['names'])} coefficients exactly 0",
                       highlight=False)
-    console.print(f"wrote {', '.join(escape(str(p)) for p in written)}", highlight=False)
+    plots = len(written) - 1
+    console.print(f"wrote {escape(str(written[0]))}"
+                  + (f" and {plots} plots in {escape(str(written[0].parent))}" if plots else ""),
+                  highlight=False)
     if disagree:
         console.print("[red]backends disagree[/red]: see path.json for every fold's losses")

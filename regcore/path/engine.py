@@ -12,13 +12,15 @@ move away. Every fit is ``steps`` full-batch steps on the backend:
   subgradient and coefficients hover near 0 instead of reaching it.
 
 Losses recorded are data losses (no penalty), in float64: the training fold's and the validation
-fold's. A fit also records its last step's size, ``‖p_K − p_{K−1}‖₂ / lr`` (the gradient
-mapping's norm): for a convex problem ``‖p_K − p*‖ ≤ 2·that/μ``, so it says how far from
-converged the fit stopped.
+fold's. A proximal fit also records its last step's size, ``‖p_K − p_{K−1}‖₂ / lr`` (the
+gradient mapping's norm): for a convex problem ``‖p_K − p*‖ ≤ 2·that/μ``, so it says how far
+from converged the fit stopped (``null`` for Adam, whose step is no such certificate). Numbers
+that are not finite (a diverged fit) are written as ``null``, so ``path.json`` is strict JSON.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -164,13 +166,11 @@ class _BackendFitter:
             ) -> tuple[dict[str, Any], float]:
         b, model, s = self.backend, self.problem.model, self.s
         plan = spec.resolve(model.params())
-        if s.optimizer == "sgd":
-            before = b.proximal_train(model, plan, params, *data, lr=lr, steps=s.steps - 1)
-            after = b.proximal_train(model, plan, before, *data, lr=lr, steps=1)
-        else:
+        if s.optimizer != "sgd":  # Adam's moments must run on: one call, no last step
             opt = Optimizer("adam", lr)
-            before = b.train(model, plan, params, *data, optimizer=opt, steps=s.steps - 1)
-            after = b.train(model, plan, before, *data, optimizer=opt, steps=1)
+            return b.train(model, plan, params, *data, optimizer=opt, steps=s.steps), math.nan
+        before = b.proximal_train(model, plan, params, *data, lr=lr, steps=s.steps - 1)
+        after = b.proximal_train(model, plan, before, *data, lr=lr, steps=1)
         diff = [np.ravel(b.to_numpy(after[k]).astype(np.float64)
                          - b.to_numpy(before[k]).astype(np.float64)) for k in after]
         return after, float(np.linalg.norm(np.concatenate(diff))) / lr
@@ -231,12 +231,12 @@ def run(backend: Backend, problem: Problem | Any, spec: Spec, values: tuple[floa
                   "validation_sizes": [int(len(va)) for _, va in folds]},
         "optimizer": settings.optimizer, "proximal": settings.optimizer == "sgd",
         "steps": settings.steps, "lr": lrs.tolist(),
-        "train_loss": train.tolist(), "val_loss": val.tolist(),
-        "mean_train": mean_train.tolist(), "se_train": se_train.tolist(),
-        "mean_val": mean_val.tolist(), "se_val": se_val.tolist(),
-        "last_step": gmap.tolist(),
+        "train_loss": _plain(train), "val_loss": _plain(val),
+        "mean_train": _plain(mean_train), "se_train": _plain(se_train),
+        "mean_val": _plain(mean_val), "se_val": _plain(se_val),
+        "last_step": _plain(gmap),
         "choice": {rule: {"index": i, "value": values[i]} for rule, i in chosen.items()},
-        "final": {k: v.tolist() for k, v in full_path[chosen["min"]].items()},
+        "final": {k: _plain(v) for k, v in full_path[chosen["min"]].items()},
         "seconds": time.perf_counter() - started,
     }
     if problem.linear:
@@ -248,3 +248,8 @@ def run(backend: Backend, problem: Problem | Any, spec: Spec, values: tuple[floa
             "zeros": [int(np.count_nonzero(k == 0)) for k in kernels],
         }
     return result
+
+
+def _plain(array: np.ndarray) -> list:
+    """``array.tolist()`` with every non-finite number as ``None`` (strict JSON)."""
+    return np.where(np.isfinite(array), array, None).tolist()
