@@ -176,10 +176,11 @@ def _check_one(np, backend, device, dtype, scenario, name, plan, ref, tol, row: 
 
 
 class _progress:
-    """A rich progress bar on stderr while checks run (only on a terminal, never with --json)."""
+    """A rich progress bar on stderr while work runs (only on a terminal, never with --json);
+    entering gives ``advance(n, description=None)``."""
 
-    def __init__(self, total: int, quiet: bool) -> None:
-        self.total, self.quiet = total, quiet
+    def __init__(self, total: int, quiet: bool, description: str = "checking") -> None:
+        self.total, self.quiet, self.description = total, quiet, description
 
     def __enter__(self):
         from rich.console import Console
@@ -189,8 +190,13 @@ class _progress:
         self.bar = Progress(console=console, transient=True,
                             disable=self.quiet or not console.is_terminal)
         self.bar.start()
-        task = self.bar.add_task("checking", total=self.total)
-        return lambda n: self.bar.advance(task, n)
+        task = self.bar.add_task(self.description, total=self.total)
+
+        def advance(n: int, description: str | None = None) -> None:
+            self.bar.update(task, advance=n, **({"description": description}
+                                                if description else {}))
+
+        return advance
 
     def __exit__(self, *exc: object) -> None:
         self.bar.stop()

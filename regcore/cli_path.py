@@ -122,10 +122,11 @@ def run_path(args: argparse.Namespace, spec: Spec) -> int:
             runnable.append(b)
     results = []
     fits = (args.folds + 1) * len(values)
-    with _progress(fits * len(runnable), args.json) as advance:
+    with _progress(fits * len(runnable), args.json, "fitting") as advance:
         for b in runnable:
             try:
-                results.append(run(b, prob, spec, values, settings, lambda: advance(1)))
+                results.append(run(b, prob, spec, values, settings,
+                                   _counter(advance, b.name, args.folds, len(values))))
             except UnsupportedError as exc:
                 rows.append({"backend": b.name, "status": "skipped", "note": str(exc)})
     if not results:
@@ -153,6 +154,19 @@ def run_path(args: argparse.Namespace, spec: Spec) -> int:
     disagree = any(r["status"] == "disagrees" for r in rows)
     _print(args, rows, written, disagree)
     return EXIT_DISAGREE if disagree else EXIT_OK
+
+
+def _counter(advance: Any, name: str, folds: int, per_fold: int) -> Any:
+    """``progress()`` for one backend's run: advances the bar, naming the fold being fitted."""
+    done = 0
+
+    def progress() -> None:
+        nonlocal done
+        done += 1
+        fold = (done - 1) // per_fold + 1
+        advance(1, f"{name}: fold {fold}/{folds}" if fold <= folds else f"{name}: all data")
+
+    return progress
 
 
 def _device_ok(backend: Any, device: str) -> bool:

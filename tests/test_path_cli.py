@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +142,29 @@ def test_a_preset_network_runs_with_its_own_step_size(tmp_path):
     assert proc.returncode == 0, proc.stderr
     (result,) = json.loads((tmp_path / "path.json").read_text())["results"]
     assert result["lr"][0] == [0.05, 0.05] and "coefficients" not in result
+
+
+def test_path_shows_a_progress_bar_on_a_terminal(tmp_path):
+    """On a terminal (a pseudo-terminal here) stderr carries a progress bar naming the backend
+    and the fold; the table still goes to stdout."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "regcore", "path", _spec_file(tmp_path, L1_SPEC), "--data",
+         "synthetic", "--backends", "numpy", "--no-plots", "--out", str(tmp_path), "--grid",
+         "0.01:1:5", "--steps", "400", "--folds", "3"],
+        stdout=subprocess.PIPE, stderr=slave, cwd=Path(__file__).resolve().parent.parent)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the other end closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    out = proc.communicate(timeout=300)[0].decode()
+    os.close(master)
+    assert proc.returncode == 0
+    assert b"numpy: fold 1/3" in seen and b"%" in seen, seen[-500:]
+    assert "agrees" in out

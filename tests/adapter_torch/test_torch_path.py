@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
-from regcore import L1, L2, GroupLasso, Rule, Spec, SpecError, load_backend
-from regcore.path import Settings, run
-from regcore.path.data import problem
-from regcore_adapters.torch.path import ModuleProblem
-from regcore_conformance.tolerance import Tolerance, network_chain
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from regcore import L1, L2, GroupLasso, Rule, Spec, SpecError, load_backend  # noqa: E402
+from regcore.path import Settings, run  # noqa: E402
+from regcore.path.data import problem  # noqa: E402
+from regcore_adapters.torch.path import ModuleProblem  # noqa: E402
+from regcore_conformance.tolerance import Tolerance, network_chain  # noqa: E402
 
 
 def _module_like(prob) -> nn.Sequential:
