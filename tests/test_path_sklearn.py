@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 import pytest
 
-from regcore import L1, L2, ElasticNet, Rule, Spec, load_backend
+from regcore import L1, L2, ElasticNet, Rule, Spec, convert, load_backend
 from regcore.path import Settings, kfold, log_grid, run
 from regcore.path.data import problem
 from regcore_conformance.tolerance import Tolerance, network_chain
@@ -146,3 +146,27 @@ def test_lasso_and_elastic_net_cv_same_folds(data, kind):
     ours_w = np.asarray(result["final"]["dense_0.kernel"])[:, 0]
     assert np.linalg.norm(ours_w - cv.coef_) <= delta
     np.testing.assert_array_equal(ours_w == 0, cv.coef_ == 0)
+
+
+@pytest.mark.parametrize("kind", ["ridge", "lasso"])
+def test_a_path_in_keras_terms_converts_to_scikit_learns_choice(data, kind):
+    """The spec in the ``sum`` convention (Keras ``L2``/``L1``), scikit-learn's alphas from
+    :func:`regcore.convert`: scikit-learn chooses the converted value of the path's choice."""
+    prob, folds = data
+    m = len(folds[0][0])
+    if kind == "ridge":
+        spec, grid = Spec(penalties=(Rule(L2(0.01, convention="sum")),)), log_grid(1e-3, 10, 9)
+        target = {"n_samples": m, "data_loss": "mse"}
+        alphas = [convert(L2(v, convention="sum"), "sklearn_ridge", **target).coef for v in grid]
+        estimator = RidgeCV(alphas=alphas, cv=folds, scoring="neg_mean_squared_error")
+    else:
+        spec, grid = Spec(penalties=(Rule(L1(0.01, convention="sum")),)), log_grid(4e-3, 1, 9)
+        alphas = [convert(L1(v, convention="sum"), "sklearn_lasso", data_loss="mse").coef
+                  for v in grid]
+        estimator = LassoCV(alphas=alphas, cv=folds, tol=TOL_CD, max_iter=1_000_000)
+    result = _path(spec, grid)
+    _margin_ok(np.asarray(result["mean_val"]),
+               _bounds(prob, folds, result, sklearn_gap=kind == "lasso").mean(axis=0).max())
+    cv = _fit_quietly(estimator, prob.x, prob.y[:, 0])
+    assert cv.alpha_ == alphas[result["choice"]["min"]["index"]]
+    assert alphas == sorted(alphas, reverse=True)  # exact factors: the order is kept
