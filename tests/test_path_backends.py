@@ -14,12 +14,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from regcore import L1, L2, ElasticNet, GroupLasso, Rule, Spec, available_backends, load_backend
+from regcore import L1, L2, ElasticNet, GroupLasso, Rule, Spec, load_backend
 from regcore.path import Settings, run
 from regcore.path.data import problem
 from regcore_conformance.tolerance import Tolerance, network_chain
+from tests.installed import backend_params
 
-OTHERS = [b for b in available_backends() if b != "numpy"]
+OTHERS = backend_params(exclude=("numpy",))
 LINEAR_SPECS = {
     "l1": Spec(penalties=(Rule(L1(0.05, convention="sum")),)),
     "elastic_net": Spec(penalties=(Rule(ElasticNet.from_sklearn(0.05, 0.5, data_loss="mse")),)),

@@ -31,6 +31,7 @@ import regcore
 from regcore import TERMS, Rule, Select, Spec, SpecError, convert
 from regcore_conformance.tolerance import Tolerance, penalty_chain
 from tests import strategies as rs
+from tests.installed import backend_params
 
 REFERENCE = regcore.load_backend("numpy")
 
@@ -43,15 +44,8 @@ def _backend(name: str) -> regcore.Backend:
 def _backend_dtypes() -> list:
     """Every registered backend × dtype; one whose framework is not installed here is skipped
     with the loader's reason (each backend's nox session installs it)."""
-    cases = []
-    for name in regcore.available_backends():
-        try:
-            _backend(name)
-            marks = ()
-        except regcore.BackendNotFoundError as exc:
-            marks = pytest.mark.skip(reason=str(exc))
-        cases += [pytest.param(name, dtype, marks=marks) for dtype in ("float64", "float32")]
-    return cases
+    return [pytest.param(*p.values, dtype, marks=p.marks) for p in backend_params()
+            for dtype in ("float64", "float32")]
 
 
 BACKEND_DTYPES = _backend_dtypes()

@@ -20,6 +20,7 @@ import pytest
 import regcore
 from regcore import L1, GroupLasso, ModelSpec, Rule, Spec, UnsupportedError
 from regcore_conformance.tolerance import Tolerance, network_chain
+from tests.installed import backend_params
 
 REFERENCE = regcore.load_backend("numpy")
 
@@ -27,18 +28,6 @@ REFERENCE = regcore.load_backend("numpy")
 @cache
 def _backend(name: str) -> regcore.Backend:
     return regcore.load_backend(name)
-
-
-def _backends() -> list:
-    cases = []
-    for name in regcore.available_backends():
-        try:
-            _backend(name)
-            marks = ()
-        except regcore.BackendNotFoundError as exc:
-            marks = pytest.mark.skip(reason=str(exc))
-        cases.append(pytest.param(name, marks=marks))
-    return cases
 
 
 def _run(name: str, model: ModelSpec, plan, params, x, y, *, lr: float, steps: int):
@@ -98,7 +87,7 @@ def _distance_bound(params: dict[str, np.ndarray], plan, x, y, q: float) -> floa
     return (moved + eps * np.sqrt(size)) / (1 - q)
 
 
-@pytest.mark.parametrize("name", _backends())
+@pytest.mark.parametrize("name", backend_params())
 def test_lasso_matches_sklearn_with_exact_zeros(name):
     """After ``STEPS`` proximal steps the kernel has exactly scikit-learn's zeros, and kernel and
     bias are within ``bound(ours) + bound(sklearn)`` of scikit-learn's (both bounds from
@@ -141,7 +130,7 @@ def _group_plan(scale_by_size: bool):
 
 
 @pytest.mark.parametrize("scale_by_size", [False, True])
-@pytest.mark.parametrize("name", _backends())
+@pytest.mark.parametrize("name", backend_params())
 def test_group_shrink_zeroes_whole_groups(name, scale_by_size):
     x, y = _group_data(zero_feature=False)
     rng = np.random.default_rng(4)
@@ -153,7 +142,7 @@ def test_group_shrink_zeroes_whole_groups(name, scale_by_size):
 
 
 @pytest.mark.parametrize("scale_by_size", [False, True])
-@pytest.mark.parametrize("name", _backends())
+@pytest.mark.parametrize("name", backend_params())
 def test_all_zero_group_stays_zero_without_nan(name, scale_by_size):
     """Feature 3 is 0 everywhere and its row starts at 0: its gradient is 0, so the shrink
     meets an all-zero group at every step (``‖p_g‖ = 0``)."""
