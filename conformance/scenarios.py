@@ -123,12 +123,18 @@ def _data(name: str) -> tuple[np.ndarray, np.ndarray]:
 @cache
 def _params(name: str) -> dict[str, np.ndarray]:
     scenario = SCENARIOS[name]
-    rng = np.random.default_rng(1000 + scenario.seed)
+    if scenario.init == "zeros":
+        return {info.name: np.zeros(info.shape) for info in scenario.model.params()}
+    return glorot(scenario.model, scenario.seed)
+
+
+def glorot(model: ModelSpec, seed: int) -> dict[str, np.ndarray]:
+    """Seeded initial parameters: kernels uniform Glorot (``±√(6/(fan_in + fan_out))``), biases
+    uniform ±0.1, drawn in parameter order from ``default_rng(1000 + seed)``."""
+    rng = np.random.default_rng(1000 + seed)
     params = {}
-    for info in scenario.model.params():
-        if scenario.init == "zeros":
-            params[info.name] = np.zeros(info.shape)
-        elif info.role == "bias":
+    for info in model.params():
+        if info.role == "bias":
             params[info.name] = rng.uniform(-0.1, 0.1, size=info.shape)
         else:
             limit = np.sqrt(6.0 / sum(info.shape))

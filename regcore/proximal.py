@@ -26,7 +26,9 @@ in their own ops (optional :meth:`regcore.Backend.proximal_train`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from regcore.spec import Assignment, Plan
 from regcore.terms import L1, L2, ElasticNet, GroupLasso
@@ -92,3 +94,19 @@ def merged_shrinks(ops: tuple[ProxOp, ...]) -> tuple[ProxOp, ...]:
         else:
             rest.append(op)
     return tuple(Shrink(p, c) for p, c in total.items()) + tuple(rest)
+
+
+def apply(ops: tuple[ProxOp, ...], params: Mapping[str, Any], step: float,
+          shrink: Callable[[Any, float], None],
+          group_shrink: Callable[[Any, float, int, bool], None]) -> None:
+    """Apply ``ops`` in order with step size ``step`` through a backend's in-place operators:
+    ``shrink(p, threshold)`` and ``group_shrink(p, threshold, axis, scale_by_size)``, with
+    ``threshold = step·coef`` computed here in float64 (the backend rounds it to ``p``'s dtype
+    once)."""
+    for op in ops:
+        if isinstance(op, Shrink):
+            shrink(params[op.param], step * op.coef)
+        elif isinstance(op, GroupShrink):
+            group_shrink(params[op.param], step * op.coef, op.axis, op.scale_by_size)
+        else:
+            raise TypeError(f"unknown proximal operator {op!r}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from regcore.proximal import GroupShrink, ProxOp, Shrink
+from regcore import proximal
+from regcore.proximal import ProxOp
 
 
 def shrink_(p: np.ndarray, threshold: float) -> None:
@@ -29,10 +30,4 @@ def group_shrink_(p: np.ndarray, threshold: float, axis: int, scale_by_size: boo
 
 def apply_(ops: tuple[ProxOp, ...], params: dict[str, np.ndarray], step: float) -> None:
     """Apply ``ops`` (:func:`regcore.proximal.merged_shrinks` order) with step size ``step``."""
-    for op in ops:
-        if isinstance(op, Shrink):
-            shrink_(params[op.param], step * op.coef)
-        elif isinstance(op, GroupShrink):
-            group_shrink_(params[op.param], step * op.coef, op.axis, op.scale_by_size)
-        else:  # pragma: no cover - split() makes only these
-            raise TypeError(f"unknown proximal operator {op!r}")
+    proximal.apply(ops, params, step, shrink_, group_shrink_)

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 
 import torch
 
-from regcore.proximal import GroupShrink, ProxOp, Shrink
+from regcore import proximal
+from regcore.proximal import ProxOp
 
 
 def _scalar(value: float, p: torch.Tensor) -> torch.Tensor:
@@ -37,10 +38,4 @@ def group_shrink_(p: torch.Tensor, threshold: float, axis: int, scale_by_size: b
 def apply_(ops: tuple[ProxOp, ...], params: Mapping[str, torch.Tensor], step: float) -> None:
     """Apply ``ops`` (:func:`regcore.proximal.merged_shrinks` order) with step size ``step``,
     outside autograd (the parameters may be leaves that require grad)."""
-    for op in ops:
-        if isinstance(op, Shrink):
-            shrink_(params[op.param], step * op.coef)
-        elif isinstance(op, GroupShrink):
-            group_shrink_(params[op.param], step * op.coef, op.axis, op.scale_by_size)
-        else:  # pragma: no cover - split() makes only these
-            raise TypeError(f"unknown proximal operator {op!r}")
+    proximal.apply(ops, params, step, shrink_, group_shrink_)

@@ -39,24 +39,11 @@ def synthetic() -> tuple[np.ndarray, np.ndarray]:
     return x, x @ beta + 1.0 + 1.5 * rng.standard_normal((200, 1))
 
 
-def glorot(model: ModelSpec, seed: int) -> dict[str, np.ndarray]:
-    """Seeded uniform Glorot kernels and ±0.1 biases (the scenarios' initialization)."""
-    rng = np.random.default_rng(1000 + seed)
-    out = {}
-    for info in model.params():
-        if info.role == "bias":
-            out[info.name] = rng.uniform(-0.1, 0.1, size=info.shape)
-        else:
-            limit = np.sqrt(6.0 / sum(info.shape))
-            out[info.name] = rng.uniform(-limit, limit, size=info.shape)
-    return out
-
-
 def problem(data: str, *, hidden: tuple[int, ...] = (), activation: str | None = None,
             loss: str | None = None, seed: int = 0) -> Problem:
     """The :class:`Problem` ``--data`` names. :class:`SpecError` for an unknown name, a file that
     cannot be read, or data that does not fit the model."""
-    from regcore_conformance.scenarios import SCENARIOS
+    from regcore_conformance.scenarios import SCENARIOS, glorot
 
     name = "seed004_iris_mlp" if data == "iris" else data
     if name in SCENARIOS:
