@@ -43,7 +43,8 @@ OPTIMIZERS = ("sgd", "adam")
 class Fitter(Protocol):
     """What the path needs from one model on one backend. :class:`Problem` makes one for any
     backend's dense ``ModelSpec`` network; an adapter can make one for a user's own model
-    (``regcore_adapters.torch.path.ModuleProblem`` for an ``nn.Module``). Parameters are the
+    (``regcore_adapters.torch.path.ModuleProblem`` for an ``nn.Module``,
+    ``regcore_adapters.tf.path.ModelProblem`` for a Keras model). Parameters are the
     fitter's own objects; only :meth:`numpy` turns them into NumPy."""
 
     def start(self) -> Any:

@@ -1,0 +1,229 @@
+"""The regularization path (:mod:`regcore.path`) on a user's own Keras 3 model.
+
+``ModelProblem(name, model, loss, x, y)`` is a problem :func:`regcore.path.run` accepts with the
+tf backend: the fitter trains a clone of ``model`` (``keras.models.clone_model``, every layer
+rebuilt in the path's dtype, the weights copied in; its trainable weights as given are the
+initial ones; the caller's model is never changed), the spec is resolved against the model's own
+variable names and roles (:mod:`regcore_adapters.tf.keras_params`: role by layer type; Keras
+kernels are already in the canonical layout), and each fit is the same step as the backend's
+:meth:`~regcore_adapters.tf.TFBackend.proximal_train`: plain SGD on the data loss plus the smooth
+terms, decoupled decay before it, then the shrinkage of :mod:`regcore.proximal` (exact zeros for
+L1, elastic net and group lasso); or torch's Adam (:mod:`regcore_adapters.tf.optim`) on the
+subgradient with ``Settings(optimizer="adam")``. ``loss`` is ``"mse"``, ``"half_mse"``,
+``"softmax_xent"`` (as the scenarios define them) or any ``loss(output, target) -> 0-dim
+tensor``. A network has no derived step size: give ``Settings(lr=...)``.
+
+The model is called as ``model(x)`` (Keras's inference mode: dropout off, batch normalization on
+its moving statistics, which stay as given). Sequential and functional models are covered (what
+``clone_model`` clones); a subclassed model is refused. Parameters between fits are tensors by
+name; one clone per path holds them while a fit runs, so each step is one traced function per
+plan structure, with coefficients, thresholds and decay factors as arguments: every grid value
+shares one trace (the backend's ``mode`` picks eager, ``tf.function`` or XLA).
+
+    from regcore.path import Settings, run
+    from regcore_adapters.tf.path import ModelProblem
+
+    problem = ModelProblem("mine", my_model, "softmax_xent", x, y)
+    result = run(load_backend("tf"), problem, spec, grid, Settings(lr=0.1, steps=100))
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from regcore import Backend, Optimizer, Spec, SpecError, proximal
+from regcore_adapters.tf import optim
+from regcore_adapters.tf import proximal as prox
+from regcore_adapters.tf.backend import (
+    _DEVICES,
+    Penalties,
+    _promote,
+    compile_fn,
+    penalty_coefs,
+    penalty_value,
+    plan_structure,
+)
+from regcore_adapters.tf.keras_params import model_params
+from regcore_adapters.tf.keras_training import floatx
+from regcore_adapters.tf.models import data_loss
+
+LOSSES = ("mse", "half_mse", "softmax_xent")
+
+
+@dataclass(frozen=True)
+class ModelProblem:
+    """A user's built Keras ``model``, its ``loss`` and its data (NumPy)."""
+
+    name: str
+    model: keras.Model
+    loss: str | Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+    x: np.ndarray
+    y: np.ndarray
+    linear = False  # coefficient paths are drawn for the dense ModelSpec problems only
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, keras.Model):
+            raise SpecError(f"ModelProblem.model: expected a Keras model, got "
+                            f"{type(self.model).__name__}")
+        if not self.model.built:
+            raise SpecError(f"ModelProblem.model: {self.model.name!r} is not built; call it on "
+                            "a batch or give it an Input first")
+        if isinstance(self.loss, str) and self.loss not in LOSSES:
+            raise SpecError(f"ModelProblem.loss: expected one of {', '.join(LOSSES)} or a "
+                            f"callable, got {self.loss!r}")
+        if not callable(self.loss) and not isinstance(self.loss, str):
+            raise SpecError(f"ModelProblem.loss: expected a name or a callable, got "
+                            f"{self.loss!r}")
+        if len(self.x) != len(self.y):
+            raise SpecError(f"ModelProblem: x has {len(self.x)} rows, y {len(self.y)}")
+
+    @property
+    def classification(self) -> bool:
+        return self.loss == "softmax_xent"
+
+    def describe(self) -> dict[str, Any]:
+        loss = self.loss if isinstance(self.loss, str) else getattr(self.loss, "__name__",
+                                                                    "loss")
+        return {"model": type(self.model).__name__, "loss": loss}
+
+    def fitter(self, backend: Backend, settings: Any) -> _ModelFitter:
+        if backend.name != "tf":
+            raise SpecError(f"a Keras model's path runs on the tf backend, not "
+                            f"{backend.name!r}")
+        if keras.backend.backend() != "tensorflow":
+            raise SpecError(f"a Keras model's path needs Keras on its tensorflow backend, not "
+                            f"{keras.backend.backend()!r}")
+        return _ModelFitter(self, backend, settings)
+
+
+def _clone(model: keras.Model, dtype: tf.DType) -> keras.Model:
+    """``model``'s layers rebuilt with ``dtype`` (nested models too), its weights copied in."""
+    def rebuild(layer: keras.layers.Layer) -> keras.layers.Layer:
+        return layer.__class__.from_config({**layer.get_config(), "dtype": dtype.name})
+
+    try:
+        with floatx(dtype):
+            clone = keras.models.clone_model(model, clone_function=rebuild, recursive=True)
+    except (TypeError, ValueError) as e:  # a subclassed model: no config to rebuild it from
+        raise SpecError(f"ModelProblem.model: keras.models.clone_model cannot copy "
+                        f"{type(model).__name__} (a Sequential or functional model can be): "
+                        f"{e}") from e
+    if [w.shape for w in clone.weights] != [w.shape for w in model.weights]:
+        raise SpecError(f"ModelProblem.model: the clone of {model.name!r} has other weights")
+    for dst, src in zip(clone.weights, model.weights, strict=True):
+        dst.assign(np.asarray(src.numpy(), dtype=dtype.as_numpy_dtype))
+    return clone
+
+
+class _ModelFitter:
+    """:class:`regcore.path.engine.Fitter` for a :class:`ModelProblem`: parameters are tensors
+    by name, loaded into one clone of the model (:attr:`work`) for each fit and loss."""
+
+    def __init__(self, problem: ModelProblem, backend: Backend, settings: Any) -> None:
+        self.p, self.b, self.s = problem, backend, settings
+        self.dtype = tf.as_dtype(settings.dtype)
+        if settings.device not in _DEVICES:
+            raise SpecError(f"path device: expected one of {', '.join(_DEVICES)}, got "
+                            f"{settings.device!r}")
+        with tf.device(_DEVICES[settings.device]):
+            self.work = _clone(problem.model, self.dtype)
+        params = model_params(self.work)
+        self.infos = [kp.info for kp in params]
+        names, cloned = [kp.info.name for kp in model_params(problem.model)], \
+            [i.name for i in self.infos]
+        if cloned != names:  # start() reads the model's values under its own names
+            raise SpecError(f"ModelProblem.model: the clone's variables {cloned} are not the "
+                            f"model's {names}")
+        self.variables = {kp.info.name: kp.variable.value for kp in params}  # the tf.Variables
+        self.steps: dict[Hashable, Callable[..., None]] = {}
+        self.evaluate = compile_fn(self._loss, backend.mode)
+
+    def start(self) -> dict[str, tf.Tensor]:
+        return {kp.info.name: self.b.asarray(kp.variable.numpy(), dtype=self.s.dtype,
+                                              device=self.s.device)
+                for kp in model_params(self.p.model)}
+
+    def data(self, rows: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
+        label = "int64" if self.p.classification else self.s.dtype
+        return (self.b.asarray(self.p.x[rows], dtype=self.s.dtype, device=self.s.device),
+                self.b.asarray(self.p.y[rows], dtype=label, device=self.s.device))
+
+    def _loss(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        out = self.work(x)
+        return data_loss(self.p.loss, out, y) if isinstance(self.p.loss, str) \
+            else self.p.loss(out, y)
+
+    def _load(self, params: Mapping[str, tf.Tensor]) -> None:
+        for name, v in self.variables.items():
+            v.assign(params[name])
+
+    def _snapshot(self) -> dict[str, tf.Tensor]:
+        return {name: tf.identity(v) for name, v in self.variables.items()}
+
+    def _step(self, penalties: Penalties, optimizer: Optimizer, decayed: tuple[str, ...],
+              shrinks: tuple[Hashable, ...]) -> Callable[..., None]:
+        """``(variables, state, x, y, coefs, factors, thresholds) -> None``: gradients of data
+        loss plus ``penalties`` at the current values, :func:`optim.apply` (decay, then SGD or
+        Adam), then the ``shrinks``; compiled once per configuration (not per coefficient)."""
+        key = (plan_structure(penalties), optimizer, decayed, shrinks)
+        if key not in self.steps:
+            def step(variables, state, x, y, coefs, factors, thresholds):
+                sources = list(variables.values())
+                with tf.GradientTape() as tape:
+                    tape.watch(sources)
+                    loss = self._loss(x, y)
+                    penalty = penalty_value(penalties, {k: v.read_value() for k, v
+                                                        in variables.items()}, coefs)
+                    dtype = _promote(loss.dtype, penalty.dtype)
+                    value = tf.cast(loss, dtype) + tf.cast(penalty, dtype)
+                grads = tape.gradient(value, sources,
+                                      unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                optim.apply(optimizer, factors, variables,
+                            dict(zip(variables, grads, strict=True)), state)
+                prox.apply(shrinks, variables, thresholds)
+
+            self.steps[key] = compile_fn(step, self.b.mode)
+        return self.steps[key]
+
+    def fit(self, spec: Spec, params: Mapping[str, tf.Tensor], data: Any, lr: float
+            ) -> tuple[dict[str, tf.Tensor], float]:
+        plan = spec.resolve(self.infos)
+        if self.s.optimizer == "sgd":
+            smooth, ops = proximal.split(plan)
+            ops = proximal.merged_shrinks(ops)
+        else:
+            smooth, ops = plan, ()
+        optimizer = Optimizer(self.s.optimizer, lr)
+        variables = self.variables
+        self._load(params)
+        step = self._step(smooth.penalties, optimizer, tuple(sorted(smooth.decay)),
+                          prox.structure(ops))
+        args = (variables, optim.slots(optimizer, variables), *data,
+                penalty_coefs(smooth.penalties, variables),
+                optim.decay_factor_tensors(optimizer, smooth.decay, variables),
+                prox.thresholds(ops, variables, lr))
+        for _ in range(self.s.steps - 1):
+            step(*args)
+        before = self._snapshot()
+        step(*args)
+        after = self._snapshot()
+        if self.s.optimizer != "sgd":
+            return after, math.nan  # as the backend's fitter: no certificate for Adam
+        moved = np.concatenate([np.ravel(after[k].numpy().astype(np.float64)
+                                         - before[k].numpy().astype(np.float64))
+                                for k in after])
+        return after, float(np.linalg.norm(moved)) / lr
+
+    def loss(self, params: Mapping[str, tf.Tensor], data: Any) -> float:
+        self._load(params)
+        return float(self.evaluate(*data))
+
+    def numpy(self, params: Mapping[str, tf.Tensor]) -> dict[str, np.ndarray]:
+        return {k: v.numpy().astype(np.float64) for k, v in params.items()}
