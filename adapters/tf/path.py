@@ -39,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from regcore import Backend, Optimizer, Spec, SpecError, proximal
+from regcore.path.engine import check_user_problem, loss_name
 from regcore_adapters.tf import optim
 from regcore_adapters.tf import proximal as prox
 from regcore_adapters.tf.backend import (
@@ -53,8 +54,6 @@ from regcore_adapters.tf.backend import (
 from regcore_adapters.tf.keras_params import model_params
 from regcore_adapters.tf.keras_training import floatx
 from regcore_adapters.tf.models import data_loss
-
-LOSSES = ("mse", "half_mse", "softmax_xent")
 
 
 @dataclass(frozen=True)
@@ -75,23 +74,14 @@ class ModelProblem:
         if not self.model.built:
             raise SpecError(f"ModelProblem.model: {self.model.name!r} is not built; call it on "
                             "a batch or give it an Input first")
-        if isinstance(self.loss, str) and self.loss not in LOSSES:
-            raise SpecError(f"ModelProblem.loss: expected one of {', '.join(LOSSES)} or a "
-                            f"callable, got {self.loss!r}")
-        if not callable(self.loss) and not isinstance(self.loss, str):
-            raise SpecError(f"ModelProblem.loss: expected a name or a callable, got "
-                            f"{self.loss!r}")
-        if len(self.x) != len(self.y):
-            raise SpecError(f"ModelProblem: x has {len(self.x)} rows, y {len(self.y)}")
+        check_user_problem("ModelProblem", self.loss, self.x, self.y)
 
     @property
     def classification(self) -> bool:
         return self.loss == "softmax_xent"
 
     def describe(self) -> dict[str, Any]:
-        loss = self.loss if isinstance(self.loss, str) else getattr(self.loss, "__name__",
-                                                                    "loss")
-        return {"model": type(self.model).__name__, "loss": loss}
+        return {"model": type(self.model).__name__, "loss": loss_name(self.loss)}
 
     def fitter(self, backend: Backend, settings: Any) -> _ModelFitter:
         if backend.name != "tf":

@@ -32,12 +32,11 @@ import torch
 from torch import nn
 
 from regcore import Backend, Spec, SpecError, proximal
+from regcore.path.engine import check_user_problem, loss_name
 from regcore_adapters.torch import proximal as prox
 from regcore_adapters.torch.backend import penalty_value
 from regcore_adapters.torch.models import data_loss
 from regcore_adapters.torch.modules import module_params
-
-LOSSES = ("mse", "half_mse", "softmax_xent")
 
 
 @dataclass(frozen=True)
@@ -55,23 +54,14 @@ class ModuleProblem:
         if not isinstance(self.module, nn.Module):
             raise SpecError(f"ModuleProblem.module: expected a torch.nn.Module, got "
                             f"{type(self.module).__name__}")
-        if isinstance(self.loss, str) and self.loss not in LOSSES:
-            raise SpecError(f"ModuleProblem.loss: expected one of {', '.join(LOSSES)} or a "
-                            f"callable, got {self.loss!r}")
-        if not callable(self.loss) and not isinstance(self.loss, str):
-            raise SpecError(f"ModuleProblem.loss: expected a name or a callable, got "
-                            f"{self.loss!r}")
-        if len(self.x) != len(self.y):
-            raise SpecError(f"ModuleProblem: x has {len(self.x)} rows, y {len(self.y)}")
+        check_user_problem("ModuleProblem", self.loss, self.x, self.y)
 
     @property
     def classification(self) -> bool:
         return self.loss == "softmax_xent"
 
     def describe(self) -> dict[str, Any]:
-        loss = self.loss if isinstance(self.loss, str) else getattr(self.loss, "__name__",
-                                                                    "loss")
-        return {"module": type(self.module).__name__, "loss": loss}
+        return {"module": type(self.module).__name__, "loss": loss_name(self.loss)}
 
     def fitter(self, backend: Backend, settings: Any) -> _ModuleFitter:
         if backend.name != "torch":

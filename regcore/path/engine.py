@@ -64,6 +64,26 @@ class Fitter(Protocol):
         """The parameters by name, as float64 NumPy arrays."""
 
 
+LOSSES = ("mse", "half_mse", "softmax_xent")
+
+
+def check_user_problem(owner: str, loss: object, x: Any, y: Any) -> None:
+    """For adapters' user-model problems: :class:`SpecError` for a ``loss`` that is neither one
+    of :data:`LOSSES` nor a callable, or data whose row counts differ."""
+    if isinstance(loss, str) and loss not in LOSSES:
+        raise SpecError(f"{owner}.loss: expected one of {', '.join(LOSSES)} or a callable, got "
+                        f"{loss!r}")
+    if not callable(loss) and not isinstance(loss, str):
+        raise SpecError(f"{owner}.loss: expected a name or a callable, got {loss!r}")
+    if len(x) != len(y):
+        raise SpecError(f"{owner}: x has {len(x)} rows, y {len(y)}")
+
+
+def loss_name(loss: object) -> str:
+    """A loss as ``describe()`` names it: the name given, or the callable's ``__name__``."""
+    return loss if isinstance(loss, str) else getattr(loss, "__name__", "loss")
+
+
 @dataclass(frozen=True)
 class Problem:
     """A dense network any backend builds (``model``), its data (NumPy; float64 features) and
