@@ -178,10 +178,11 @@ def _decay_from_dict(where: str, data: object) -> DecoupledWeightDecay:
 
 
 def _select_to_dict(select: Select) -> dict[str, Any]:
+    """Every criterion given, and ``include_frozen`` only when true (its default is false)."""
     return {
         f.name: list(v) if isinstance(v, tuple) else v
         for f in dataclasses.fields(select)
-        if (v := getattr(select, f.name)) is not None
+        if (v := getattr(select, f.name)) is not None and v is not False
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -66,7 +67,13 @@ class Spec:
     * one parameter may get terms of different kinds (L2 + orthogonal), which add up;
     * two rules giving one parameter terms of the same kind are an error (which coefficient was
       meant is ambiguous: narrow one selection or merge the rules), and so is one parameter
-      selected by two decay items.
+      selected by two decay items;
+    * frozen parameters (``ParamInfo.trainable`` false) are selected only by a selection with
+      ``include_frozen=True``;
+    * a shared (tied) parameter is one parameter; a selection that picks it under one owner's name
+      and role but not under another's, or a group-lasso/orthogonal term on it where its owners
+      see different layouts, is an error naming both owners (the result must not depend on which
+      owner a framework lists first).
     """
 
     penalties: tuple[Rule, ...] = ()
@@ -108,6 +115,7 @@ class Spec:
             chosen = _select(f"penalties[{i}]", rule.select, params)
             for p in chosen:
                 rule.term.check_shape(p.name, p.shape)
+                _check_layouts(f"penalties[{i}]", rule.term, p)
                 other = kinds.setdefault((p.name, rule.term.kind), i)
                 if other != i:
                     raise SpecError(
@@ -130,13 +138,52 @@ class Spec:
 
 
 def _select(where: str, select: Select, params: Sequence[ParamInfo]) -> list[ParamInfo]:
-    chosen = [p for p in params if select.matches(p)]
+    chosen = [p for p in params if _matches(where, select, p)]
     if not chosen:
-        available = ", ".join(f"{p.name} ({p.role}, ndim {p.ndim})" for p in params) or "none"
+        available = ", ".join(p.describe() for p in params) or "none"
+        frozen = (" (frozen parameters are selected only with include_frozen=True)"
+                  if any(not p.trainable for p in params) else "")
         raise SpecError(
-            f"{where}: {select.describe()} selects no parameter; available: {available}"
+            f"{where}: {select.describe()} selects no parameter{frozen}; available: {available}"
         )
     return chosen
+
+
+def _matches(where: str, select: Select, param: ParamInfo) -> bool:
+    """``select.matches(param)``, the same under every owner of a shared parameter."""
+    hit = select.matches(param)
+    for alias in param.aliases:
+        if select.matches(alias) != hit:
+            yes, no = (param, alias) if hit else (alias, param)
+            raise SpecError(
+                f"{where}: {select.describe()} selects the shared parameter {param.name!r} as "
+                f"{yes.name!r} ({yes.role}) but not as {no.name!r} ({no.role}), the same tensor "
+                "tied to two owners, so the result would depend on which owner counts; make the "
+                "selection agree for both names, e.g. exclude both from this rule with "
+                f"name=r'(?!({_names_pattern(param)})$).*' and select them in a rule of their own "
+                f"with name=r'{_names_pattern(param)}'"
+            )
+    return hit
+
+
+def _names_pattern(param: ParamInfo) -> str:
+    return "|".join(re.escape(p.name) for p in param.owners())
+
+
+def _check_layouts(where: str, term: Term, param: ParamInfo) -> None:
+    """A layout-dependent term on a shared tensor its owners see in different layouts (an
+    embedding ``(vocab, dim)`` tied to a head whose canonical kernel is ``(dim, vocab)``) is
+    ambiguous: which rows are rows depends on the owner."""
+    if not term.layout_dependent:
+        return
+    for alias in param.aliases:
+        if alias.shape != param.shape:
+            raise SpecError(
+                f"{where}: {term.kind} on the shared parameter {param.name!r} is ambiguous: its "
+                f"owners see it as {param.name!r} {param.shape} and {alias.name!r} {alias.shape} "
+                "(different layouts), and this term depends on which axis holds the rows; "
+                "exclude it from this rule or untie the parameters"
+            )
 
 
 def _params(field_name: str, value: object) -> tuple[ParamInfo, ...]:

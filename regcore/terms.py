@@ -34,6 +34,9 @@ class Term:
     kind: ClassVar[str]
     coefficients: ClassVar[tuple[str, ...]]
     conventions: ClassVar[tuple[str, ...]] = ("sum",)
+    #: Whether the value depends on the parameter's layout (which axis is rows): group lasso and
+    #: orthogonal do, elementwise terms (L2, L1, elastic net) do not.
+    layout_dependent: ClassVar[bool] = False
 
     _: KW_ONLY
     convention: str
@@ -249,6 +252,7 @@ class GroupLasso(Term):
 
     kind: ClassVar[str] = "group_lasso"
     coefficients: ClassVar[tuple[str, ...]] = ("coef",)
+    layout_dependent: ClassVar[bool] = True
     coef: float
     axis: int = 0
     scale_by_size: bool = False
@@ -289,6 +293,7 @@ class Orthogonal(Term):
 
     kind: ClassVar[str] = "orthogonal"
     coefficients: ClassVar[tuple[str, ...]] = ("coef",)
+    layout_dependent: ClassVar[bool] = True
     coef: float
     mode: str = "rows"
 

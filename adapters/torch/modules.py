@@ -20,6 +20,7 @@ penalty in every framework. Elementwise terms (L1, L2, elastic net) do not depen
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -81,18 +82,25 @@ def view_of(module: nn.Module, name: str) -> Callable[[torch.Tensor], torch.Tens
 
 
 def module_params(module: nn.Module) -> list[TorchParam]:
-    """Every parameter of ``module`` once (tied parameters under their first name), in
-    ``named_parameters()`` order."""
-    out: list[TorchParam] = []
-    seen: set[int] = set()
+    """Every parameter of ``module`` once, in ``named_parameters()`` order: ``requires_grad=False``
+    ones as frozen (``ParamInfo.trainable``), and a tensor owned by several modules (tied) under
+    its first name, with every other owner's name, role and canonical shape in
+    ``ParamInfo.aliases`` so that selecting it cannot depend on the order modules were
+    registered in (:func:`regcore.Spec.resolve` refuses a selection the owners disagree on)."""
+    owners: dict[int, list[tuple[ParamInfo, Callable[[torch.Tensor], torch.Tensor]]]] = {}
+    tensors: dict[int, nn.Parameter] = {}
     for prefix, owner in module.named_modules():
         for name, param in owner.named_parameters(recurse=False):
-            if id(param) in seen:
-                continue
-            seen.add(id(param))
             view = view_of(owner, name)
             full = f"{prefix}.{name}" if prefix else name
             shape = tuple(view(param.detach()).shape)
-            out.append(TorchParam(ParamInfo(full, shape, role_of(owner, name, param)), param,
-                                  view))
+            info = ParamInfo(full, shape, role_of(owner, name, param),
+                             trainable=param.requires_grad)
+            owners.setdefault(id(param), []).append((info, view))
+            tensors[id(param)] = param
+    out: list[TorchParam] = []
+    for key, seen in owners.items():
+        (first, view), *others = seen
+        info = dataclasses.replace(first, aliases=tuple(o for o, _ in others)) if others else first
+        out.append(TorchParam(info, tensors[key], view))
     return out

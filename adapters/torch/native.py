@@ -6,7 +6,14 @@
 3. :class:`GradientPenalty` — adds the penalty's gradient to ``.grad`` after ``backward()`` with
    multi-tensor ``foreach`` ops, computing the penalty value only when asked.
 
-plus :class:`DecoupledDecay` for AdamW-style decay outside AdamW (``p ← p − lr·rate·p``).
+plus :class:`DecoupledDecay` for AdamW-style decay outside AdamW (``p ← p − lr·rate·p``), and
+:func:`build_optimizer_and_penalty`, which splits one spec between 2. and 1. (coupled L2 plus
+AdamW's decay, say).
+
+Frozen parameters (``requires_grad=False``) are not selected unless a selection says
+``include_frozen=True``: none of these creates a ``.grad`` for them, decays them or puts them in an
+optimizer group. A tied parameter counts once (see
+:func:`regcore_adapters.torch.modules.module_params`).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -125,7 +132,10 @@ def param_groups(spec: Spec, module: nn.Module, optimizer: type,
     Raises :class:`regcore.SpecError` where ``weight_decay`` would not be the same maths: L1,
     elastic net, group lasso or orthogonal terms (only a squared norm's gradient is ``wd·p``);
     coupled L2 on a decoupled optimizer; decoupled decay on Adam or on SGD with momentum.
-    Unselected parameters land in a ``weight_decay=0`` group, so every parameter is optimized.
+    Unselected trainable parameters land in a ``weight_decay=0`` group, so every trainable
+    parameter is optimized; frozen ones (``requires_grad=False``) are in no group. A spec that
+    selects a frozen parameter (``include_frozen=True``) is refused: an optimizer skips a
+    parameter without a gradient, so its ``weight_decay`` would silently not apply.
     """
     plan, by_name = _resolve(spec, module)
     decoupled = _decoupled(optimizer, optimizer_kwargs)
@@ -137,14 +147,25 @@ def param_groups(spec: Spec, module: nn.Module, optimizer: type,
             raise SpecError(
                 f"penalties[{a.rule}]: {a.term.kind} on {a.param!r} cannot be an optimizer "
                 "weight_decay (weight_decay adds wd·p to the gradient, the gradient of an L2 "
-                "penalty only); use PenaltyLoss or GradientPenalty for it"
+                "penalty only); build_optimizer_and_penalty puts it in a PenaltyLoss beside the "
+                "optimizer"
             )
         if decoupled:
             raise SpecError(
                 f"penalties[{a.rule}]: coupled L2 on {a.param!r} cannot be {name}'s weight_decay, "
-                "which is decoupled; use PenaltyLoss, or torch.optim.Adam for coupled L2"
+                "which is decoupled; build_optimizer_and_penalty(spec, model, "
+                f"{name}, ...) puts the decay in {name} and the L2 in a PenaltyLoss"
             )
         wd[a.param] += 2 * a.term.scaled()["coef"]
+    frozen = [n for n in wd if not by_name[n].info.trainable]
+    frozen += [n for n in plan.decay if not by_name[n].info.trainable and n not in frozen]
+    if frozen:
+        raise SpecError(
+            f"{name}'s weight_decay cannot reach the frozen parameter {frozen[0]!r} "
+            "(requires_grad=False: the optimizer skips a parameter without a gradient), which "
+            "the spec selects with include_frozen=True; use GradientPenalty or DecoupledDecay "
+            "for it"
+        )
     for param, rate in plan.decay.items():
         if not (decoupled or sgd_plain):
             raise SpecError(
@@ -155,7 +176,8 @@ def param_groups(spec: Spec, module: nn.Module, optimizer: type,
         wd[param] += rate
     groups: dict[float, list[nn.Parameter]] = {}
     for pname, tp in by_name.items():
-        groups.setdefault(wd.get(pname, 0.0), []).append(tp.param)
+        if tp.info.trainable:  # frozen parameters are left out, as timm's groups leave them
+            groups.setdefault(wd.get(pname, 0.0), []).append(tp.param)
     return [{"params": params, "weight_decay": value} for value, params in groups.items()]
 
 
@@ -167,6 +189,39 @@ def build_optimizer(spec: Spec, module: nn.Module, optimizer: type,
         raise SpecError("weight_decay: set by the spec; do not pass it to build_optimizer")
     groups = param_groups(spec, module, optimizer, **optimizer_kwargs)
     return optimizer(groups, **optimizer_kwargs)
+
+
+class OptimizerAndPenalty(NamedTuple):
+    """What :func:`build_optimizer_and_penalty` returns."""
+
+    optimizer: torch.optim.Optimizer
+    penalty: PenaltyLoss
+
+
+def build_optimizer_and_penalty(spec: Spec, module: nn.Module, optimizer: type,
+                                **optimizer_kwargs: Any) -> OptimizerAndPenalty:
+    """One spec, split between the optimizer's ``weight_decay`` and a :class:`PenaltyLoss`, for
+    a spec ``build_optimizer`` alone cannot express, such as coupled L2 plus AdamW's decay (the
+    common modern recipe)::
+
+        opt, penalty = build_optimizer_and_penalty(spec, model, torch.optim.AdamW, lr=1e-3)
+        loss = criterion(model(x), y) + penalty()      # build both once, outside the loop
+
+    The optimizer gets what its ``weight_decay`` is exactly: decoupled decay on AdamW (or Adam
+    with ``decoupled_weight_decay=True``) and on SGD without momentum; coupled L2 on SGD, Adam,
+    RMSprop and Adagrad. The :class:`PenaltyLoss` gets every other penalty rule (coupled L2 on a
+    decoupled optimizer, L1, elastic net, group lasso, orthogonal). Decoupled decay that the
+    optimizer cannot carry (Adam, SGD with momentum) is refused: use AdamW, or
+    :class:`DecoupledDecay` beside the optimizer.
+    """
+    if not isinstance(spec, Spec):
+        raise SpecError(f"spec: expected a regcore.Spec, got {type(spec).__name__}")
+    decoupled = _decoupled(optimizer, optimizer_kwargs)
+    in_optimizer = [r for r in spec.penalties if type(r.term) is L2 and not decoupled]
+    in_loss = [r for r in spec.penalties if not (type(r.term) is L2 and not decoupled)]
+    opt = build_optimizer(Spec(in_optimizer, spec.weight_decay), module, optimizer,
+                          **optimizer_kwargs)
+    return OptimizerAndPenalty(opt, PenaltyLoss(Spec(in_loss), module))
 
 
 class GradientPenalty:

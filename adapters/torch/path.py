@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from regcore import Backend, Spec, SpecError, proximal
-from regcore.path.engine import check_user_problem, loss_name
+from regcore.path.engine import check_trainable, check_user_problem, loss_name
 from regcore_adapters.torch import proximal as prox
 from regcore_adapters.torch.backend import penalty_value
 from regcore_adapters.torch.models import data_loss
@@ -97,6 +97,7 @@ class _ModuleFitter:
         module = copy.deepcopy(module)
         params = module_params(module)
         plan = spec.resolve([tp.info for tp in params])
+        check_trainable("ModuleProblem", plan)
         if self.s.optimizer == "sgd":
             smooth, ops = proximal.split(plan)
             ops = proximal.merged_shrinks(ops)

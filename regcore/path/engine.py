@@ -34,7 +34,7 @@ from regcore.path import grid as grids
 from regcore.path.folds import kfold
 from regcore.path.select import choose, summarize
 from regcore.proximal import split
-from regcore.spec import Spec
+from regcore.spec import Plan, Spec
 from regcore.terms import L2
 
 OPTIMIZERS = ("sgd", "adam")
@@ -77,6 +77,17 @@ def check_user_problem(owner: str, loss: object, x: Any, y: Any) -> None:
         raise SpecError(f"{owner}.loss: expected a name or a callable, got {loss!r}")
     if len(x) != len(y):
         raise SpecError(f"{owner}: x has {len(x)} rows, y {len(y)}")
+
+
+def check_trainable(owner: str, plan: Plan) -> None:
+    """For adapters' user-model fitters, which step only trainable parameters: a
+    :class:`SpecError` for a plan that selects a frozen one (``include_frozen=True``), whose
+    penalty or decay the fit would otherwise ignore on one backend and apply on another."""
+    frozen = [p.name for p in plan.params if not p.trainable]
+    chosen = [n for n in (*(a.param for a in plan.penalties), *plan.decay) if n in frozen]
+    if chosen:
+        raise SpecError(f"{owner}: the path fits trainable parameters only; the spec selects the "
+                        f"frozen parameter {chosen[0]!r} (include_frozen=True)")
 
 
 def loss_name(loss: object) -> str:
