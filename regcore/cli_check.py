@@ -1,6 +1,10 @@
 """``regcore check``: a user's spec through the conformance scenarios on every installed backend,
 device and dtype — loss and every gradient against the NumPy float64 reference, within the suite's
-derived tolerances (:mod:`regcore_conformance.tolerance`)."""
+derived tolerances (:mod:`regcore_conformance.tolerance`).
+
+A scenario the spec does not apply to is listed as not applicable, and one whose data needs an
+optional dependency that is not installed (Iris: scikit-learn) as skipped, each with its reason
+and one line per distinct reason; neither changes the exit code."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from regcore.cli import EXIT_DISAGREE, EXIT_OK, CliError
+from regcore.cli import EXIT_DISAGREE, EXIT_OK, CliError, backend_status
 from regcore.errors import SpecError, UnsupportedError
 from regcore.registry import BackendNotFoundError, available_backends, load_backend
 from regcore.spec import Spec
@@ -48,29 +52,55 @@ def _split(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
-def _scenarios(spec: Spec, scenarios: dict[str, Any]) -> tuple[dict, dict[str, str]]:
-    """The scenarios the spec applies to (with their plans), and why the others are not."""
-    plans, skipped = {}, {}
+#: Import name -> what to install, for the scenarios' optional dependencies.
+_DISTRIBUTIONS = {"sklearn": "scikit-learn"}
+
+
+def _scenarios(spec: Spec, scenarios: dict[str, Any]
+               ) -> tuple[dict, dict[str, str], dict[str, str]]:
+    """The scenarios that run (with their plans); why the spec does not apply to others; and
+    which need an optional dependency that is not installed."""
+    plans, not_applicable, skipped = {}, {}, {}
     for name, s in scenarios.items():
         try:
-            plans[name] = spec.resolve(s.model.params())
-            s.data()  # Iris needs scikit-learn
+            plan = spec.resolve(s.model.params())
         except SpecError as exc:
-            skipped[name] = str(exc)
+            not_applicable[name] = str(exc)
+            continue
+        try:
+            s.data()  # Iris needs scikit-learn
         except ImportError as exc:
-            skipped[name] = f"needs {exc.name or exc}"
+            missing = _DISTRIBUTIONS.get(exc.name or "", exc.name or str(exc))
+            skipped[name] = f"needs {missing}, not installed (pip install {missing})"
+            continue
+        plans[name] = plan
     if not plans:
-        raise CliError("the spec applies to none of the scenarios: "
-                       + "; ".join(f"{n}: {r}" for n, r in skipped.items()))
-    return plans, skipped
+        head = "no scenario can run" if skipped else "the spec applies to none of the scenarios"
+        raise CliError(f"{head}: " + "; ".join(_grouped({**not_applicable, **skipped})))
+    return plans, not_applicable, skipped
+
+
+def _grouped(reasons: dict[str, str]) -> list[str]:
+    """``"a, b: reason"``: each distinct reason once, after the scenarios it applies to."""
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in reasons.items():
+        by_reason.setdefault(reason, []).append(name)
+    return [f"{', '.join(names)}: {reason}" for reason, names in by_reason.items()]
 
 
 def _backends(requested: list[str] | None) -> tuple[list, list[Row]]:
+    """The backends asked for (any failure is an error), else every registered one that is
+    importable here (the others become skipped rows naming what to install)."""
+    missing = {} if requested else {r["name"]: f"{r['reason']} ({r['install']})"
+                                     for r in backend_status() if not r["importable"]}
     names = requested or available_backends()
     if not names:
         raise CliError("no backends installed; pip install 'regcore[numpy]' at least")
     loaded, unavailable = [], []
     for name in names:
+        if name in missing:
+            unavailable.append(Row(name, "-", "-", note=missing[name]))
+            continue
         try:
             loaded.append(load_backend(name))
         except BackendNotFoundError as exc:
@@ -112,7 +142,7 @@ def run_check(args: argparse.Namespace, spec: Spec) -> int:
     for dtype in dtypes:
         if dtype not in ("float64", "float32"):
             raise CliError(f"unknown dtype {dtype!r}; regcore check runs float64 and float32")
-    plans, skipped = _scenarios(spec, scenarios)
+    plans, not_applicable, skipped = _scenarios(spec, scenarios)
     backends, rows = _backends(_split(args.backends))
     cases = _cases(backends, _split(args.devices), dtypes)
     reference = NumpyBackend()
@@ -138,7 +168,7 @@ def run_check(args: argparse.Namespace, spec: Spec) -> int:
                            Tolerance(dtype, network_chain(scenarios[name].model.sizes,
                                                           scenarios[name].batch_size)), row)
                 advance(1)
-    return _output(args, rows, skipped)
+    return _output(args, rows, not_applicable, skipped)
 
 
 def _check_one(np, backend, device, dtype, scenario, name, plan, ref, tol, row: Row) -> None:
@@ -202,7 +232,8 @@ class _progress:
         self.bar.stop()
 
 
-def _output(args: argparse.Namespace, rows: list[Row], skipped: dict[str, str]) -> int:
+def _output(args: argparse.Namespace, rows: list[Row], not_applicable: dict[str, str],
+            skipped: dict[str, str]) -> int:
     disagree = any(r.failures for r in rows)
     if args.json:
         print(json.dumps({
@@ -212,7 +243,8 @@ def _output(args: argparse.Namespace, rows: list[Row], skipped: dict[str, str]) 
                       "worst_ratio": r.worst if r.worst != float("inf") else None,
                       "worst_at": r.worst_at, "failures": r.failures, "note": r.note}
                      for r in rows],
-            "scenarios_not_applicable": skipped,
+            "scenarios_not_applicable": not_applicable,
+            "scenarios_skipped": skipped,
         }))
         return EXIT_DISAGREE if disagree else EXIT_OK
     from rich.console import Console
@@ -230,8 +262,10 @@ def _output(args: argparse.Namespace, rows: list[Row], skipped: dict[str, str]) 
         table.add_row(r.backend, r.device, r.dtype, str(len(r.checked)), escape(worst), status)
     console = Console()
     console.print(table)
-    for name, reason in skipped.items():
-        console.print(f"not applicable: {escape(name)}: {escape(reason)}", highlight=False)
+    for line in _grouped(not_applicable):
+        console.print(f"not applicable: {escape(line)}", highlight=False)
+    for line in _grouped(skipped):
+        console.print(f"[yellow]skipped[/yellow]: {escape(line)}", highlight=False)
     for r in rows:
         for failure in r.failures:
             console.print(f"[red]{r.backend} {r.device} {r.dtype}[/red] {escape(failure)}")

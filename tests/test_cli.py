@@ -1,7 +1,11 @@
-"""The ``regcore`` command line, run as users run it: in a subprocess, reading exit codes."""
+"""The ``regcore`` command line, run as users run it: in a subprocess, reading exit codes.
+``convert`` (pure arithmetic, no framework) runs ``main`` in-process to keep the suite fast; the
+console-script test pins that the installed command is the same ``main``."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -20,10 +24,25 @@ def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
+def in_process(*args: str) -> subprocess.CompletedProcess:
+    """``regcore ARGS`` in this process: its exit code, stdout and stderr."""
+    from regcore.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(list(args))
+    return subprocess.CompletedProcess(args, rc, out.getvalue(), err.getvalue())
+
+
+def convert(*args: str) -> subprocess.CompletedProcess:
+    return in_process("convert", *args)
+
+
 def one_line_error(proc: subprocess.CompletedProcess, message: str) -> None:
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert proc.stderr.startswith("regcore: error: ") and message in proc.stderr
+    assert proc.stderr.startswith("regcore: error: ") and message in proc.stderr, proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stdout == ""
 
 
 def test_backends_lists_installed_backends_without_importing_a_framework():
@@ -34,13 +53,13 @@ def test_backends_lists_installed_backends_without_importing_a_framework():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     listing, loaded = proc.stdout.strip().splitlines()
-    assert json.loads(listing) == {"backends": regcore.available_backends()}
+    assert json.loads(listing)["backends"] == regcore.available_backends()
     assert loaded == "[]"
 
 
 def test_convert_keras_l2_to_torch_and_sklearn():
-    proc = cli("convert", "l2", "0.01", "--from", "keras", "--to", "torch", "--to", "ridge",
-               "--n-samples", "100", "--data-loss", "mse", "--json")
+    proc = convert("l2", "0.01", "--from", "keras", "--to", "torch", "--to", "ridge",
+                   "--n-samples", "100", "--data-loss", "mse", "--json")
     assert proc.returncode == 0, proc.stderr
     rows = {r["convention"]: r for r in json.loads(proc.stdout)["to"]}
     assert rows["torch_weight_decay"]["coefficients"] == {"coef": 0.02}
@@ -48,33 +67,60 @@ def test_convert_keras_l2_to_torch_and_sklearn():
 
 
 def test_convert_table_shows_every_form_of_the_term():
-    proc = cli("convert", "l2", "0.01", "--from", "sum")
+    proc = convert("l2", "0.01", "--from", "sum")
     assert proc.returncode == 0
     for text in ("torch_weight_decay", "0.02", "batch_mean", "needs batch_size",
                  "--batch-size"):
         assert text in proc.stdout
 
 
-def test_convert_refuses_with_the_reason_where_no_exact_form_exists():
-    proc = cli("convert", "l1", "0.01", "--from", "sum", "--to", "torch", "--json")
-    assert proc.returncode == 0
-    (row,) = json.loads(proc.stdout)["to"]
-    assert "l1 has no 'torch_weight_decay' form" in row["refused"]
+@pytest.mark.parametrize(("args", "coefficients"), [
+    (("0.006", "0.007", "--from", "keras", "--to", "elasticnet"),
+     {"alpha": 0.01, "l1_ratio": 0.3}),
+    (("0.01", "0.3", "--from", "elasticnet", "--to", "keras"), {"l1": 0.006, "l2": 0.007}),
+    (("0.01", "0.3", "--from", "elasticnet", "--to", "elasticnet"),
+     {"alpha": 0.01, "l1_ratio": 0.3}),
+])
+def test_convert_elastic_net_speaks_sklearns_alpha_and_l1_ratio(args, coefficients):
+    proc = convert("elastic_net", *args, "--data-loss", "mse", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["to"][0]["coefficients"] == coefficients
+    table = convert("elastic_net", *args, "--data-loss", "mse").stdout
+    assert ", ".join(f"{n}={v!r}" for n, v in coefficients.items()) in table
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("convert", "l3", "0.1", "--from", "sum"), "unknown term 'l3'"),
-    (("convert", "l2", "0.1", "--from", "keras2"), "unknown convention 'keras2'"),
-    (("convert", "l2", "-1", "--from", "sum"), "l2.coef: must be >= 0"),
-    (("convert", "l2", "nan", "--from", "sum"), "l2.coef"),
-    (("convert", "l2", "abc", "--from", "sum"), "coefficient 'abc' is not a number"),
-    (("convert", "elastic_net", "0.1", "--from", "sum"), "elastic_net takes 2 coefficient(s)"),
-    (("convert", "l2", "0.1"), "the following arguments are required: --from"),
-    (("convert", "l2", "0.1", "--from", "batch_mean"), "needs batch_size"),
-    (("frobnicate",), "invalid choice: 'frobnicate'"),
+    (("l3", "0.1", "--from", "sum"), "unknown term 'l3'"),
+    (("l2", "0.1", "--from", "keras2"), "unknown convention 'keras2'"),
+    (("l2", "-1", "--from", "sum"), "l2.coef: must be >= 0"),
+    (("l2", "nan", "--from", "sum"), "l2.coef"),
+    (("l2", "abc", "--from", "sum"), "coefficient 'abc' is not a number"),
+    (("elastic_net", "0.1", "--from", "sum"), "elastic_net takes 2 coefficient(s) (l1, l2)"),
+    (("elastic_net", "0.1", "--from", "elasticnet", "--data-loss", "mse"),
+     "elastic_net from sklearn_elasticnet takes 2 coefficient(s) (alpha, l1_ratio)"),
+    (("elastic_net", "0.1", "1.5", "--from", "elasticnet", "--data-loss", "mse"),
+     "elastic_net.l1_ratio: must be in [0, 1]"),
+    (("l2", "0.1"), "the following arguments are required: --from"),
+    (("l2", "0.1", "--from", "batch_mean"), "needs batch_size"),
+    # a conversion asked for by name and refused is an error, not a row in exit-0 output
+    (("l1", "0.01", "--from", "sum", "--to", "torch", "--json"),
+     "l1 has no 'torch_weight_decay' form"),
+    (("l2", "0.01", "--from", "sum", "--to", "sum", "--to", "lasso"),
+     "l2 has no 'sklearn_lasso' form"),
+    (("l2", "0.01", "--from", "sum", "--to", "ridge"), "sklearn_ridge needs n_samples"),
+    # no form at all is said first, before the numbers that form would need
+    (("l1", "0.01", "--from", "sum", "--to", "batch_mean"), "l1 has no 'batch_mean' form"),
+    (("l2", "0.01", "--from", "sum", "--batch-size", "0"),
+     "argument --batch-size: expected a positive integer, got '0'"),
+    (("l2", "0.01", "--from", "sum", "--n-samples", "-3"),
+     "argument --n-samples: expected a positive integer, got '-3'"),
 ])
 def test_convert_bad_input_is_one_line(args, message):
-    one_line_error(cli(*args), message)
+    one_line_error(convert(*args), message)
+
+
+def test_unknown_command_is_one_line():
+    one_line_error(cli("frobnicate"), "invalid choice: 'frobnicate'")
 
 
 def _spec_file(tmp_path: Path, spec: Spec | str) -> str:
@@ -119,6 +165,30 @@ def test_check_says_which_scenarios_a_spec_does_not_apply_to(tmp_path):
     assert "linreg_seed" in result["scenarios_not_applicable"]
     assert result["rows"][0]["scenarios"] == ["mlp_regression", "mlp_relu_half_mse",
                                               "seed004_iris_mlp"]
+
+
+def test_check_lists_a_reason_once_for_all_the_scenarios_it_applies_to(tmp_path):
+    spec = Spec(penalties=(Rule(L2(0.01, convention="sum"), Select(name=r"dense_2\..*")),))
+    proc = in_process("check", _spec_file(tmp_path, spec), "--backends", "numpy", "--dtypes",
+                      "float64")
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())  # undo the table's line wrapping
+    assert text.count("selects no parameter") == 1
+    assert ("not applicable: linreg_seed, seed000_keras_linreg, seed002_linreg, linreg_multi: "
+            "penalties[0]: Select(name='dense_2\\\\..*') selects no parameter") in text
+
+
+def test_check_by_default_skips_a_registered_backend_that_is_not_installed(monkeypatch):
+    from regcore import cli_check
+
+    ghost = {"name": "ghost", "importable": False, "reason": "ghostfw not installed",
+             "install": 'pip install "regcore[ghost]"'}
+    monkeypatch.setattr(cli_check, "backend_status", lambda: [ghost])
+    monkeypatch.setattr(cli_check, "available_backends", lambda: ["ghost", "numpy"])
+    loaded, rows = cli_check._backends(None)
+    assert [b.name for b in loaded] == ["numpy"]
+    assert [(r.backend, r.status, r.note) for r in rows] == [
+        ("ghost", "skipped", 'ghostfw not installed (pip install "regcore[ghost]")')]
 
 
 @pytest.mark.parametrize(("make", "extra", "message"), [
