@@ -6,14 +6,21 @@ Reads every ``conformance-*.json`` in ``REPORT_DIR`` (written by :mod:`regcore_c
 and writes ``matrix.md`` and ``matrix.html`` (one self-contained file: the same table and a
 heatmap of the worst error/tolerance ratio) to ``DIR`` (default ``REPORT_DIR``). One row per
 (backend, device, dtype, scenario); checks run in a backend's report on another backend's behalf
-(the reference's own oracle checks) get their own rows, ``numpy (reference)``. A backend may have
+(the reference's own oracle checks) get their own rows, ``numpy (reference)``. A device (or a
+dtype on a device) where every test was skipped, an unavailable ``cuda`` say, is one line with
+its skip reasons instead of a row per dtype and scenario. A backend may have
 several reports (``conformance-torch.json`` and ``conformance-torch-distributed.json``, whose
 devices are ``cpu×2``...) as long as no row is in two of them (a stale copy would be). A row's
 ``checks`` count comparisons and crashed tests; skips and expected failures are counted apart; its
 worst ratio is ``max error/tolerance`` over its checks (``inf`` for a crash or a zero tolerance).
 
+The summary line counts the backends reported against the ones expected (``--expect
+numpy,torch,tf,jax``; default: the registered backends) and names those with no report. Each
+report's skipped tests are listed grouped by reason, with a count and a few example test ids.
+
 Exit status: 0 when every report has no failed check and no error record, 1 when any backend
-disagrees (one line per failing row), 2 for bad input (one line on stderr).
+disagrees (one line per failing row), 2 for bad input (one line on stderr). A missing expected
+backend is a line on stdout, not a failure: the backend sessions decide whether it may be absent.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import argparse
 import json
 import math
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +39,8 @@ from regcore_conformance.report import REPORT_VERSION
 PATTERN = "conformance-*.json"
 OUTCOMES = ("pass", "fail", "error", "skip", "xfail")
 RECORD_STRINGS = ("backend", "device", "dtype", "scenario", "check", "outcome")
+EXAMPLES = 3  # example test ids per skip reason
+NO_REASON = "(no reason given)"
 
 
 class BadInput(ValueError):
@@ -70,6 +80,7 @@ class Row:
     skipped: int = 0
     xfailed: int = 0
     ratios: list[float] = field(default_factory=list)
+    skip_reasons: Counter = field(default_factory=Counter)  # cause (see skip_cause) -> count
 
     @property
     def worst(self) -> float | None:
@@ -84,6 +95,7 @@ class Row:
         outcome = record["outcome"]
         if outcome == "skip":
             self.skipped += 1
+            self.skip_reasons[skip_cause(str(record.get("detail") or ""), record["backend"])] += 1
         elif outcome == "xfail":
             self.xfailed += 1
         else:
@@ -92,6 +104,124 @@ class Row:
             self.errors += outcome == "error"
             ratio = record["ratio"]
             self.ratios.append(math.inf if ratio is None else float(ratio))
+
+
+@dataclass
+class NotRun:
+    """A device (``dtype`` None) or a dtype on a device of one report where every test was
+    skipped: one line, with its skip reasons, in place of its rows."""
+
+    report: str
+    backend: str
+    device: str
+    dtype: str | None
+    rows: list[Row]
+
+    @property
+    def skipped(self) -> int:
+        return sum(r.skipped for r in self.rows)
+
+    @property
+    def reasons(self) -> list[tuple[str, int]]:
+        """(cause, count), most frequent first."""
+        total = sum((r.skip_reasons for r in self.rows), Counter())
+        return sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    @property
+    def where(self) -> str:
+        return self.device if self.dtype is None else f"{self.device} {self.dtype}"
+
+    def line(self) -> str:
+        """``cuda: not run, 96 tests skipped: device 'cuda' not available here``."""
+        reasons = self.reasons
+        shown = "; ".join(c if len(reasons) == 1 else f"{c} ({n})" for c, n in reasons[:3])
+        more = f"; {len(reasons) - 3} more reasons" if len(reasons) > 3 else ""
+        tests = "1 test" if self.skipped == 1 else f"{self.skipped} tests"
+        return f"{self.where}: not run, {tests} skipped: {shown}{more}"
+
+
+@dataclass
+class SkipGroup:
+    """The skipped tests of one report that share a cause."""
+
+    cause: str
+    count: int = 0
+    tests: list[str] = field(default_factory=list)  # the first EXAMPLES test ids
+    variants: set[str] = field(default_factory=set)  # the full reasons, when they differ
+
+    def examples(self) -> str:
+        more = f" and {self.count - len(self.tests)} more" if self.count > len(self.tests) else ""
+        return ", ".join(self.tests) + more
+
+
+def skip_cause(reason: str, backend: str) -> str:
+    """What a skip reason says about the backend: the text after its last ``<backend>: ``
+    (the suite's skips name the backend; a case's name before it, ``torch folded_sgd cannot run
+    l2_sum: torch: ...``, would split one cause into a group per case)."""
+    reason = " ".join(reason.split())
+    marker = f"{backend}: "
+    at = max((i for i in range(len(reason)) if reason.startswith(marker, i)
+              and (i == 0 or reason[i - 2:i] == ": ")), default=-1)
+    return (reason[at + len(marker):] if at >= 0 else reason) or NO_REASON
+
+
+def skip_groups(rep: BackendReport) -> list[SkipGroup]:
+    """The report's skipped tests grouped by cause, most frequent first."""
+    groups: dict[str, SkipGroup] = {}
+    for rec in rep.records:
+        if rec["outcome"] != "skip":
+            continue
+        reason = " ".join(str(rec.get("detail") or "").split())
+        g = groups.setdefault(skip_cause(reason, rec["backend"]),
+                              SkipGroup(skip_cause(reason, rec["backend"])))
+        g.count += 1
+        g.variants.add(reason)
+        test = str(rec.get("test") or "")
+        if test and len(g.tests) < EXAMPLES and test not in g.tests:
+            g.tests.append(test)
+    return sorted(groups.values(), key=lambda g: (-g.count, g.cause))
+
+
+def split_not_run(rows: list[Row]) -> tuple[list[Row], list[NotRun]]:
+    """The rows where something ran, and the devices (else dtypes on a device) where nothing
+    did: no check and no expected failure, only skips."""
+    def idle(rs: list[Row]) -> bool:
+        return not any(r.checks or r.xfailed for r in rs)
+
+    by_device: dict[tuple[str, str, str], list[Row]] = {}
+    for r in rows:
+        by_device.setdefault((r.report, r.backend, r.device), []).append(r)
+    kept, not_run = [], []
+    for (report, backend, device), rs in by_device.items():
+        if idle(rs):
+            not_run.append(NotRun(report, backend, device, None, rs))
+            continue
+        by_dtype: dict[str, list[Row]] = {}
+        for r in rs:
+            by_dtype.setdefault(r.dtype, []).append(r)
+        for dtype, ds in by_dtype.items():
+            if idle(ds):
+                not_run.append(NotRun(report, backend, device, dtype, ds))
+            else:
+                kept += ds
+    key = lambda x: (x.report, x.backend, x.device, x.dtype or "")  # noqa: E731
+    return sorted(kept, key=lambda r: (*key(r), r.scenario)), sorted(not_run, key=key)
+
+
+def expected_summary(reports: list[BackendReport], rows: list[Row],
+                     expected: list[str]) -> tuple[str, list[str], list[str]]:
+    """(how many of the expected backends reported, the disagreeing reports, the expected
+    backends with no report)."""
+    backends = sorted({r.backend for r in reports})
+    if not expected:
+        head = f"{len(backends)} backend{'s' if len(backends) != 1 else ''} reported"
+    else:
+        extra = [b for b in backends if b not in expected]
+        head = (f"{len(backends) - len(extra)} of {len(expected)} expected backends reported"
+                + (f", and {', '.join(extra)} (not expected)" if extra else ""))
+    failing = sorted({r.report for r in rows if r.failed}
+                     | {rep.run for rep in reports if rep.summary_failed})
+    return head, failing, [b for b in expected if b not in backends]
 
 
 def fmt_ratio(value: float | None) -> str:
@@ -231,29 +361,67 @@ def _md(text: object) -> str:
 
 
 def render_markdown(reports: list[BackendReport], rows: list[Row],
-                    paths: dict | None = None) -> str:
-    failing = sorted({r.report for r in rows if r.failed})
+                    paths: dict | None = None, expected: list[str] | None = None) -> str:
+    head, failing, missing = expected_summary(reports, rows, expected or [])
+    ran, not_run = split_not_run(rows)
     out = ["# regcore conformance matrix", "",
            f"{len(reports)} reports: " + ", ".join(_md(r.run) for r in reports) + ". "
-           + ("All backends agree with the reference." if not failing
-              else "**Disagreeing: " + ", ".join(_md(b) for b in failing) + "**"), ""]
+           + _md(head)
+           + ("" if not missing else "; **no report from: " + ", ".join(map(_md, missing))
+              + "**")
+           + (". All agree with the reference." if not failing
+              else ". **Disagreeing: " + ", ".join(_md(b) for b in failing) + "**"), ""]
     for rep in reports:
         versions, counts = backend_line(rep, rows)
         out.append(f"- **{_md(rep.run)}** ({_md(rep.path.name)}, {_md(rep.created)}): "
                    f"{_md(versions)}. {counts}")
+        out += [f"  - {_md(n.line())}" for n in not_run if n.report == rep.run]
+    out += [f"- **{_md(b)}**: no report" for b in missing]
     out += ["", "| backend | device | dtype | scenario | checks | failed | skipped | xfailed "
             "| status | worst err/tol |", "|---|---|---|---|--:|--:|--:|--:|:-:|--:|"]
-    for r in rows:
-        cells = [_md(r.backend), _md(r.device), _md(r.dtype), _md(r.scenario), str(r.checks),
-                 str(r.failed), str(r.skipped), str(r.xfailed),
-                 "**FAIL**" if r.failed else r.status, fmt_ratio(r.worst)]
+    for r in table_order(ran, not_run):
+        if isinstance(r, NotRun):
+            cells = [_md(r.backend), _md(r.device), _md(r.dtype or "(all)"), "(all)", "0", "0",
+                     str(r.skipped), "0", "not run", "-"]
+        else:
+            cells = [_md(r.backend), _md(r.device), _md(r.dtype), _md(r.scenario),
+                     str(r.checks), str(r.failed), str(r.skipped), str(r.xfailed),
+                     "**FAIL**" if r.failed else r.status, fmt_ratio(r.worst)]
         out.append("| " + " | ".join(cells) + " |")
+    skipped = [(rep, skip_groups(rep)) for rep in reports]
+    if any(groups for _, groups in skipped):
+        out += ["", "## Skipped tests, by reason", ""]
+        for rep, groups in skipped:
+            if groups:
+                out += [f"### {_md(rep.run)}: {sum(g.count for g in groups)} skipped", ""]
+                out += [f"- {g.count} × {_md(g.cause)}"
+                        + (f" ({len(g.variants)} variants)" if len(g.variants) > 1 else "")
+                        + f" — e.g. {_md(g.examples())}" for g in groups]
+                out.append("")
     extra = notes(reports)
     if extra:
         out += ["", "## Tolerance overrides and expected failures", ""]
         out += [f"- {_md(b)}: {_md(text)}" for b, text in extra]
     out += matrix_path.markdown(paths or {}, _md)
     return "\n".join(out) + "\n"
+
+
+def table_order(ran: list[Row], not_run: list[NotRun]) -> list[Row | NotRun]:
+    """The table's rows: a not-run line where its first row would have been."""
+    def key(x: Row | NotRun) -> tuple[str, ...]:
+        if isinstance(x, NotRun):
+            return (x.report, x.backend, x.device, x.dtype or "", "")
+        return (x.report, x.backend, x.device, x.dtype, x.scenario)
+    return sorted([*ran, *not_run], key=key)
+
+
+def expected_backends(spec: str | None) -> list[str]:
+    """``--expect a,b,c`` in its order; none given: the registered backends."""
+    if spec is None:
+        from regcore import available_backends
+
+        return available_backends()
+    return list(dict.fromkeys(b.strip() for b in spec.split(",") if b.strip()))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -267,10 +435,14 @@ def main(argv: list[str] | None = None) -> int:
                                  "matrix.html.")
     parser.add_argument("report_dir", type=Path, help="directory of conformance-*.json reports")
     parser.add_argument("--out", type=Path, help="output directory (default: REPORT_DIR)")
+    parser.add_argument("--expect", metavar="A,B,...",
+                        help="backends that should have a report, named when absent (default: "
+                             "the registered backends; '' for none)")
     try:
         args = parser.parse_args(argv)
         reports = load_dir(args.report_dir)
         rows = rows_of(reports)
+        expected = expected_backends(args.expect)
         try:
             paths = matrix_path.load(args.report_dir)
         except ValueError as exc:
@@ -281,8 +453,8 @@ def main(argv: list[str] | None = None) -> int:
         written = []
         try:
             out.mkdir(parents=True, exist_ok=True)
-            for name, text in (("matrix.md", render_markdown(reports, rows, paths)),
-                               ("matrix.html", render_html(reports, rows))):
+            for name, text in (("matrix.md", render_markdown(reports, rows, paths, expected)),
+                               ("matrix.html", render_html(reports, rows, expected))):
                 (out / name).write_text(text, encoding="utf-8")
                 written.append(out / name)
         except OSError as exc:
@@ -292,6 +464,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for path in written:
         print(f"wrote {path}")
+    missing = expected_summary(reports, rows, expected)[2]
+    if missing:
+        print(f"no report from expected backends: {', '.join(missing)}")
     failing = failing_lines(reports, rows) + matrix_path.failing(paths)
     for line in failing:
         print(line)

@@ -96,7 +96,7 @@ def test_table_rows_and_numbers(tmp_path, capsys):
     assert len(header) == 1
     assert "alphalib 1.2.3" in header[0] and "regcore 0.1.0" in header[0]
     assert "6 checks, 6 passed, 0 failed (0 errors), 3 skipped" in header[0]
-    assert "All backends agree" in text
+    assert "All agree with the reference." in text
     assert "Tolerance overrides" not in text  # nothing to list
 
 
@@ -260,12 +260,12 @@ def test_heatmap_colours_cover_skips_missing_and_infinite_ratios(tmp_path):
                      r" 0 expected failures, worst err/tol inf</title>", page)
 
 
-def test_colour_scale_is_logarithmic_green_to_yellow():
+def test_colour_scale_is_logarithmic_and_green_up_to_the_limit():
     assert matrix_html.ratio_colour(0.0) == matrix_html.GREEN
     assert matrix_html.ratio_colour(1e-9) == matrix_html.GREEN
     assert matrix_html.ratio_colour(1e-6) == matrix_html.GREEN
     assert matrix_html.ratio_colour(1e-3) == matrix_html.MID
-    assert matrix_html.ratio_colour(1.0) == matrix_html.YELLOW
+    assert matrix_html.ratio_colour(1.0) == matrix_html.PALE
     reds = [int(matrix_html.ratio_colour(10.0 ** e)[1:3], 16) for e in range(-6, 1)]
     assert reds == sorted(reds) and len(set(reds)) == len(reds)  # one step per decade
 
@@ -333,3 +333,120 @@ def test_a_broken_path_json_is_one_line_exit_2(tmp_path):
     proc = run_cli(tmp_path, cwd=tmp_path)
     assert proc.returncode == 2 and "not a regcore path result" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _greenish(fill: str) -> bool:
+    r, g, b = (int(fill[i:i + 2], 16) for i in (1, 3, 5))
+    return g > r + 20 and g > b + 20
+
+
+def test_only_a_failure_looks_like_a_warning(tmp_path):
+    """r = 0.5 passes and is drawn as a pass (green); r = 1.5 fails and is the warning red."""
+    write(tmp_path, "alpha", [rec("alpha", "half", error=5e-7),
+                              rec("alpha", "over", "fail", error=1.5e-6)])
+    assert matrix.main([str(tmp_path)]) == 1
+    fills = heat_cells((tmp_path / "matrix.html").read_text())
+    assert fills[("alpha cpu float64", "over")] == matrix_html.RED
+    half = fills[("alpha cpu float64", "half")]
+    assert half != matrix_html.RED and _greenish(half), half
+    # every passing ratio, up to the limit itself, is a green; the fail colour is a red
+    for ratio in (0.0, 1e-9, 1e-6, 1e-4, 1e-3, 0.01, 0.1, 0.5, 0.9, 1.0):
+        assert _greenish(matrix_html.ratio_colour(ratio)), ratio
+    r, g, b = (int(matrix_html.RED[i:i + 2], 16) for i in (1, 3, 5))
+    assert r > g + 80 and r > b + 80
+    page = (tmp_path / "matrix.html").read_text()
+    assert "pass: worst error / tolerance ≤ 1" in page and "fail: &gt; 1, failed or crashed" in page
+
+
+def test_skip_reasons_are_listed_grouped_by_reason(tmp_path):
+    def skip(case: str, reason: str, dtype: str = "float64") -> Record:
+        r = rec("alpha", "native", "skip", check="skipped", dtype=dtype, detail=reason)
+        r.test = f"regcore_conformance.test_native::test_native_training[{dtype}-{case}]"
+        return r
+
+    write(tmp_path, "alpha", [
+        rec("alpha", "native", error=1e-8),
+        *(skip(case, f"alpha folded_sgd cannot run {case}: alpha: folded_sgd is plain SGD")
+          for case in ("l2_sum", "l1_sum", "l2_half", "group_lasso")),
+        skip("l2_sum", "alpha: float32 is not supported on cpu", "float32"),
+        skip("l1_sum", ""),
+    ])
+    write(tmp_path, "beta", [rec("beta", "native", error=1e-8)])
+    assert matrix.main([str(tmp_path)]) == 0
+    md = (tmp_path / "matrix.md").read_text()
+    section = md.split("## Skipped tests, by reason", 1)[1]
+    assert "### alpha: 6 skipped" in section and "### beta" not in section
+    lines = [line for line in section.splitlines() if line.startswith("- ")]
+    assert lines == [
+        "- 4 × folded_sgd is plain SGD (4 variants) — e.g. "
+        "regcore_conformance.test_native::test_native_training[float64-l2_sum], "
+        "regcore_conformance.test_native::test_native_training[float64-l1_sum], "
+        "regcore_conformance.test_native::test_native_training[float64-l2_half] and 1 more",
+        "- 1 × (no reason given) — e.g. "
+        "regcore_conformance.test_native::test_native_training[float64-l1_sum]",
+        "- 1 × float32 is not supported on cpu — e.g. "
+        "regcore_conformance.test_native::test_native_training[float32-l2_sum]",
+    ]
+    page = (tmp_path / "matrix.html").read_text()
+    details = re.findall(r"<details.*?</details>", page, re.S)
+    assert len(details) == 1
+    assert "<summary><b>alpha</b>: 6 skipped tests, 3 reasons" in details[0]
+    assert '<td class="n">4</td><td>folded_sgd is plain SGD' in details[0]
+    assert "float32 is not supported on cpu" in details[0]
+
+
+def test_absent_expected_backends_are_named(tmp_path, capsys, monkeypatch):
+    alpha(tmp_path)
+    beta(tmp_path, failing=False)
+    assert matrix.main([str(tmp_path), "--expect", "alpha,tf,beta,jax"]) == 0  # not a failure
+    assert "no report from expected backends: tf, jax" in capsys.readouterr().out
+    md = (tmp_path / "matrix.md").read_text()
+    assert ("2 reports: alpha, beta. 2 of 4 expected backends reported; **no report from: tf, "
+            "jax**. All agree with the reference.") in md
+    assert "- **tf**: no report" in md and "- **jax**: no report" in md
+    page = (tmp_path / "matrix.html").read_text()
+    assert ('2 of 4 expected backends reported; <span class="missing">no report from: tf, jax'
+            '</span>. All agree with the reference.') in page
+    assert '<li class="missing">jax: no report</li>' in page
+
+    assert matrix.main([str(tmp_path), "--expect", "alpha,beta"]) == 0
+    assert "no report from" not in capsys.readouterr().out
+    assert "2 of 2 expected backends reported. All agree" in (tmp_path / "matrix.md").read_text()
+    assert matrix.main([str(tmp_path), "--expect", "alpha"]) == 0
+    assert "1 of 1 expected backends reported, and beta (not expected). All agree" in \
+        (tmp_path / "matrix.md").read_text()
+
+    monkeypatch.setattr("regcore.available_backends", lambda: ["alpha", "beta", "gamma"])
+    assert matrix.main([str(tmp_path)]) == 0  # default: the registered backends
+    assert "no report from expected backends: gamma" in capsys.readouterr().out
+
+
+def test_a_device_where_nothing_ran_is_one_line_with_its_reason(tmp_path):
+    unavailable = "alpha: device 'cuda' not available here"
+    write(tmp_path, "alpha", [
+        rec("alpha", "s1", error=1e-8), rec("alpha", "s2", error=1e-8),
+        *(rec("alpha", s, "skip", device=device, dtype=dtype, check="skipped",
+              detail=f"alpha: device {device!r} not available here")
+          for device in ("cuda", "mps") for dtype in ("float64", "float32", "float16")
+          for s in ("s1", "s2")),
+        rec("alpha", "s1", "skip", dtype="bfloat16", detail="alpha: bfloat16 not declared"),
+    ])
+    assert matrix.main([str(tmp_path)]) == 0
+    md = (tmp_path / "matrix.md").read_text()
+    rows = md_rows(md)
+    assert [k for k in rows if k[1] == "cuda"] == [("alpha", "cuda", "(all)", "(all)")]
+    assert rows[("alpha", "cuda", "(all)", "(all)")] == ["0", "0", "6", "0", "not run", "-"]
+    assert rows[("alpha", "cpu", "bfloat16", "(all)")] == ["0", "0", "1", "0", "not run", "-"]
+    assert len(rows) == 2 + 3  # cpu float64 s1, s2; cpu bfloat16, cuda, mps
+    assert "  - cuda: not run, 6 tests skipped: device 'cuda' not available here" in md
+    assert unavailable not in md.split("## Skipped", 1)[0]  # the cause, without the prefix
+    page = (tmp_path / "matrix.html").read_text()
+    labels = re.findall(r'text-anchor="end">([^<]*)</text>', page)
+    assert labels == ["alpha cpu bfloat16", "alpha cpu float64", "alpha cuda", "alpha mps"]
+    bars = re.findall(r'<title>([^<]*)</title><rect class="not-run" data-row="(\d)"', page)
+    assert bars == [("cpu bfloat16: not run, 1 test skipped: bfloat16 not declared", "0"),
+                    ("cuda: not run, 6 tests skipped: device &#x27;cuda&#x27; not available "
+                     "here", "2"),
+                    ("mps: not run, 6 tests skipped: device &#x27;mps&#x27; not available here",
+                     "3")]
+    assert set(re.findall(r'class="cell" data-row="(\d)"', page)) == {"1"}

@@ -1,5 +1,6 @@
 """matrix.html rendered by a real headless Chromium: the screenshot shows the heatmap cells in the
-colours and at the places the SVG gives them, and the table below it."""
+colours and at the places the SVG gives them (a pass at half the tolerance in green, only a
+failure in red), a device where nothing ran as one grey bar, and the table below it."""
 
 from __future__ import annotations
 
@@ -113,16 +114,22 @@ class Image:
 
 
 def write_reports(directory: Path) -> None:
-    """alpha passes s_a exactly (ratio 0) and s_b at 1e-3; beta skips s_a and fails s_b."""
-    def rec(backend, scenario, outcome, error):
-        return Record(backend=backend, device="cpu", dtype="float64", scenario=scenario,
+    """alpha passes s_a exactly (ratio 0) and s_b at 1e-3; beta skips s_a and fails s_b; gamma
+    passes s_a at 0.5, fails s_b at 1.5, and has no cuda (every cuda test skipped)."""
+    def rec(backend, scenario, outcome, error, device="cpu", dtype="float64"):
+        return Record(backend=backend, device=device, dtype=dtype, scenario=scenario,
                       case="l2_sum", check="loss", error=error, max_abs_error=error, scale=1.0,
                       tolerance=1e-6, tolerance_formula="2 gamma(n)", outcome=outcome,
-                      test=f"t[{scenario}]", detail="skipped" if outcome == "skip" else "")
+                      test=f"t[{device}-{dtype}-{scenario}]",
+                      detail=f"{backend}: device {device!r} not available here"
+                      if device != "cpu" else "skipped" if outcome == "skip" else "")
 
     for backend, records in {
         "alpha": [rec("alpha", "s_a", "pass", 0.0), rec("alpha", "s_b", "pass", 1e-9)],
         "beta": [rec("beta", "s_a", "skip", 0.0), rec("beta", "s_b", "fail", 5e-6)],
+        "gamma": [rec("gamma", "s_a", "pass", 5e-7), rec("gamma", "s_b", "fail", 1.5e-6),
+                  *(rec("gamma", s, "skip", 0.0, "cuda", dt) for s in ("s_a", "s_b")
+                    for dt in ("float64", "float32"))],
     }.items():
         report = Report(backend)
         for r in records:
@@ -139,13 +146,20 @@ def svg_cells(page: str) -> dict[tuple[int, int], tuple[int, int, int, int, str]
 
 def test_screenshot_shows_heatmap_and_table(tmp_path):
     write_reports(tmp_path)
-    assert matrix.main([str(tmp_path)]) == 1  # beta fails s_b
+    assert matrix.main([str(tmp_path), "--expect", "alpha,beta,gamma,delta"]) == 1  # s_b fails
     page = (tmp_path / "matrix.html").read_text()
     cells = svg_cells(page)
-    # what the page asks for: rows alpha, beta; columns s_a, s_b
+    # what the page asks for: rows alpha, beta, gamma cpu, gamma cuda; columns s_a, s_b
+    half = matrix_html.ratio_colour(0.5)
     assert {k: v[4] for k, v in cells.items()} == {
         (0, 0): matrix_html.GREEN, (0, 1): matrix_html.MID,
-        (1, 0): matrix_html.GREY, (1, 1): matrix_html.RED}
+        (1, 0): matrix_html.GREY, (1, 1): matrix_html.RED,
+        (2, 0): half, (2, 1): matrix_html.RED}
+    r, g, b = rgb(half)
+    assert g > r + 20 and g > b + 20, half  # a pass at half the tolerance reads as a pass
+    bar = re.findall(r'class="not-run" data-row="3" x="(\d+)" y="(\d+)" width="(\d+)" '
+                     r'height="(\d+)" fill="(#\w+)"', page)
+    assert len(bar) == 1 and bar[0][4] == matrix_html.GREY
 
     shot = tmp_path / "out.png"
     proc = subprocess.run(
@@ -173,12 +187,18 @@ def test_screenshot_shows_heatmap_and_table(tmp_path):
                 f"cell ({i}, {j}) at ({sx + dx}, {sy + dy}): {image.pixel(sx + dx, sy + dy)}, "
                 f"expected {fill}")
     reds = image.rect_corners(rgb(matrix_html.RED), w, h)
-    x1, y1 = cells[(1, 1)][:2]
-    assert reds == [(origin[0] + x1, origin[1] + y1)]  # right of and below the green cell
-    assert reds[0][0] > greens[0][0] and reds[0][1] > greens[0][1]
+    assert reds == [(origin[0] + cells[k][0], origin[1] + cells[k][1]) for k in ((1, 1), (2, 1))]
+    assert reds[0][0] > greens[0][0] and reds[0][1] > greens[0][1]  # right of, below the green
+
+    # gamma's cuda: one grey bar across the scenario columns, under gamma's cpu row
+    bx, by, bw, bh = (int(v) for v in bar[0][:4])
+    assert bx == cells[(2, 0)][0] and by > cells[(2, 0)][1]
+    assert bw >= cells[(2, 1)][0] + w - cells[(2, 0)][0]  # wider if its text needs it
+    assert image.rect_corners(rgb(matrix_html.GREY), bw, bh) == [
+        (origin[0] + bx, origin[1] + by)]
 
     # the table's header row (#f2f2f2, a band several hundred pixels wide) below the heatmap
-    grid_bottom = origin[1] + max(y + h for x, y, w, h, _ in cells.values())
+    grid_bottom = origin[1] + by + bh
     band = [y for y in range(image.height)
             if sum(image.pixel(x, y) == (0xF2, 0xF2, 0xF2) for x in range(image.width)) > 300]
     assert len(band) >= 10, band
