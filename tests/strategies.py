@@ -12,6 +12,8 @@ limit, not a disagreement.
 
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 import re
 from dataclasses import dataclass
@@ -120,7 +122,9 @@ def selections(draw, params: tuple[ParamInfo, ...]) -> Select:
         "ndim": lambda: Select(ndim=(draw(st.sampled_from([p.ndim for p in params])),)),
         "min_ndim": lambda: Select(min_ndim=draw(st.integers(0, min(p.ndim for p in params)))),
     }[choice]()
-    return select
+    # the parameters drawn are all trainable, so include_frozen changes no match; drawn for the
+    # serialization round trips
+    return dataclasses.replace(select, include_frozen=draw(st.booleans()))
 
 
 def _kinds_for(matched: list[ParamInfo], taken: dict[str, set[str]]) -> tuple[str, ...]:

@@ -49,6 +49,9 @@ def apply_spec(spec: Spec, model: keras.layers.Layer, *, replace: bool = False) 
     ``SpecRegularizer``), set both on the variable (which ``model.losses`` reads) and on the
     owning layer's attribute (which ``get_config`` saves). Unselected variables are left alone.
 
+    Frozen variables (``trainable=False``) are not selected unless the spec asks with
+    ``include_frozen=True``, which is refused here: Keras's ``model.losses`` skips them.
+
     Raises :class:`regcore.SpecError` if a selected variable already has a regularizer (the
     penalty would no longer be the spec's; pass ``replace=True`` to overwrite it) or if its layer
     has no regularizer attribute Keras would save (attach with :func:`penalty` instead). The
@@ -60,6 +63,13 @@ def apply_spec(spec: Spec, model: keras.layers.Layer, *, replace: bool = False) 
         chosen.setdefault(a.param, []).append(a.term)
     for name in chosen:  # check everything before changing anything
         p = by_name[name]
+        if not p.info.trainable:
+            raise SpecError(
+                f"param {name!r} is frozen (trainable=False), and Keras's model.losses skips the "
+                "regularizers of non-trainable variables, so a regularizer on it would add "
+                "nothing; the spec selects it with include_frozen=True: add its penalty with "
+                "regcore_adapters.tf.keras_native.penalty instead"
+            )
         if p.regularizer_attr is None:
             raise SpecError(
                 f"param {name!r}: layer {p.layer.name!r} ({type(p.layer).__name__}) has no "
@@ -107,6 +117,13 @@ def build_optimizer(spec: Spec, model: keras.layers.Layer, optimizer: type,
     # np.float64, a float subclass Keras accepts: Keras casts a Python float to a float64
     # variable's dtype through float32 (0.1 → 0.10000000149...), a NumPy float64 exactly
     # no decay: None, except AdamW, which refuses None (and would otherwise decay by 0.004)
+    frozen = [n for n in plan.decay if not by_name[n].info.trainable]
+    if frozen:
+        raise SpecError(
+            f"weight_decay: the frozen parameter {frozen[0]!r} (trainable=False) is selected with "
+            "include_frozen=True, but a Keras optimizer only updates the trainable variables "
+            "it is given, so its weight_decay would not reach it"
+        )
     none = 0.0 if issubclass(optimizer, keras.optimizers.AdamW) else None
     opt = optimizer(weight_decay=np.float64(rates[0]) if rates else none, **optimizer_kwargs)
     if rates:

@@ -18,11 +18,15 @@ Layout: Keras stores kernels as ``(fan_in, fan_out)`` (``(*kernel_size, in, out)
 convolutions), which *is* the canonical layout group-lasso axes and orthogonal modes refer to, so
 no view is needed (unlike torch).
 
-Non-trainable variables (moving statistics, optimizer state) are never parameters of a spec.
+Non-trainable variables (moving statistics, optimizer state) are never parameters of a spec; a
+trainable variable that is frozen (``layer.trainable = False``) is a parameter marked frozen, which
+selections skip unless ``include_frozen=True`` (Keras's ``model.losses`` skips its regularizer
+too).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -80,21 +84,27 @@ def _children(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
     return list(layer._flatten_layers(include_self=False, recursive=False))
 
 
-def _walk(layer: keras.layers.Layer, prefix: str,
-          seen: set[int]) -> Iterator[tuple[str, keras.layers.Layer]]:
+def _walk(layer: keras.layers.Layer, prefix: str, seen: set[int],
+          trainable: bool) -> Iterator[tuple[str, keras.layers.Layer, bool]]:
+    """``(path, layer, trainable)`` for every sublayer: ``trainable`` false under a frozen
+    ancestor too (Keras's ``trainable_weights`` is empty below a layer with ``trainable=False``)."""
     for child in _children(layer):
         if id(child) in seen:  # a shared layer is listed once, under its first path
             continue
         seen.add(id(child))
         path = f"{prefix}{child.name}"
-        yield path, child
-        yield from _walk(child, f"{path}.", seen)
+        child_trainable = trainable and child.trainable
+        yield path, child, child_trainable
+        yield from _walk(child, f"{path}.", seen, child_trainable)
 
 
 def model_params(model: keras.layers.Layer) -> list[KerasParam]:
     """Every trainable variable of a built ``model`` (a Keras ``Model`` or ``Layer``), in layer
-    order, as :class:`KerasParam`. Raises :class:`TypeError` for anything else and
-    :class:`ValueError` for an unbuilt model (it has no variables yet)."""
+    order, as :class:`KerasParam`: frozen ones (``trainable=False`` on the variable or on a layer
+    above it) with ``ParamInfo.trainable`` false, and a variable that several layers own (tied)
+    once, under its first path, with the other owners in ``ParamInfo.aliases``. Raises
+    :class:`TypeError` for anything else and :class:`ValueError` for an unbuilt model (it has no
+    variables yet)."""
     if not isinstance(model, keras.layers.Layer):
         raise TypeError(f"model: expected a Keras Model or Layer, got {type(model).__name__}")
     if not model.built:
@@ -102,10 +112,17 @@ def model_params(model: keras.layers.Layer) -> list[KerasParam]:
             f"model: {model.name!r} is not built, so it has no variables yet; call it on a batch "
             "or build it with an input shape first"
         )
-    params: list[KerasParam] = []
-    layers = [("", model), *_walk(model, "", {id(model)})]
-    for path, layer in layers:
+    owners: dict[int, list[tuple[ParamInfo, keras.Variable, keras.layers.Layer]]] = {}
+    layers = [("", model, model.trainable), *_walk(model, "", {id(model)}, model.trainable)]
+    for path, layer, trainable in layers:
         for v in layer._trainable_variables:  # the layer's own, not its sublayers'
             name = f"{path}.{v.name}" if path else v.name
-            params.append(KerasParam(ParamInfo(name, tuple(v.shape), _role(layer, v)), v, layer))
+            info = ParamInfo(name, tuple(v.shape), _role(layer, v),
+                             trainable=bool(trainable and v.trainable))
+            owners.setdefault(id(v), []).append((info, v, layer))
+    params: list[KerasParam] = []
+    for (info, v, layer), *others in owners.values():
+        if others:
+            info = dataclasses.replace(info, aliases=tuple(o for o, _, _ in others))
+        params.append(KerasParam(info, v, layer))
     return params

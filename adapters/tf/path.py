@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from regcore import Backend, Optimizer, Spec, SpecError, proximal
-from regcore.path.engine import check_user_problem, loss_name
+from regcore.path.engine import check_trainable, check_user_problem, loss_name
 from regcore_adapters.tf import optim
 from regcore_adapters.tf import proximal as prox
 from regcore_adapters.tf.backend import (
@@ -132,6 +132,8 @@ class _ModelFitter:
             raise SpecError(f"ModelProblem.model: the clone's variables {cloned} are not the "
                             f"model's {names}")
         self.variables = {kp.info.name: kp.variable.value for kp in params}  # the tf.Variables
+        # frozen variables (trainable=False) are loaded and read, never stepped
+        self.trainable = tuple(kp.info.name for kp in params if kp.info.trainable)
         self.steps: dict[Hashable, Callable[..., None]] = {}
         self.evaluate = compile_fn(self._loss, backend.mode)
 
@@ -165,7 +167,8 @@ class _ModelFitter:
         key = (plan_structure(penalties), optimizer, decayed, shrinks)
         if key not in self.steps:
             def step(variables, state, x, y, coefs, factors, thresholds):
-                sources = list(variables.values())
+                trained = {k: variables[k] for k in self.trainable}
+                sources = list(trained.values())
                 with tf.GradientTape() as tape:
                     tape.watch(sources)
                     loss = self._loss(x, y)
@@ -175,8 +178,8 @@ class _ModelFitter:
                     value = tf.cast(loss, dtype) + tf.cast(penalty, dtype)
                 grads = tape.gradient(value, sources,
                                       unconnected_gradients=tf.UnconnectedGradients.ZERO)
-                optim.apply(optimizer, factors, variables,
-                            dict(zip(variables, grads, strict=True)), state)
+                optim.apply(optimizer, factors, trained,
+                            dict(zip(trained, grads, strict=True)), state)
                 prox.apply(shrinks, variables, thresholds)
 
             self.steps[key] = compile_fn(step, self.b.mode)
@@ -185,6 +188,7 @@ class _ModelFitter:
     def fit(self, spec: Spec, params: Mapping[str, tf.Tensor], data: Any, lr: float
             ) -> tuple[dict[str, tf.Tensor], float]:
         plan = spec.resolve(self.infos)
+        check_trainable("ModelProblem", plan)
         if self.s.optimizer == "sgd":
             smooth, ops = proximal.split(plan)
             ops = proximal.merged_shrinks(ops)
@@ -195,9 +199,10 @@ class _ModelFitter:
         self._load(params)
         step = self._step(smooth.penalties, optimizer, tuple(sorted(smooth.decay)),
                           prox.structure(ops))
-        args = (variables, optim.slots(optimizer, variables), *data,
+        trained = {k: variables[k] for k in self.trainable}
+        args = (variables, optim.slots(optimizer, trained), *data,
                 penalty_coefs(smooth.penalties, variables),
-                optim.decay_factor_tensors(optimizer, smooth.decay, variables),
+                optim.decay_factor_tensors(optimizer, smooth.decay, trained),
                 prox.thresholds(ops, variables, lr))
         for _ in range(self.s.steps - 1):
             step(*args)

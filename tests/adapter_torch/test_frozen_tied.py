@@ -189,3 +189,27 @@ def test_build_optimizer_and_penalty_refuses_decay_the_optimizer_cannot_carry():
     spec = Spec(weight_decay=[DecoupledWeightDecay(0.01)])
     with pytest.raises(SpecError, match="use torch.optim.AdamW, or DecoupledDecay"):
         build_optimizer_and_penalty(spec, _frozen_net(), torch.optim.Adam, lr=0.1)
+
+
+def test_data_parallel_wrapping_keeps_the_rule(tmp_path):
+    """A DistributedDataParallel-wrapped model (one gloo process) is read through the same
+    ``module_params``: the frozen layer stays out of the penalty, the gradient and the groups."""
+    dist = pytest.importorskip("torch.distributed")
+    if not dist.is_available():
+        pytest.skip("torch.distributed is not available in this build")
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0,
+                            world_size=1)
+    try:
+        net = _frozen_net()
+        ddp = nn.parallel.DistributedDataParallel(net)
+        assert float(PenaltyLoss(L2_ALL, ddp)().detach()) == pytest.approx(
+            0.1 * _sq(*net[2].parameters()), rel=1e-15)
+        ddp(torch.ones(5, 3, dtype=torch.float64)).sum().backward()
+        GradientPenalty(L2_ALL, ddp)()
+        DecoupledDecay(L2_ALL, ddp).step(lr=0.5)
+        assert [p.grad for p in net[0].parameters()] == [None, None]
+        frozen_ids = {id(p) for p in net[0].parameters()}
+        groups = param_groups(Spec(L2_ALL.penalties), ddp, torch.optim.SGD)
+        assert not frozen_ids & {id(p) for g in groups for p in g["params"]}
+    finally:
+        dist.destroy_process_group()
