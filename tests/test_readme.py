@@ -1,19 +1,55 @@
-"""The README's example runs, and CI runs the README's quickstart commands."""
+"""The README's NumPy examples run and print what they say, and CI runs the README's quickstart
+commands. Blocks are found by their ``<!-- tested: ... -->`` markers (tests/test_docs.py); the
+torch and Keras examples run in their own sessions (tests/adapter_torch/test_readme_idioms.py,
+tests/adapter_tf/test_readme_keras.py)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import numpy as np
+
+from tests.test_docs import doc_blocks, run_python
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
 
 def test_readme_example_runs():
-    code = re.search(r"## Example\n\n```python\n(.*?)```", README, re.S).group(1)
-    namespace: dict = {}
-    exec(compile(code, "README.md example", "exec"), namespace)
-    assert namespace["regcore"].from_json(namespace["text"]) == namespace["spec"]
+    """The Example converts, resolves, evaluates and round-trips; its penalty value is Keras's
+    ``0.01·Σw²`` on both kernels plus the orthogonal term on ``dense_0.kernel``, computed here."""
+    (block,) = doc_blocks("README.md", "test_readme_example_runs")
+    ns, printed = run_python(block)
+    assert printed[0] == "0.02"
+    assert ns["regcore"].from_json(ns["text"]) == ns["spec"]
+    params = ns["params"]
+    l2 = 0.01 * sum(np.sum(params[k] ** 2) for k in ("dense_0.kernel", "dense_1.kernel"))
+    rows = params["dense_0.kernel"]
+    v = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-7)
+    gram = np.abs(v @ v.T)
+    s = len(rows)
+    orthogonal = 0.1 * 0.5 * (gram.sum() - np.trace(gram)) / (s * (s - 1) / 2)
+    assert np.isclose(ns["value"], l2 + orthogonal, rtol=1e-12)
+    for name in ("dense_0.bias", "dense_1.bias"):  # the default selection: kernels only
+        assert not np.any(ns["grads"][name])
+    assert np.allclose(ns["grads"]["dense_1.kernel"], 0.02 * params["dense_1.kernel"], rtol=1e-12)
+
+
+def test_readme_numpy_example_is_ridge():
+    """``InPlacePenalty.sgd_step_`` trains the by-hand linear regression to the closed-form ridge
+    solution of ``mean(r²) + 0.1·Σw²`` with an unpenalized intercept."""
+    (block,) = doc_blocks("README.md", "test_readme_numpy_example_is_ridge")
+    ns, _ = run_python(block)
+    x, y, lam = ns["x"], ns["y"], 0.1
+    n = len(x)
+    z = np.hstack([x, np.ones((n, 1))])
+    reg = np.diag([lam] * 4 + [0.0])
+    solution = np.linalg.solve(z.T @ z / n + reg, z.T @ y / n)  # ∇(mean r² + λΣw²) = 0
+    assert np.allclose(ns["params"]["w"], solution[:4], rtol=0, atol=1e-10)
+    assert np.allclose(ns["params"]["b"], solution[4], rtol=0, atol=1e-10)
+    assert np.isclose(ns["penalty"].value(ns["params"]), lam * np.sum(solution[:4] ** 2),
+                      rtol=1e-8)
 
 
 def test_ci_runs_the_readme_quickstart_commands():
