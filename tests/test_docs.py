@@ -39,23 +39,7 @@ DOCS = ("README.md", *sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.m
 TESTED = re.compile(r"<!-- tested: (tests/[\w/]+\.py)::(test_\w+) -->")
 FRAGMENT = re.compile(r"(?:#|//) Fragment: \S")
 
-UNMARKED = {
-    ("README.md", "# the main job: the conformance matrix over the backends (reports/matrix.html "
-                  "and .md)"):
-        "Quickstart: run by CI, which test_readme.py::test_ci_runs_the_readme_quickstart_commands "
-        "checks; the section is not this change's to mark",
-    ("README.md", 'scaler = torch.amp.GradScaler("cuda")                            # or "cpu"'):
-        "Precision: a fragment (needs a model, criterion, optimizer) that also builds "
-        "GradientPenalty(spec, model)() per use; the section is not this change's to mark",
-    ("README.md", "regcore convert l2 0.01 --from keras --n-samples 100 --data-loss mse"):
-        "Command line: being rewritten from other engineers' text (issue 17)",
-    ("README.md", "regcore path docs/examples/synthetic-l1.json --data synthetic   "
-                  "# linear regression, L1"):
-        "Choosing λ: nox -s path runs both commands (with --backends and --out); the section is "
-        "not this change's to mark",
-    ("README.md", "python -m regcore_conformance --backend numpy          # or:"):
-        "The conformance suite: three alternatives; the section is not this change's to mark",
-}
+UNMARKED: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)
@@ -305,10 +289,7 @@ def test_spec_format_errors_are_the_ones_raised():
 
 # Fields that exist in the code but that someone else is documenting; an entry whose field the
 # page documents is stale and fails.
-UNDOCUMENTED_FIELDS = {
-    "include_frozen": "Select's frozen-parameter field: the lead writes its row "
-                      "(<!-- frozen: lead adds --> in docs/spec-format.md)",
-}
+UNDOCUMENTED_FIELDS: dict[str, str] = {}
 
 
 def _documented(name: str, text: str) -> bool:
