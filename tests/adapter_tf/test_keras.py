@@ -302,18 +302,3 @@ def test_backend_declares_the_keras_paths():
     assert TFBackend.native_paths == keras_training.PATHS
     assert TFBackend.native_penalty_paths == keras_training.PENALTY_PATHS
     assert keras.config.floatx() == "float32"  # the paths restore floatx
-
-
-def test_readme_keras_example_runs_and_means_what_it_says():
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    code = readme.split("**Keras-native**")[1].split("```python\n")[1].split("```")[0]
-    ns: dict = {}
-    exec(compile(code, "README.md Keras example", "exec"), ns)
-    model = ns["model"]
-    kernels = [v for v in model.trainable_variables if v.regularizer is not None]
-    assert [type(v.regularizer) for v in kernels] == [keras.regularizers.L2] * 2
-    assert all(v.regularizer.get_config() == {"l2": 0.01} for v in kernels)
-    assert float(ns["optimizer"].weight_decay) == 0.01
-

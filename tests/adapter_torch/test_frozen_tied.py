@@ -55,8 +55,8 @@ def _frozen(net: nn.Sequential) -> list[torch.Tensor]:
 
 def test_penalty_loss_leaves_out_frozen_parameters():
     net = _frozen_net()
-    assert float(PenaltyLoss(L2_ALL, net)().detach()) == pytest.approx(0.1 * _sq(*net[2].parameters()),
-                                                              rel=1e-15)
+    expected = 0.1 * _sq(*net[2].parameters())
+    assert float(PenaltyLoss(L2_ALL, net)().detach()) == pytest.approx(expected, rel=1e-15)
 
 
 def test_gradient_penalty_creates_no_grad_for_a_frozen_parameter():
