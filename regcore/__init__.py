@@ -9,7 +9,7 @@ from regcore import (  # noqa: E402  (public for backend authors)
     export_support,  # the exporter kit
     proximal,  # proximal_train's split of a plan into smooth terms and shrinkage
 )
-from regcore.backend import Backend, ModelSpec, Optimizer, check_params
+from regcore.backend import Backend, ModelSpec, Optimizer, check_params, check_shapes
 from regcore.conventions import CONVENTIONS, Convention
 from regcore.decay import DecoupledWeightDecay
 from regcore.errors import SpecError, UnsupportedError
@@ -58,6 +58,7 @@ __all__ = [
     "UnsupportedError",
     "available_backends",
     "check_params",
+    "check_shapes",
     "convert",
     "export_support",
     "from_dict",

@@ -281,3 +281,59 @@ def check_params(backend: str, params: Mapping[str, Any],
         if not floating(value):
             raise TypeError(f"{backend}: param {name!r} has dtype {value.dtype}; penalties need "
                             "floating-point parameters")
+
+
+def check_shapes(backend: str, plan: Plan | Sequence[ParamInfo], params: Mapping[str, Any], *,
+                 what: str = "param") -> None:
+    """For adapters: :class:`SpecError` unless ``params`` holds exactly the plan's parameters,
+    each of the shape the plan was resolved with (``.shape``, compared as a tuple). ``plan`` may
+    instead be the parameters themselves (``ModelSpec.params()``), for methods given no plan.
+
+    The message names the parameter, the expected and the given shape; a given shape that is the
+    expected one reversed (a torch ``(out, in)`` kernel for a plan in ``(in, out)``, or the other
+    way round) or otherwise reordered adds a layout hint. A missing or unknown name is named with
+    the plan's parameters. ``what`` names the dict in messages (``"grad"`` for gradients). Cheap:
+    one dict lookup and one tuple comparison per parameter, so it runs on every penalty call.
+    """
+    infos = plan.params if isinstance(plan, Plan) else plan
+    if len(params) == len(infos):
+        for info in infos:
+            value = params.get(info.name)
+            if value is None or tuple(value.shape) != info.shape:
+                break
+        else:
+            return
+    _shape_error(backend, infos, params, what)
+
+
+def _shape_error(backend: str, infos: Sequence[ParamInfo], params: Mapping[str, Any],
+                 what: str) -> None:
+    expected = {info.name: info.shape for info in infos}
+    missing = [name for name in expected if name not in params]
+    unknown = [name for name in params if name not in expected]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"no {what} {', '.join(map(repr, missing))}")
+        if unknown:
+            parts.append(f"{what} {', '.join(map(repr, unknown))} not in the plan")
+        raise SpecError(f"{backend}: {'; '.join(parts)} (the plan's parameters: "
+                        f"{', '.join(expected) or 'none'}; resolve the spec against the "
+                        f"parameters you pass)")
+    for name, shape in expected.items():
+        given = tuple(params[name].shape)
+        if given != shape:
+            raise SpecError(f"{backend}: {what} {name!r} has shape {given}, the plan expects "
+                            f"{shape}{_layout_hint(given, shape)}")
+
+
+def _layout_hint(given: tuple, expected: tuple) -> str:
+    if len(given) < 2 or sorted(given) != sorted(expected):
+        return ""
+    if len(given) == 2:
+        return (" (its transpose: an array in the other layout — torch's nn.Linear weight is "
+                "(out, in), a Keras Dense kernel and ModelSpec's dense_i.kernel are (in, out); "
+                "pass its transpose, e.g. weight.T)")
+    return (" (the same sizes in another order: an array in another framework's layout, e.g. "
+            "a torch conv weight (out, in, kh, kw) for a Keras kernel (kh, kw, in, out); "
+            "permute its axes)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,10 +11,12 @@ from regcore import (
     Backend,
     ModelSpec,
     Optimizer,
+    ParamInfo,
     Plan,
     Spec,
     UnsupportedError,
     check_params,
+    check_shapes,
     proximal,
 )
 from regcore.export_support import load_snippet
@@ -46,7 +48,7 @@ class NumpyBackend(Backend):
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The value in the parameters' promoted dtype, float32 at least for float16 parameters
         (cast up before any reduction); each gradient in its parameter's dtype (rounded once)."""
-        _check(params)
+        _check(params, plan)
         wide = {name: w.astype(accumulation_dtype(w.dtype), copy=False)
                 for name, w in params.items()}
         total = np.zeros((), dtype=_common_dtype(wide))
@@ -62,7 +64,7 @@ class NumpyBackend(Backend):
         self, model: ModelSpec, plan: Plan, params: Mapping[str, np.ndarray],
         x: np.ndarray, y: np.ndarray,
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        _check(params)
+        _check(params, plan)
         loss, grads = forward_backward(model, params, x, y)
         penalty, pgrads = self.penalty(plan, params)
         return loss + penalty, {k: grads[k] + pgrads[k] for k in grads}
@@ -71,7 +73,7 @@ class NumpyBackend(Backend):
         self, model: ModelSpec, plan: Plan, params: Mapping[str, np.ndarray],
         x: np.ndarray, y: np.ndarray, *, optimizer: Optimizer, steps: int,
     ) -> dict[str, np.ndarray]:
-        _check(params)
+        _check(params, plan)
         params = {k: v.copy() for k, v in params.items()}
         stepper = Stepper(optimizer, plan.decay)
         for _ in range(steps):
@@ -83,7 +85,7 @@ class NumpyBackend(Backend):
         self, model: ModelSpec, plan: Plan, params: Mapping[str, np.ndarray],
         x: np.ndarray, y: np.ndarray, *, lr: float, steps: int,
     ) -> dict[str, np.ndarray]:
-        _check(params)
+        _check(params, plan)
         smooth, ops = proximal.split(plan)
         ops = proximal.merged_shrinks(ops)
         params = {k: v.copy() for k, v in params.items()}
@@ -101,7 +103,7 @@ class NumpyBackend(Backend):
         """``train`` through :class:`InPlacePenalty`: gradients of the data loss, then the
         penalty's added in place and decay (``in_place``, any optimizer), or one folded SGD
         update (``folded_sgd``, plain SGD only)."""
-        _check(params)
+        _check(params, model.params())
         if path not in self.native_paths:
             raise ValueError(f"path: expected one of {', '.join(self.native_paths)}, got {path!r}")
         if path == "folded_sgd" and optimizer.name != "sgd":
@@ -124,7 +126,7 @@ class NumpyBackend(Backend):
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """:meth:`InPlacePenalty.value` and what :meth:`InPlacePenalty.add_grad_` adds to zero
         gradients."""
-        _check(params)
+        _check(params, model.params())
         if path not in self.native_penalty_paths:
             raise ValueError(f"path: expected one of {', '.join(self.native_penalty_paths)}, "
                              f"got {path!r}")
@@ -138,6 +140,7 @@ class NumpyBackend(Backend):
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The snippet's ``regularization(params, roles)``, roles from ``model``; its gradients
         are its own (written by hand, like this backend's)."""
+        _check(params, model.params())
         value, grads = load_snippet(code)["regularization"](_copies(params), _roles(model))
         return np.asarray(value), grads
 
@@ -145,6 +148,7 @@ class NumpyBackend(Backend):
         self, code: str, model: ModelSpec, params: Mapping[str, np.ndarray], lr: float
     ) -> dict[str, np.ndarray]:
         """The snippet's ``decay(params, roles, lr)``."""
+        _check(params, model.params())
         return load_snippet(code)["decay"](_copies(params), _roles(model), lr)
 
 
@@ -156,10 +160,14 @@ def _roles(model: ModelSpec) -> dict[str, str]:
     return {p.name: p.role for p in model.params()}
 
 
-def _check(params: Mapping[str, Any]) -> None:
+def _check(params: Mapping[str, Any], plan: Plan | Sequence[ParamInfo] | None = None) -> None:
+    """:class:`TypeError` for anything but floating-point NumPy arrays; with ``plan`` (or the
+    model's parameters), :class:`regcore.SpecError` for names or shapes that are not its."""
     check_params("numpy", params, np.ndarray, lambda w: np.issubdtype(w.dtype, np.floating))
 
 
 def _common_dtype(params: Mapping[str, np.ndarray]) -> np.dtype:
     dtypes = {w.dtype for w in params.values()}
     return dtypes.pop() if len(dtypes) == 1 else np.result_type(*dtypes)
+    if plan is not None:
+        check_shapes("numpy", plan, params)

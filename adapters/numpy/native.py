@@ -14,6 +14,10 @@
   ``w − lr·(g + 2s·w)`` after decay; rounding differs in the last bits), other terms' gradients
   added to ``g`` first. It overwrites ``grads`` (``g ← lr·g``).
 
+Every method first checks that the dicts hold exactly the plan's parameters, each of the plan's
+shape (:func:`regcore.check_shapes`: a :class:`regcore.SpecError` naming the parameter, never a
+silently different value for a transposed kernel).
+
 Terms other than L2/L1/elastic net (group lasso, orthogonal) go through the reference kernels
 (:mod:`.penalties`). float16 parameters (and any dtype narrower than float32) go through them too,
 so their penalty accumulates in float32 as the backend's does.
@@ -26,7 +30,7 @@ from collections.abc import Mapping, MutableMapping
 
 import numpy as np
 
-from regcore import L1, L2, ElasticNet, Plan, SpecError, Term
+from regcore import L1, L2, ElasticNet, Plan, SpecError, Term, check_shapes
 from regcore_adapters.numpy.penalties import KERNELS, accumulation_dtype
 
 
@@ -50,6 +54,7 @@ class InPlacePenalty:
         if not isinstance(plan, Plan):
             raise SpecError(f"plan: expected a regcore.Plan (spec.resolve(infos)), got "
                             f"{type(plan).__name__}")
+        self.plan = plan
         self.decay = dict(plan.decay)
         self._l1: dict[str, float] = defaultdict(float)
         self._l2: dict[str, float] = defaultdict(float)
@@ -70,6 +75,7 @@ class InPlacePenalty:
 
     def value(self, params: Mapping[str, np.ndarray]) -> float:
         """The penalty at ``params`` (a Python float; no gradient computed)."""
+        self._check(params)
         total = 0.0
         slow = list(self._other)
         for name in self._l1.keys() | self._l2.keys():
@@ -87,6 +93,12 @@ class InPlacePenalty:
             w = params[name]
             total += float(KERNELS[type(term)](term, w.astype(accumulation_dtype(w.dtype)))[0])
         return total
+
+    def _check(self, params: Mapping[str, np.ndarray],
+               grads: Mapping[str, np.ndarray] | None = None) -> None:
+        check_shapes("numpy", self.plan, params)
+        if grads is not None:
+            check_shapes("numpy", self.plan, grads, what="grad")
 
     def _scratch_for(self, w: np.ndarray) -> np.ndarray:
         key = (w.shape, w.dtype)
@@ -124,10 +136,12 @@ class InPlacePenalty:
     def add_grad_(self, params: Mapping[str, np.ndarray], grads: MutableMapping[str, np.ndarray],
                   scale: float = 1.0) -> None:
         """``grads[name] += scale · ∂penalty/∂params[name]`` for every penalized parameter."""
+        self._check(params, grads)
         self._add_other_(params, grads, scale, coupled_l2=True)
 
     def decay_(self, params: MutableMapping[str, np.ndarray], lr: float) -> None:
         """``w ← (1 − lr·rate)·w`` for every decayed parameter."""
+        self._check(params)
         for name, rate in self.decay.items():
             w = params[name]
             w *= w.dtype.type(1 - lr * rate)
@@ -136,6 +150,7 @@ class InPlacePenalty:
                   grads: MutableMapping[str, np.ndarray], lr: float) -> None:
         """One plain SGD step with the penalty and decay: see the module docstring. Overwrites
         every ``grads[name]`` with ``lr·grads[name]``."""
+        self._check(params, grads)
         self._add_other_(params, grads, 1.0, coupled_l2=False)
         for name, w in params.items():
             kind = w.dtype.type

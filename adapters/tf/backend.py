@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,9 +15,11 @@ from regcore import (
     Backend,
     ModelSpec,
     Optimizer,
+    ParamInfo,
     Plan,
     Spec,
     check_params,
+    check_shapes,
     proximal,
 )
 from regcore.export_support import load_snippet
@@ -222,6 +224,14 @@ def proximal_step_fn(mode: str, model: ModelSpec, penalties: Penalties, optimize
                          make)
 
 
+def _check(params: Mapping[str, Any], plan: Plan | Sequence[ParamInfo] | None = None) -> None:
+    """:class:`TypeError` for anything but floating-point TF tensors or variables; with ``plan``
+    (or the model's parameters), :class:`regcore.SpecError` for names or shapes not its."""
+    check_params("tf", params, (tf.Tensor, tf.Variable), lambda t: t.dtype.is_floating)
+    if plan is not None:
+        check_shapes("tf", plan, params)
+
+
 class TFBackend(Backend):
     """Native TensorFlow: penalties and networks as TF ops, gradients by ``tf.GradientTape``,
     training with TF ops on ``tf.Variable``s (:mod:`regcore_adapters.tf.optim`).
@@ -273,10 +283,10 @@ class TFBackend(Backend):
         return np.asarray(x)
 
     @contextmanager
-    def _on(self, params: Mapping[str, Any]) -> Iterator[None]:
-        """Run on the device the parameters live on (:class:`TypeError` for anything but
-        floating-point TF tensors or variables)."""
-        check_params("tf", params, (tf.Tensor, tf.Variable), lambda t: t.dtype.is_floating)
+    def _on(self, params: Mapping[str, Any],
+            plan: Plan | Sequence[ParamInfo] | None = None) -> Iterator[None]:
+        """Run on the device the parameters live on, after :func:`_check`."""
+        _check(params, plan)
         with tf.device(next(iter(params.values())).device):
             yield
 
@@ -284,7 +294,7 @@ class TFBackend(Backend):
         self, plan: Plan, params: Mapping[str, tf.Tensor]
     ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         params = dict(params)
-        with self._on(params):
+        with self._on(params, plan):
             coefs = penalty_coefs(plan.penalties, params)
             return penalty_fn(self.mode, plan.penalties)(params, coefs)
 
@@ -293,7 +303,7 @@ class TFBackend(Backend):
         x: tf.Tensor, y: tf.Tensor,
     ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         params = dict(params)
-        with self._on(params):
+        with self._on(params, plan):
             coefs = penalty_coefs(plan.penalties, params)
             return loss_fn(self.mode, model, plan.penalties)(params, x, y, coefs)
 
@@ -328,7 +338,7 @@ class TFBackend(Backend):
              ) -> dict[str, tf.Tensor]:
         """``steps`` calls of ``step(variables, state, x, y, coefs, factors, *extra(variables))``
         on fresh ``tf.Variable`` copies of ``params``, on their device."""
-        with self._on(params):
+        with self._on(params, plan):
             variables = {k: tf.Variable(v, name=k) for k, v in params.items()}
             state = optim.slots(optimizer, variables)
             coefs = penalty_coefs(plan.penalties, variables)
@@ -343,6 +353,7 @@ class TFBackend(Backend):
         x: tf.Tensor, y: tf.Tensor, *, optimizer: Optimizer, steps: int,
     ) -> dict[str, tf.Tensor]:
         """``train`` through the Keras translation on a Keras model (see ``keras_training``)."""
+        _check(params, model.params())
         from regcore_adapters.tf import keras_training
 
         return keras_training.train(path, model, spec, params, x, y, optimizer=optimizer,
@@ -354,6 +365,7 @@ class TFBackend(Backend):
     ) -> dict[str, tf.Tensor]:
         """``native_train`` under ``tf.distribute.MirroredStrategy`` over ``world_size`` logical
         CPUs, in a worker process of its own (see ``regcore_adapters.tf.distributed``)."""
+        _check(params, model.params())
         from regcore_adapters.tf import distributed
 
         final = distributed.train(path, model, spec, {k: self.to_numpy(v) for k, v in
@@ -368,6 +380,7 @@ class TFBackend(Backend):
     ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """One ``keras_loop`` step's global loss and summed gradient under ``MirroredStrategy``
         (see ``regcore_adapters.tf.distributed``)."""
+        _check(params, model.params())
         from regcore_adapters.tf import distributed
 
         if world_size not in self.distributed_world_sizes:
@@ -383,6 +396,7 @@ class TFBackend(Backend):
         self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, tf.Tensor]
     ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """``Σ model.losses`` of a Keras model with the spec applied (see ``keras_training``)."""
+        _check(params, model.params())
         from regcore_adapters.tf import keras_training
 
         return keras_training.penalty(path, model, spec, params)
@@ -395,6 +409,7 @@ class TFBackend(Backend):
         :attr:`mode` says (the snippet must trace under ``tf.function`` and XLA too)."""
         from regcore_adapters.tf import keras_training
 
+        _check(params, model.params())
         regularization = load_snippet(code)["regularization"]
         with keras_training.floatx(next(iter(params.values())).dtype), self._on(params):
             net = keras_training.build_model(model, params)
@@ -417,6 +432,7 @@ class TFBackend(Backend):
         says."""
         from regcore_adapters.tf import keras_training
 
+        _check(params, model.params())
         decay = load_snippet(code)["decay"]
         with keras_training.floatx(next(iter(params.values())).dtype), self._on(params):
             net = keras_training.build_model(model, params)

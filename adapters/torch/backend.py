@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,10 +13,12 @@ from regcore import (
     Backend,
     ModelSpec,
     Optimizer,
+    ParamInfo,
     Plan,
     Spec,
     UnsupportedError,
     check_params,
+    check_shapes,
     proximal,
 )
 from regcore.export_support import load_snippet
@@ -27,10 +29,17 @@ from regcore_adapters.torch.optim import torch_optimizer
 from regcore_adapters.torch.penalties import KERNELS, accumulation_dtype
 
 
-def _leaves(params: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Fresh leaf copies of ``params`` that require grad (the caller's tensors are untouched);
-    :class:`TypeError` for anything but floating-point tensors."""
+def _check(params: Mapping[str, Any], plan: Plan | Sequence[ParamInfo]) -> None:
+    """:class:`TypeError` for anything but floating-point tensors, :class:`regcore.SpecError`
+    for names or shapes that are not those of ``plan`` (or of the model's parameters)."""
     check_params("torch", params, torch.Tensor, torch.Tensor.is_floating_point)
+    check_shapes("torch", plan, params)
+
+
+def _leaves(plan: Plan, params: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Fresh leaf copies of ``params`` that require grad (the caller's tensors are untouched),
+    after :func:`_check`."""
+    _check(params, plan)
     return {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
 
 
@@ -64,7 +73,7 @@ def _fit(
     """``steps`` full-batch steps from copies of ``params``: gradients at the current parameters;
     then, for decayed parameters, ``p ← (1 − lr·rate)·p``; then the optimizer's update; then
     ``after_step(parameters)``, if given (the proximal step's shrinkage)."""
-    leaves = _leaves(params)
+    leaves = _leaves(plan, params)
     opt = torch_optimizer(optimizer, list(leaves.values()))
     for _ in range(steps):
         value = objective(model, leaves, x, y) + penalty_value(plan, leaves)
@@ -130,7 +139,7 @@ class TorchBackend(Backend):
     def penalty(
         self, plan: Plan, params: Mapping[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        leaves = _leaves(params)
+        leaves = _leaves(plan, params)
         value = penalty_value(plan, leaves)
         return value.detach(), _grads(value, leaves)
 
@@ -138,7 +147,7 @@ class TorchBackend(Backend):
         self, model: ModelSpec, plan: Plan, params: Mapping[str, torch.Tensor],
         x: torch.Tensor, y: torch.Tensor,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        leaves = _leaves(params)
+        leaves = _leaves(plan, params)
         value = objective(model, leaves, x, y) + penalty_value(plan, leaves)
         return value.detach(), _grads(value, leaves)
 
@@ -166,6 +175,7 @@ class TorchBackend(Backend):
         x: torch.Tensor, y: torch.Tensor, *, optimizer: Optimizer, steps: int,
     ) -> dict[str, torch.Tensor]:
         """``train`` through a native translation on an ``nn.Module`` (see ``native_training``)."""
+        _check(params, model.params())
         return native_training.train(path, model, spec, params, x, y, optimizer=optimizer,
                                      steps=steps)
 
@@ -175,6 +185,7 @@ class TorchBackend(Backend):
     ) -> dict[str, torch.Tensor]:
         """``native_train`` under ``DistributedDataParallel`` (gloo, CPU) over ``world_size``
         processes (see :mod:`regcore_adapters.torch.distributed`)."""
+        _check(params, model.params())
         tensors = [*params.values(), x]
         if any(t.device.type != "cpu" for t in tensors):
             raise UnsupportedError("torch: data-parallel training runs on the CPU (gloo) here")
@@ -189,6 +200,7 @@ class TorchBackend(Backend):
         x: torch.Tensor, y: torch.Tensor, *, world_size: int,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One step's global loss and averaged (+ penalty) gradient under DDP or FSDP."""
+        _check(params, model.params())
         if any(t.device.type != "cpu" for t in [*params.values(), x]):
             raise UnsupportedError("torch: data-parallel training runs on the CPU (gloo) here")
         loss, grads = distributed.loss_and_grads(
@@ -201,6 +213,7 @@ class TorchBackend(Backend):
         self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The penalty through ``PenaltyLoss`` or ``GradientPenalty`` (see ``native_training``)."""
+        _check(params, model.params())
         return native_training.penalty(path, model, spec, params)
 
     def exported_penalty(
@@ -208,6 +221,7 @@ class TorchBackend(Backend):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The snippet's ``regularization(net)`` on :class:`DenseNet` loaded with ``params``,
         ``backward()``, and the ``.grad``s back in the canonical layout."""
+        _check(params, model.params())
         net = DenseNet(model).load_canonical(params)
         value = load_snippet(code)["regularization"](net)
         if value.requires_grad:
@@ -218,6 +232,7 @@ class TorchBackend(Backend):
         self, code: str, model: ModelSpec, params: Mapping[str, torch.Tensor], lr: float
     ) -> dict[str, torch.Tensor]:
         """The snippet's ``decay_(net, lr)`` on :class:`DenseNet` loaded with ``params``."""
+        _check(params, model.params())
         net = DenseNet(model).load_canonical(params)
         load_snippet(code)["decay_"](net, lr)
         return net.canonical()

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from regcore import Assignment, Backend, ModelSpec, Optimizer, Plan, check_params, proximal
+from regcore import (
+    Assignment,
+    Backend,
+    ModelSpec,
+    Optimizer,
+    ParamInfo,
+    Plan,
+    check_params,
+    check_shapes,
+    proximal,
+)
 from regcore_jax import optim
 from regcore_jax import proximal as prox
 from regcore_jax.models import objective
@@ -44,9 +54,15 @@ def find_device(name: str) -> jax.Device | None:
         return None
 
 
-def penalty_value(penalties: Penalties, params: Mapping[str, jax.Array]) -> jax.Array:
+def penalty_value(penalties: Penalties | Plan, params: Mapping[str, jax.Array]) -> jax.Array:
     """``Σ`` over ``penalties`` (a plan's assignments) of the term's penalty on its parameter: a
-    0-dim array in the parameters' promoted dtype, float32 at least for float16/bfloat16."""
+    0-dim array in the parameters' promoted dtype, float32 at least for float16/bfloat16.
+
+    Given the :class:`regcore.Plan` itself, it first checks ``params`` against the plan's names
+    and shapes (:func:`regcore.check_shapes`; under ``jax.jit`` at trace time only, so free)."""
+    if isinstance(penalties, Plan):
+        check_shapes("jax", penalties, params)
+        penalties = penalties.penalties
     dtype = functools.reduce(jnp.promote_types,
                              (accumulation_dtype(p.dtype) for p in params.values()))
     total = jnp.zeros((), dtype=dtype)
@@ -104,9 +120,11 @@ def train_fn(model: ModelSpec, penalties: Penalties, optimizer: Optimizer,
     return jax.jit(run)
 
 
-def _check(params: Mapping[str, Any]) -> None:
-    """:class:`TypeError` for anything but floating-point JAX arrays."""
+def _check(params: Mapping[str, Any], plan: Plan | Sequence[ParamInfo]) -> None:
+    """:class:`TypeError` for anything but floating-point JAX arrays, :class:`regcore.SpecError`
+    for names or shapes that are not those of ``plan`` (or of the model's parameters)."""
     check_params("jax", params, jax.Array, lambda a: jnp.issubdtype(a.dtype, jnp.floating))
+    check_shapes("jax", plan, params)
 
 
 class JaxBackend(Backend):
@@ -147,7 +165,7 @@ class JaxBackend(Backend):
     def penalty(
         self, plan: Plan, params: Mapping[str, jax.Array]
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        _check(params)
+        _check(params, plan)
         with x64():
             value, grads = penalty_fn(plan.penalties)(dict(params))
         return value, {k: grads[k] for k in params}
@@ -156,7 +174,7 @@ class JaxBackend(Backend):
         self, model: ModelSpec, plan: Plan, params: Mapping[str, jax.Array],
         x: jax.Array, y: jax.Array,
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        _check(params)
+        _check(params, plan)
         with x64():
             value, grads = loss_fn(model, plan.penalties)(dict(params), x, y)
         return value, {k: grads[k] for k in params}
@@ -168,7 +186,7 @@ class JaxBackend(Backend):
         """Each step: gradients at the current parameters (``jax.grad``); then, for decayed
         parameters, ``p ← (1 − lr·rate)·p``; then the SGD or Adam update. JAX arrays are
         immutable, so the caller's parameters are untouched; results keep their dtypes."""
-        _check(params)
+        _check(params, plan)
         run = train_fn(model, plan.penalties, optimizer, tuple(sorted(plan.decay.items())))
         with x64():
             final = run(dict(params), x, y, steps)
@@ -181,7 +199,7 @@ class JaxBackend(Backend):
         """:meth:`train`'s SGD steps on the smooth part of the plan, each followed by the
         shrinkage operators of :func:`regcore.proximal.split`, in the same jitted
         ``lax.fori_loop`` (:func:`train_fn` with ``shrinks``)."""
-        _check(params)
+        _check(params, plan)
         smooth, ops = proximal.split(plan)
         ops = proximal.merged_shrinks(ops)
         run = train_fn(model, smooth.penalties, Optimizer("sgd", lr),
@@ -196,6 +214,7 @@ class JaxBackend(Backend):
         """The snippet's ``regularization(params, roles)`` (roles from ``model``), its value and
         ``jax.grad`` under ``jax.jit``, in the scoped :func:`x64` context; gradients keep the
         parameters' dtypes."""
+        _check(params, model.params())
         regularization, roles = load_snippet(code)["regularization"], _roles(model)
         run = jax.jit(jax.value_and_grad(lambda p: regularization(p, roles)))
         with x64():
@@ -207,6 +226,7 @@ class JaxBackend(Backend):
     ) -> dict[str, jax.Array]:
         """The snippet's ``decay(params, roles, lr)`` once, in the scoped :func:`x64` context
         (JAX arrays are immutable: the caller's ``params`` are untouched)."""
+        _check(params, model.params())
         with x64():
             after = load_snippet(code)["decay"](dict(params), _roles(model), lr)
         return {k: after[k] for k in params}
