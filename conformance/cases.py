@@ -32,7 +32,7 @@ HIDDEN_KERNELS = Select(roles=("weight",), name=r"dense_[01]\..*")
 def scenario_specs(scenario_name: str) -> dict[str, Spec]:
     """The penalty specs a scenario runs with, by name (each applies to that scenario)."""
     s: Scenario = SCENARIOS[scenario_name]
-    m = s.batch_size
+    m = s.stated_batch_size  # not always the rows of the data: see Scenario
 
     def one(term: Term, select: Select = DEFAULT_SELECT) -> Spec:
         return Spec(penalties=(Rule(term, select),))

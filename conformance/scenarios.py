@@ -28,6 +28,14 @@ class Scenario:
     ``l2_half``, its ``λ/2·Σw²``, among every other spec); ``seed004_iris_mlp`` is seed 004's
     Iris MLP. ``mlp_relu_half_mse`` crosses the other activation with the other regression loss on
     two outputs, where ``Σ(ŷ−y)²/(2m)`` (summed over outputs) and ½·MSE (averaged) differ.
+
+    Numbers a backend could take from elsewhere are made to differ from it somewhere:
+    ``spec_batch_size`` is the ``m`` the scenario's ``batch_mean`` and ``sklearn_ridge`` specs
+    state (default: the rows of the data, as in the seeds' tutorials); the scenarios not named
+    after a seed state another, so a backend that reads ``m`` from ``x.shape[0]`` instead of the
+    term fails. ``adam_betas``/``adam_eps`` are the Adam trajectory's (torch's defaults unless
+    set); two scenarios set others, so a backend that builds Adam from the learning rate alone
+    fails, and ``adam_lr`` differs between scenarios too.
     """
 
     name: str
@@ -38,10 +46,16 @@ class Scenario:
     lr: float
     steps: int
     adam_lr: float = 0.01
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    spec_batch_size: int | None = None
 
     def optimizer(self, name: str) -> Optimizer:
-        """The trajectory check's optimizer: plain SGD at ``lr`` or Adam at ``adam_lr``."""
-        return Optimizer(name, self.lr if name == "sgd" else self.adam_lr)
+        """The trajectory check's optimizer: plain SGD at ``lr`` or Adam at ``adam_lr`` with
+        ``adam_betas`` and ``adam_eps``."""
+        if name == "sgd":
+            return Optimizer(name, self.lr)
+        return Optimizer(name, self.adam_lr, betas=self.adam_betas, eps=self.adam_eps)
 
     @property
     def classification(self) -> bool:
@@ -55,7 +69,13 @@ class Scenario:
 
     @property
     def batch_size(self) -> int:
+        """The rows of the data: the batch every loss is computed on."""
         return int(self.data()[0].shape[0])
+
+    @property
+    def stated_batch_size(self) -> int:
+        """The ``m`` the scenario's specs state (``spec_batch_size``, else :attr:`batch_size`)."""
+        return self.spec_batch_size or self.batch_size
 
 
 def _linear_seed() -> tuple[np.ndarray, np.ndarray]:
@@ -101,11 +121,13 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("seed002_linreg", ModelSpec((1, 1), None, "mse"), _linear_seed,
                  "glorot", 3, lr=0.1, steps=20),
         Scenario("linreg_multi", ModelSpec((5, 1), None, "mse"), _linear_multi,
-                 "glorot", 1, lr=0.05, steps=20),
+                 "glorot", 1, lr=0.05, steps=20, adam_lr=0.02, adam_betas=(0.8, 0.99),
+                 adam_eps=1e-3, spec_batch_size=50),  # 80 rows
         Scenario("mlp_regression", ModelSpec((3, 16, 16, 2), "tanh", "mse"), _mlp_regression,
-                 "glorot", 2, lr=0.05, steps=10),
+                 "glorot", 2, lr=0.05, steps=10, spec_batch_size=32),  # 64 rows
         Scenario("mlp_relu_half_mse", ModelSpec((3, 8, 8, 2), "relu", "half_mse"),
-                 _mlp_regression, "glorot", 5, lr=0.05, steps=10),
+                 _mlp_regression, "glorot", 5, lr=0.05, steps=10, adam_betas=(0.85, 0.98),
+                 adam_eps=1e-4, spec_batch_size=16),  # 64 rows
         Scenario("seed004_iris_mlp", ModelSpec((4, 16, 16, 3), "relu", "softmax_xent"), _iris,
                  "glorot", 4, lr=0.1, steps=10),
     )
