@@ -22,6 +22,7 @@ from regcore import SpecError, UnsupportedError
 from regcore_conformance import reference
 from regcore_conformance.cases import scenario_specs
 from regcore_conformance.plugin import _STATE
+from regcore_conformance.protocol import returned
 from regcore_conformance.scenarios import SCENARIOS
 from regcore_conformance.test_scenarios import (
     _inputs,
@@ -63,6 +64,7 @@ def test_distributed_training(backend, dtype, distributed_path, world_size, opti
         pytest.skip(f"{backend.name} {distributed_path} cannot run {spec_name}: {exc}")
     check = checker(device=f"cpu×{world_size}", dtype=dtype, scenario=name, case=spec_name)
     check_inputs_unchanged(check, backend, scenario, dtype, params, x, y)
+    returned(check, backend, f"distributed_train:{distributed_path}", final, params)
     compare_trajectory(check, backend, f"distributed_w{world_size}_{distributed_path}_{optimizer}",
                        final, reference.train(name, spec_name, optimizer), scenario, dtype)
     check.verify()
@@ -84,6 +86,8 @@ def test_distributed_loss_and_gradients(backend, dtype, distributed_path, world_
         pytest.skip(f"{backend.name} {distributed_path} cannot run {spec_name}: {exc}")
     check = checker(device=f"cpu×{world_size}", dtype=dtype, scenario=name, case=spec_name)
     check_inputs_unchanged(check, backend, scenario, dtype, params, x, y)
+    returned(check, backend, f"distributed_loss_and_grads:{distributed_path}", grads, params,
+             value=loss)
     ref_loss, ref_grads = reference.loss_and_grads(name, spec_name)
     tol = Tolerance(dtype, network_chain(scenario.model.sizes, scenario.batch_size))
     label = f"distributed_w{world_size}_{distributed_path}"

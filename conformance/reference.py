@@ -31,6 +31,11 @@ def term_penalty(case_name: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 
 
 @cache
+def scenario_penalty(scenario: str, spec: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    return REFERENCE.penalty(scenario_plan(scenario, spec), SCENARIOS[scenario].initial_params())
+
+
+@cache
 def loss_and_grads(scenario: str, spec: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     s = SCENARIOS[scenario]
     x, y = s.data()

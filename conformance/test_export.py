@@ -13,6 +13,7 @@ import pytest
 from regcore.export_support import GROUP
 from regcore_conformance import reference
 from regcore_conformance.cases import scenario_specs
+from regcore_conformance.protocol import returned
 from regcore_conformance.scenarios import SCENARIOS
 from regcore_conformance.test_scenarios import _inputs
 from regcore_conformance.tolerance import Bound, Tolerance, penalty_chain
@@ -54,6 +55,7 @@ def test_exported_snippet(backend, device, dtype, scenario_case, checker):
     params, _, _ = _inputs(backend, scenario, device, dtype)
     value, grads = backend.exported_penalty(code, scenario.model, params)
     check = checker(device=device, dtype=dtype, scenario=name, case=spec_name)
+    returned(check, backend, "exported_penalty", grads, params, value=value)
     plan = reference.scenario_plan(name, spec_name)
     ref_value, ref_grads = reference.REFERENCE.penalty(plan, scenario.initial_params())
     # the sum over every parameter, after the longest single term's own chain
@@ -77,6 +79,7 @@ def test_exported_decay(backend, device, dtype, scenario_case, checker):
     params, _, _ = _inputs(backend, scenario, device, dtype)
     after = backend.exported_decay(code, scenario.model, params, scenario.lr)
     check = checker(device=device, dtype=dtype, scenario=name, case=spec_name)
+    returned(check, backend, "exported_decay", after, params)
     rates = reference.scenario_plan(name, spec_name).decay
     # The parameters as the backend got them (rounded to dtype once) are the exact inputs; the
     # decay rounds the factor 1 - lr·rate and the product: 2·γ(1) covers both. A parameter that

@@ -44,6 +44,7 @@ from regcore import (
     Term,
 )
 from regcore_conformance import reference
+from regcore_conformance.protocol import dtype_name, returned
 from regcore_conformance.tolerance import low_precision_value, stored
 
 SHAPE = (64, 64)
@@ -89,14 +90,6 @@ def stored_numbers(dtype: str) -> np.ndarray:
     return round_to(dtype, np.random.default_rng(2024).standard_normal(SHAPE))
 
 
-def dtype_name(x: Any) -> str:
-    """The dtype of a backend array by name: ``dtype.name`` (NumPy, JAX, TensorFlow), else the
-    last dotted part of ``str(dtype)`` (``torch.float32``)."""
-    dtype = getattr(x, "dtype", None)
-    name = getattr(dtype, "name", None)
-    return name if isinstance(name, str) else str(dtype).rpartition(".")[2]
-
-
 def _plan(term: Term) -> Plan:
     return Spec(penalties=(Rule(term, Select()),)).resolve([ParamInfo("w", SHAPE, "weight")])
 
@@ -124,6 +117,7 @@ def test_value_accumulates_in_float32(backend, device, low_dtype, low_precision_
                 f"asarray(dtype={low_dtype!r}) gave dtype {dtype_name(param)}")
     check.unchanged("stored_exactly", backend.to_numpy(param), w)
     value, grads = backend.penalty(plan, {"w": param})
+    returned(check, backend, "penalty", grads, {"w": param}, value=value)
 
     # the value: float32 or wider, within the float32 tolerance of the float64 reference
     check.holds("value_dtype_float32_or_wider", dtype_name(value) in ("float32", "float64"),

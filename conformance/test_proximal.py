@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from regcore_conformance import reference
+from regcore_conformance.protocol import returned
 from regcore_conformance.scenarios import SCENARIOS
 from regcore_conformance.test_scenarios import (
     _inputs,
@@ -41,6 +42,7 @@ def test_proximal_trajectory(backend, device, dtype, proximal_case, checker):
     final = backend.proximal_train(scenario.model, reference.scenario_plan(name, spec), params,
                                    x, y, lr=scenario.lr, steps=scenario.steps)
     check_inputs_unchanged(check, backend, scenario, dtype, params, x, y)
+    returned(check, backend, "proximal_train", final, params)
     ref = reference.proximal_train(name, spec)
     compare_trajectory(check, backend, f"proximal_{scenario.steps}_steps", final, ref, scenario,
                        dtype)

@@ -7,6 +7,7 @@ import pytest
 
 from regcore_conformance import reference
 from regcore_conformance.cases import TERM_CASES
+from regcore_conformance.protocol import returned
 from regcore_conformance.tolerance import Tolerance, penalty_chain
 
 
@@ -16,6 +17,7 @@ def test_penalty(backend, device, dtype, term_case, checker):
     w = backend.asarray(case.array(), dtype=dtype, device=device)
     value, grads = backend.penalty(reference.term_plan(term_case), {"w": w})
     check.unchanged("inputs_unchanged", backend.to_numpy(w), case.array().astype(dtype))
+    returned(check, backend, "penalty", grads, {"w": w}, value=value)
     ref_value, ref_grads = reference.term_penalty(term_case)
     tol = Tolerance(dtype, penalty_chain(case.shape))
     check.compare("penalty", backend.to_numpy(value), ref_value, tol)
