@@ -53,9 +53,17 @@ class Report:
         self.started = time.time()
         self.capabilities: dict[str, object] = {}
         self.expectations: dict[str, object] = {}
+        #: ``{"native_train:loss_term": {"ran": n, "skipped: UnsupportedError": n, ...}}``
+        self.native: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
 
     def add(self, record: Record) -> None:
         self.records.append(record)
+
+    def note_native(self, test: str, path: str, outcome: str) -> None:
+        """Tally one native case of ``test`` on ``path``: ``ran``, ``failed`` (refused where the
+        plan was not the reference's) or ``skipped: <exception>``, so a path's count of cases
+        run cannot drop without the report saying how many were skipped and why."""
+        self.native[f"{test}:{path}"][outcome] += 1
 
     def counts(self) -> dict[str, int]:
         """``checks`` counts comparisons and crashed tests; skips and expected failures are
@@ -79,6 +87,7 @@ class Report:
             "summary": self.counts(),
             "capabilities": self.capabilities,
             "expectations": self.expectations,
+            "native_paths": {k: dict(v) for k, v in sorted(self.native.items())},
             "records": [
                 {**asdict(r), "ratio": r.ratio if math.isfinite(r.ratio) else None}
                 for r in self.records
@@ -105,6 +114,10 @@ class Report:
         c = self.counts()
         lines.append(f"total: {c['checks']} checks, {c['passed']} passed, {c['failed']} failed, "
                      f"{c['skipped']} skipped tests")
+        for key, tally in sorted(self.native.items()):
+            refused = ", ".join(f"{n} {k}" for k, n in sorted(tally.items()) if k != "ran")
+            lines.append(f"{key}: {tally.get('ran', 0)} cases ran"
+                         + (f"; {refused}" if refused else ""))
         if c["xfailed"] or c["overridden"]:
             lines.append(f"expectations: {c['xfailed']} expected failures, {c['overridden']} "
                          "checks under tolerance overrides (reasons in the JSON report)")

@@ -1,6 +1,18 @@
 """Native translations (a framework's own model object, loss terms, optimizer settings) give the
 reference's penalty and gradients, and train exactly like the functional path: same parameters
-after K steps as the reference."""
+after K steps as the reference.
+
+Before each native check the plan the translation resolved on its own model
+(:meth:`regcore.Backend.native_plan`) must equal the reference's, ``spec.resolve(
+model.params())`` (check ``native_<path>:plan``): a translation that derives other roles, names
+or shapes runs another spec. A :class:`regcore.SpecError` from a native path is a skip only where
+that plan is the reference's (the translation cannot express a term or an optimizer setting,
+and says so); where the plan differs, or cannot be resolved at all, or the backend cannot report
+it, the test fails: a spec the reference resolves that a translation refuses for its parameters
+is a bug that would otherwise turn checks into skips and leave the run green. Every native case
+lands in the report's per-path tally of cases run and skipped, by reason
+(:meth:`~regcore_conformance.report.Report.note_native`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +22,7 @@ import pytest
 from regcore import SpecError, UnsupportedError
 from regcore_conformance import reference
 from regcore_conformance.cases import scenario_specs
+from regcore_conformance.protocol import plan_differences, returned
 from regcore_conformance.scenarios import SCENARIOS
 from regcore_conformance.test_scenarios import (
     _inputs,
@@ -19,19 +32,59 @@ from regcore_conformance.test_scenarios import (
 from regcore_conformance.tolerance import Tolerance, penalty_chain
 
 
+def check_native_plan(check, backend, path, name, spec_name) -> bool | None:
+    """Record ``native_<path>:plan``: the translation's plan equals the reference's. ``None``
+    (nothing recorded) where the backend does not implement :meth:`~regcore.Backend.native_plan`.
+    """
+    scenario = SCENARIOS[name]
+    label = f"native_{path}:plan"
+    try:
+        got = backend.native_plan(path, scenario.model, scenario_specs(name)[spec_name])
+    except UnsupportedError:
+        return None
+    except SpecError as exc:
+        check.holds(label, False, f"the translation cannot resolve {spec_name}, which the "
+                                  f"reference resolves on the same model: {exc}")
+        return False
+    diffs = plan_differences(got, reference.scenario_plan(name, spec_name))
+    check.holds(label, not diffs, f"resolved another plan than the reference's for "
+                                  f"{spec_name}: {'; '.join(diffs[:4])}")
+    return not diffs
+
+
+def _refused(check, backend, test, path, spec_name, exc, plan_ok) -> None:
+    """A native path raised: skip where the refusal is the translation's declared limit (an
+    optimizer it does not offer; a term it cannot express, with the reference's plan), fail
+    where the plan says otherwise."""
+    kind = type(exc).__name__
+    if isinstance(exc, SpecError) and plan_ok is None:
+        check.holds(f"native_{path}:plan", False,
+                    f"{backend.name} {path} refused {spec_name} ({exc}), and the backend does "
+                    "not implement native_plan, so the suite cannot tell a translation's limit "
+                    "from a plan mismatch")
+        plan_ok = False
+    check.report.note_native(test, path, "failed" if plan_ok is False else f"skipped: {kind}")
+    check.verify()  # a plan mismatch fails here, before any skip
+    plan = "the plan is the reference's" if plan_ok else "plan not reported"
+    pytest.skip(f"{backend.name} {path} cannot run {spec_name} ({kind}; {plan}): {exc}")
+
+
 def test_native_training(backend, device, dtype, native_path, optimizer, scenario_case,
                          checker):
     name, spec_name = scenario_case
     scenario = SCENARIOS[name]
     params, x, y = _inputs(backend, scenario, device, dtype)
+    check = checker(device=device, dtype=dtype, scenario=name, case=spec_name)
+    plan_ok = check_native_plan(check, backend, native_path, name, spec_name)
     try:
         final = backend.native_train(native_path, scenario.model, scenario_specs(name)[spec_name],
                                      params, x, y, optimizer=scenario.optimizer(optimizer),
                                      steps=scenario.steps)
     except (SpecError, UnsupportedError) as exc:
-        pytest.skip(f"{backend.name} {native_path} cannot run {spec_name}: {exc}")
-    check = checker(device=device, dtype=dtype, scenario=name, case=spec_name)
+        _refused(check, backend, "native_train", native_path, spec_name, exc, plan_ok)
+    check.report.note_native("native_train", native_path, "ran")
     check_inputs_unchanged(check, backend, scenario, dtype, params, x, y)
+    returned(check, backend, f"native_train:{native_path}", final, params)
     compare_trajectory(check, backend, f"native_{native_path}_{optimizer}", final,
                        reference.train(name, spec_name, optimizer), scenario, dtype)
     check.verify()
@@ -45,12 +98,15 @@ def test_native_penalty(backend, device, dtype, native_penalty_path, scenario_ca
     scenario = SCENARIOS[name]
     params, _, _ = _inputs(backend, scenario, device, dtype)
     plan = reference.scenario_plan(name, spec_name)
+    check = checker(device=device, dtype=dtype, scenario=name, case=spec_name)
+    plan_ok = check_native_plan(check, backend, native_penalty_path, name, spec_name)
     try:
         value, grads = backend.native_penalty(native_penalty_path, scenario.model,
                                               scenario_specs(name)[spec_name], params)
     except (SpecError, UnsupportedError) as exc:
-        pytest.skip(f"{backend.name} {native_penalty_path} cannot run {spec_name}: {exc}")
-    check = checker(device=device, dtype=dtype, scenario=name, case=spec_name)
+        _refused(check, backend, "native_penalty", native_penalty_path, spec_name, exc, plan_ok)
+    check.report.note_native("native_penalty", native_penalty_path, "ran")
+    returned(check, backend, f"native_penalty:{native_penalty_path}", grads, params, value=value)
     ref_value, ref_grads = reference.REFERENCE.penalty(plan, scenario.initial_params())
     functional = backend.to_numpy(backend.penalty(plan, params)[0])
     # the sum over every parameter, after the longest single term's own chain

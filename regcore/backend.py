@@ -101,7 +101,7 @@ class Backend(abc.ABC):
     :attr:`devices`, :attr:`dtypes`, :attr:`low_precision_dtypes`, :attr:`native_paths`,
     :attr:`native_penalty_paths`, :attr:`distributed_paths`, :attr:`distributed_world_sizes`.
     Optional methods: :meth:`train`, :meth:`proximal_train`, :meth:`native_train`,
-    :meth:`native_penalty`,
+    :meth:`native_penalty`, :meth:`native_plan`,
     :meth:`distributed_train`, :meth:`distributed_loss_and_grads`,
     :meth:`exported_penalty`, :meth:`exported_decay`, :meth:`device_available`, :meth:`supports`,
     :meth:`versions`. An optional method a backend does not implement raises
@@ -143,7 +143,7 @@ class Backend(abc.ABC):
         """What the backend declares, as plain data (for reports and ``regcore`` listings):
         devices, dtypes, low-precision dtypes, native paths, and which optional methods it
         overrides."""
-        optional = ("train", "proximal_train", "native_train", "native_penalty",
+        optional = ("train", "proximal_train", "native_train", "native_penalty", "native_plan",
                     "distributed_train",
                     "distributed_loss_and_grads", "exported_penalty", "exported_decay")
         return {
@@ -223,6 +223,19 @@ class Backend(abc.ABC):
         ``model`` with ``params``; the gradient is keyed by canonical name, in canonical
         layout. Errors as in :meth:`native_train`."""
         raise UnsupportedError(f"{self.name} declares no native penalty translations")
+
+    def native_plan(self, path: str, model: ModelSpec, spec: Spec) -> Plan:
+        """Optional: the plan the native translation ``path`` (one of :attr:`native_paths` or
+        :attr:`native_penalty_paths`) resolves ``spec`` to on the framework's own model object
+        built from ``model``, by the same resolution its training and penalty use, with the
+        parameters renamed to their canonical names (shapes in canonical layout, roles as the
+        translation derived them). The suite requires it to equal ``spec.resolve(model.params())``
+        and fails a native check where it does not: a translation that sees other roles, names or
+        shapes quietly runs another spec, or skips one it could run. Raise
+        :class:`regcore.SpecError` where that resolution fails, as :meth:`native_train` would.
+        A backend whose native methods raise :class:`regcore.SpecError` needs this method to show
+        the suite that the refusal is the translation's limit, not a plan mismatch."""
+        raise UnsupportedError(f"{self.name} does not report its native translations' plans")
 
     def distributed_train(
         self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, Any], x: Any, y: Any,

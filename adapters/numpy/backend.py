@@ -151,6 +151,13 @@ class NumpyBackend(Backend):
         _check(params, model.params())
         return load_snippet(code)["decay"](_copies(params), _roles(model), lr)
 
+    def native_plan(self, path: str, model: ModelSpec, spec: Spec) -> Plan:
+        """What :class:`InPlacePenalty` is built from on every path: ``spec`` resolved on the
+        canonical parameters (a hand-written NumPy step's dicts are its model)."""
+        if path not in self.native_paths + self.native_penalty_paths:
+            raise ValueError(f"path: expected one of {', '.join(self.native_paths)}, got {path!r}")
+        return spec.resolve(model.params())
+
 
 def _copies(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: np.array(v, copy=True) for k, v in params.items()}

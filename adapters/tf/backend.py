@@ -439,3 +439,9 @@ class TFBackend(Backend):
             compile_fn(lambda: decay(net, lr), self.mode)()
             variables = keras_training.canonical_variables(net, model)
             return {k: tf.identity(v.value) for k, v in variables.items()}
+
+    def native_plan(self, path: str, model: ModelSpec, spec: Spec) -> Plan:
+        """The plan the Keras translation resolves on the scenario model (``keras_training``)."""
+        from regcore_adapters.tf import keras_training
+
+        return keras_training.plan(path, model, spec)

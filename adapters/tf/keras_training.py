@@ -21,6 +21,11 @@ Penalty paths (:data:`PENALTY_PATHS`): ``keras_losses`` is ``Σ model.losses`` a
 gradient; ``keras_saved`` is the same after ``model.save`` to a ``.keras`` file and
 ``keras.models.load_model`` back.
 
+:func:`plan` is what every path resolves the spec to on that model (:func:`~regcore_adapters.tf.
+keras_native.resolve`, the resolution :func:`~regcore_adapters.tf.keras_native.apply_spec` and
+:func:`~regcore_adapters.tf.keras_native.build_optimizer` run), for the suite to compare with the
+reference's plan.
+
 Everything runs under ``keras.config.floatx()`` set to the parameters' dtype (restored after), as
 a Keras user training in float64 sets it, so the optimizer's learning rate is not rounded to
 float32.
@@ -28,16 +33,18 @@ float32.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from regcore import ModelSpec, Optimizer, Spec, UnsupportedError
-from regcore_adapters.tf.keras_native import apply_spec, build_optimizer
+from regcore import ModelSpec, Optimizer, Plan, Spec, UnsupportedError
+from regcore_adapters.tf.keras_native import apply_spec, build_optimizer, resolve
 
 PATHS = ("keras_loop", "keras_fit")
 PENALTY_PATHS = ("keras_losses", "keras_saved")
@@ -163,3 +170,20 @@ def penalty(path: str, model: ModelSpec, spec: Spec,
                               unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return value, dict(zip(variables, grads, strict=True))
 
+
+
+def plan(path: str, model: ModelSpec, spec: Spec) -> Plan:
+    """The plan ``path`` runs: ``spec`` resolved on the path's Keras model by
+    :func:`~regcore_adapters.tf.keras_native.resolve` (its variable names are the canonical ones
+    already). The model is built once per ``model`` (zeros, float32): the resolution reads only
+    names, shapes and layer types, so the loaded numbers and dtype do not enter it."""
+    if path not in PATHS + PENALTY_PATHS:
+        raise ValueError(f"path: expected one of {', '.join(PATHS + PENALTY_PATHS)}, got {path!r}")
+    return resolve(spec, _plain_model(model))[0]
+
+
+@functools.lru_cache(maxsize=16)
+def _plain_model(model: ModelSpec) -> keras.Sequential:
+    zeros = {p.name: tf.constant(np.zeros(p.shape, np.float32)) for p in model.params()}
+    with floatx(tf.float32):
+        return build_model(model, zeros)

@@ -236,3 +236,7 @@ class TorchBackend(Backend):
         net = DenseNet(model).load_canonical(params)
         load_snippet(code)["decay_"](net, lr)
         return net.canonical()
+
+    def native_plan(self, path: str, model: ModelSpec, spec: Spec) -> Plan:
+        """The plan the native translations resolve on :class:`DenseNet` (``native_training``)."""
+        return native_training.plan(path, model, spec)

@@ -14,16 +14,22 @@ layers) and runs full-batch ``torch.optim.SGD`` or ``Adam``; only where the spec
 Penalty paths (:data:`PENALTY_PATHS`): ``loss_term`` is ``PenaltyLoss()`` and its autograd
 gradient; ``grad_side`` is what ``GradientPenalty(value=True)`` adds to zero ``.grad``s and the
 value it returns.
+
+:func:`plan` is what every path resolves the spec to on :class:`DenseNet` (roles from the module
+types, :func:`~regcore_adapters.torch.modules.module_params`), renamed to canonical names, for the
+suite to compare with the reference's plan.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 
 import torch
 
-from regcore import ModelSpec, Optimizer, Spec
+from regcore import ModelSpec, Optimizer, Plan, Spec
 from regcore_adapters.torch.models import DenseNet, data_loss
+from regcore_adapters.torch.modules import module_params
 from regcore_adapters.torch.native import (
     DecoupledDecay,
     GradientPenalty,
@@ -101,3 +107,26 @@ def penalty(path: str, model: ModelSpec, spec: Spec,
     else:
         value = GradientPenalty(spec, net)(value=True)
     return value, net.canonical_grads()
+
+
+def plan(path: str, model: ModelSpec, spec: Spec) -> Plan:
+    """The plan ``path`` runs: ``spec`` resolved on :class:`DenseNet`'s parameters as the native
+    translations resolve it (:func:`~regcore_adapters.torch.modules.module_params`: roles from the
+    module types, shapes through the canonical views), with ``dense_{i}.weight`` renamed
+    ``dense_{i}.kernel``."""
+    if path not in PATHS + PENALTY_PATHS:
+        raise ValueError(f"path: expected one of {', '.join(PATHS + PENALTY_PATHS)}, got {path!r}")
+    resolved = spec.resolve([p.info for p in module_params(DenseNet(model))])
+    return dataclasses.replace(
+        resolved,
+        params=tuple(dataclasses.replace(p, name=_canonical(p.name)) for p in resolved.params),
+        penalties=tuple(dataclasses.replace(a, param=_canonical(a.param))
+                        for a in resolved.penalties),
+        decay={_canonical(k): v for k, v in resolved.decay.items()},
+    )
+
+
+def _canonical(name: str) -> str:
+    """``dense_0.weight`` → ``dense_0.kernel`` (the canonical name); other names unchanged."""
+    layer, _, leaf = name.rpartition(".")
+    return f"{layer}.kernel" if leaf == "weight" else name
