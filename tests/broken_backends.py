@@ -11,21 +11,22 @@ one where torch is installed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-from regcore import L1, L2, Plan, SpecError, Term
+from regcore import L1, L2, Optimizer, Plan, SpecError, Term
 from regcore.spec import Assignment
 from regcore_adapters.numpy import NumpyBackend
 from regcore_adapters.numpy import penalties as kernels
 from regcore_adapters.numpy.models import forward_backward
 
-TORCH_MUTANTS = ("TorchWeightDecayAsSum",)
+TORCH_MUTANTS = ("TorchWeightDecayAsSum", "TorchRolesFromNdim")
 """Mutants built on the torch backend: their tests skip where torch is not installed."""
 
 
@@ -208,6 +209,56 @@ class DecoupledAsCoupled(NumpyBackend):
         return super().train(model, plan, params, x, y, optimizer=optimizer, steps=steps)
 
 
+class BatchSizeFromData(NumpyBackend):
+    """The ``m`` of a term read from the batch in hand (``x.shape[0]``) instead of the term: the
+    seeds' ``λ/(2m)·Σθ²`` with ``m`` the rows the loss sees, not the spec's ``batch_size``, and
+    scikit-learn's ``n_samples`` the same way. Right only while the loss sees exactly the batch
+    the spec was written for."""
+
+    name = "batch_size_from_data"
+
+    def loss_and_grads(self, model, plan, params, x, y):
+        m = int(x.shape[0])
+
+        def from_data(term: Term) -> Term:
+            if isinstance(term, L2) and term.convention == "batch_mean":
+                return dataclasses.replace(term, batch_size=m)
+            if isinstance(term, L2) and term.convention == "sklearn_ridge":
+                return dataclasses.replace(term, n_samples=m)
+            return term
+
+        return super().loss_and_grads(model, _map_terms(plan, from_data), params, x, y)
+
+
+class AdamDefaults(NumpyBackend):
+    """Adam built from the learning rate alone (``Adam(params, lr=lr)``): the optimizer's
+    ``betas`` and ``eps`` dropped, so every run uses torch's defaults (0.9, 0.999) and 1e-8."""
+
+    name = "adam_defaults"
+
+    def train(self, model, plan, params, x, y, *, optimizer, steps):
+        return super().train(model, plan, params, x, y,
+                             optimizer=Optimizer(optimizer.name, optimizer.lr), steps=steps)
+
+
+class PenalizedGradsOnly(NumpyBackend):
+    """``penalty()`` returning gradients only for the parameters a term applies to (the dict
+    built while looping over the plan's assignments), where the protocol promises one for every
+    parameter, zeros where no term applies. Its own ``loss_and_grads`` adds them with
+    ``.get(name, 0)``, so training is right: only a caller of ``penalty()`` is hurt."""
+
+    name = "penalized_grads_only"
+
+    def penalty(self, plan, params):
+        total, grads = super().penalty(plan, params)
+        return total, {a.param: grads[a.param] for a in plan.penalties}
+
+    def loss_and_grads(self, model, plan, params, x, y):
+        loss, grads = forward_backward(model, params, x, y)
+        penalty, pgrads = self.penalty(plan, params)
+        return loss + penalty, {k: g + pgrads.get(k, 0) for k, g in grads.items()}
+
+
 def _torch_weight_decay_as_sum(term: Term) -> Term:
     if isinstance(term, L2) and term.convention == "torch_weight_decay":
         return L2(term.coef, convention="sum")
@@ -236,7 +287,44 @@ def _torch_mutants() -> dict[str, type]:
             return super().train(model, _map_terms(plan, _torch_weight_decay_as_sum), params,
                                  x, y, optimizer=optimizer, steps=steps)
 
-    return {"TorchWeightDecayAsSum": TorchWeightDecayAsSum}
+    class TorchRolesFromNdim(TorchBackend):
+        """The PyTorch backend whose native translations (``PenaltyLoss``, ``param_groups``,
+        ``GradientPenalty``, ``DecoupledDecay``) take a parameter's role from its ``ndim`` alone
+        (``>= 2``: ``weight``, else ``other``), the module type ignored: ``nn.Linear.bias``
+        loses the ``bias`` role. Penalties on weights come out right; a spec that selects
+        biases by role resolves to nothing (a ``SpecError``, which the suite took for "this
+        translation cannot express the spec" and skipped), so a run stays green."""
+
+        name = "torch_roles_from_ndim"
+
+        def native_train(self, *args, **kwargs):
+            with _roles_from_ndim():
+                return super().native_train(*args, **kwargs)
+
+        def native_penalty(self, *args, **kwargs):
+            with _roles_from_ndim():
+                return super().native_penalty(*args, **kwargs)
+
+        def native_plan(self, *args, **kwargs):
+            with _roles_from_ndim():
+                return super().native_plan(*args, **kwargs)
+
+    return {"TorchWeightDecayAsSum": TorchWeightDecayAsSum,
+            "TorchRolesFromNdim": TorchRolesFromNdim}
+
+
+@contextlib.contextmanager
+def _roles_from_ndim() -> Iterator[None]:
+    """Inside the block, :func:`regcore_adapters.torch.modules.role_of` (which every torch native
+    translation resolves roles with) looks at ``ndim`` only."""
+    from regcore_adapters.torch import modules
+
+    real = modules.role_of
+    modules.role_of = lambda module, name, param: "weight" if param.ndim >= 2 else "other"
+    try:
+        yield
+    finally:
+        modules.role_of = real
 
 
 def __getattr__(name: str) -> Any:

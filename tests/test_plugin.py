@@ -56,6 +56,19 @@ MUTANT_CASES = [
      "inputs_unchanged"),
     ("tests.broken_backends:HalfMseOverEntries",
      "test_loss_and_gradients and mlp_relu_half_mse-none", "loss"),
+    ("tests.broken_backends:BatchSizeFromData",
+     "test_loss_and_gradients and mlp_regression-l2_batch_mean", "loss"),
+    ("tests.broken_backends:BatchSizeFromData",
+     "test_loss_and_gradients and linreg_multi-l2_sklearn_ridge", "loss"),
+    ("tests.broken_backends:AdamDefaults", "test_trajectory and adam and linreg_multi-none",
+     "adam_20_steps:dense_0.kernel"),
+    ("tests.broken_backends:PenalizedGradsOnly", "test_scenario_penalty and mlp_regression-l2_sum",
+     "returns:penalty"),
+    ("tests.broken_backends:TorchRolesFromNdim",
+     "test_native_training and loss_term and sgd and seed002_linreg-l2_and_bias_decay",
+     "native_loss_term:plan"),
+    ("tests.broken_backends:TorchRolesFromNdim",
+     "test_native_penalty and grad_side and mlp_regression-l2_sum", "native_grad_side:plan"),
 ]
 
 
