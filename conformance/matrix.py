@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -129,29 +130,42 @@ class NotRun:
 
     @property
     def where(self) -> str:
-        return self.device if self.dtype is None else f"{self.device} {self.dtype}"
+        device = "device-independent tests" if self.device == "-" else self.device
+        return device if self.dtype is None else f"{device} {self.dtype}"
 
     def line(self) -> str:
         """``cuda: not run, 96 tests skipped: device 'cuda' not available here``."""
         reasons = self.reasons
         shown = "; ".join(c if len(reasons) == 1 else f"{c} ({n})" for c, n in reasons[:3])
         more = f"; {len(reasons) - 3} more reasons" if len(reasons) > 3 else ""
-        tests = "1 test" if self.skipped == 1 else f"{self.skipped} tests"
-        return f"{self.where}: not run, {tests} skipped: {shown}{more}"
+        return f"{self.where}: not run, {plural(self.skipped, 'test')} skipped: {shown}{more}"
 
 
 @dataclass
 class SkipGroup:
-    """The skipped tests of one report that share a cause."""
+    """The skipped tests of one report whose causes (:func:`skip_cause`) are the same once the
+    test's own parameters are masked (:func:`skip_template`)."""
 
-    cause: str
+    template: str
     count: int = 0
-    tests: list[str] = field(default_factory=list)  # the first EXAMPLES test ids
-    variants: set[str] = field(default_factory=set)  # the full reasons, when they differ
+    variants: dict[str, list[str]] = field(default_factory=dict)  # cause -> its test ids
+
+    @property
+    def cause(self) -> str:
+        """The cause itself when every test gave the same one, else the masked template."""
+        return next(iter(self.variants)) if len(self.variants) == 1 else self.template
+
+    @property
+    def tests(self) -> list[str]:
+        """Up to EXAMPLES test ids: one per variant first, then the rest in report order."""
+        firsts = [ids[0] for ids in self.variants.values() if ids]
+        rest = [t for ids in self.variants.values() for t in ids[1:]]
+        return (firsts + rest)[:EXAMPLES]
 
     def examples(self) -> str:
-        more = f" and {self.count - len(self.tests)} more" if self.count > len(self.tests) else ""
-        return ", ".join(self.tests) + more
+        shown = self.tests
+        more = f" and {self.count - len(shown)} more" if self.count > len(shown) else ""
+        return ", ".join(shown) + more
 
 
 def skip_cause(reason: str, backend: str) -> str:
@@ -165,20 +179,29 @@ def skip_cause(reason: str, backend: str) -> str:
     return (reason[at + len(marker):] if at >= 0 else reason) or NO_REASON
 
 
+def skip_template(cause: str, test: str) -> str:
+    """``cause`` with each parameter of the test id (``name[cuda-float64-l1_sum]``) that it
+    names replaced by ``…``: the skips of one cause over many devices or cases group together."""
+    params = test.rpartition("[")[2].removesuffix("]").split("-") if test.endswith("]") else []
+    for param in sorted({p for p in params if p}, key=len, reverse=True):
+        cause = re.sub(rf"(?<![\w.]){re.escape(param)}(?![\w.])", "…", cause)
+    return cause
+
+
 def skip_groups(rep: BackendReport) -> list[SkipGroup]:
-    """The report's skipped tests grouped by cause, most frequent first."""
+    """The report's skipped tests grouped by :func:`skip_template`, most frequent first."""
     groups: dict[str, SkipGroup] = {}
     for rec in rep.records:
         if rec["outcome"] != "skip":
             continue
-        reason = " ".join(str(rec.get("detail") or "").split())
-        g = groups.setdefault(skip_cause(reason, rec["backend"]),
-                              SkipGroup(skip_cause(reason, rec["backend"])))
-        g.count += 1
-        g.variants.add(reason)
         test = str(rec.get("test") or "")
-        if test and len(g.tests) < EXAMPLES and test not in g.tests:
-            g.tests.append(test)
+        cause = skip_cause(str(rec.get("detail") or ""), rec["backend"])
+        template = skip_template(cause, test)
+        g = groups.setdefault(template, SkipGroup(template))
+        g.count += 1
+        ids = g.variants.setdefault(cause, [])
+        if test and len(ids) < EXAMPLES and test not in ids:
+            ids.append(test)
     return sorted(groups.values(), key=lambda g: (-g.count, g.cause))
 
 
@@ -214,7 +237,7 @@ def expected_summary(reports: list[BackendReport], rows: list[Row],
     backends with no report)."""
     backends = sorted({r.backend for r in reports})
     if not expected:
-        head = f"{len(backends)} backend{'s' if len(backends) != 1 else ''} reported"
+        head = f"{plural(len(backends), 'backend')} reported"
     else:
         extra = [b for b in backends if b not in expected]
         head = (f"{len(backends) - len(extra)} of {len(expected)} expected backends reported"
@@ -222,6 +245,11 @@ def expected_summary(reports: list[BackendReport], rows: list[Row],
     failing = sorted({r.report for r in rows if r.failed}
                      | {rep.run for rep in reports if rep.summary_failed})
     return head, failing, [b for b in expected if b not in backends]
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 report``, ``2 reports``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def fmt_ratio(value: float | None) -> str:
@@ -365,7 +393,7 @@ def render_markdown(reports: list[BackendReport], rows: list[Row],
     head, failing, missing = expected_summary(reports, rows, expected or [])
     ran, not_run = split_not_run(rows)
     out = ["# regcore conformance matrix", "",
-           f"{len(reports)} reports: " + ", ".join(_md(r.run) for r in reports) + ". "
+           f"{plural(len(reports), 'report')}: " + ", ".join(_md(r.run) for r in reports) + ". "
            + _md(head)
            + ("" if not missing else "; **no report from: " + ", ".join(map(_md, missing))
               + "**")

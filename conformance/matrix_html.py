@@ -24,6 +24,7 @@ from regcore_conformance.matrix import (
     expected_summary,
     fmt_ratio,
     notes,
+    plural,
     skip_groups,
     split_not_run,
     table_order,
@@ -215,7 +216,7 @@ def _skips(reports: list[BackendReport]) -> list[str]:
             continue
         top = groups[0]
         out += [f'<details class="skips"><summary><b>{escape(rep.run)}</b>: '
-                f"{sum(g.count for g in groups)} skipped tests, {len(groups)} "
+                f"{plural(sum(g.count for g in groups), 'skipped test')}, {len(groups)} "
                 f"reason{'s' if len(groups) > 1 else ''} <span class=\"muted\">(most: "
                 f"{escape(top.cause)}, {top.count})</span></summary>",
                 "<table><thead><tr><th>skipped</th><th>reason</th><th>for example</th></tr>"
@@ -224,7 +225,9 @@ def _skips(reports: list[BackendReport]) -> list[str]:
             variants = (f' <span class="muted">({len(g.variants)} variants)</span>'
                         if len(g.variants) > 1 else "")
             out.append(f'<tr><td class="n">{g.count}</td><td>{escape(g.cause)}{variants}</td>'
-                       f"<td>{escape(g.examples())}</td></tr>")
+                       f"<td>{'<br>'.join(escape(t) for t in g.tests)}"
+                       + (f" and {g.count - len(g.tests)} more" if g.count > len(g.tests) else "")
+                       + "</td></tr>")
         out.append("</tbody></table></details>")
     return out
 
@@ -232,7 +235,7 @@ def _skips(reports: list[BackendReport]) -> list[str]:
 def render_html(reports: list[BackendReport], rows: list[Row],
                 expected: list[str] | None = None) -> str:
     head, failing, missing = expected_summary(reports, rows, expected or [])
-    runs = f"{len(reports)} reports: " + ", ".join(r.run for r in reports) + ". "
+    runs = f"{plural(len(reports), 'report')}: " + ", ".join(r.run for r in reports) + ". "
     status = (f'<p class="status ok">{escape(runs + head)}'
               + ("" if not missing else '; <span class="missing">no report from: '
                  + ", ".join(escape(b) for b in missing) + "</span>")

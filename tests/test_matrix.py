@@ -359,15 +359,21 @@ def test_only_a_failure_looks_like_a_warning(tmp_path):
 
 
 def test_skip_reasons_are_listed_grouped_by_reason(tmp_path):
-    def skip(case: str, reason: str, dtype: str = "float64") -> Record:
-        r = rec("alpha", "native", "skip", check="skipped", dtype=dtype, detail=reason)
-        r.test = f"regcore_conformance.test_native::test_native_training[{dtype}-{case}]"
+    def skip(case: str, reason: str, dtype: str = "float64", device: str = "cpu") -> Record:
+        r = rec("alpha", "native", "skip", check="skipped", dtype=dtype, device=device,
+                detail=reason)
+        r.test = f"regcore_conformance.test_native::test_native_training[{device}-{dtype}-{case}]"
         return r
 
+    test = "regcore_conformance.test_native::test_native_training[{}]".format
     write(tmp_path, "alpha", [
         rec("alpha", "native", error=1e-8),
+        # the case's name in front of the backend's own words: one cause, not four
         *(skip(case, f"alpha folded_sgd cannot run {case}: alpha: folded_sgd is plain SGD")
           for case in ("l2_sum", "l1_sum", "l2_half", "group_lasso")),
+        # a cause naming the test's own parameter (the device): one group, two variants
+        *(skip(case, f"alpha: device {device!r} not available here", device=device)
+          for device, case in (("cuda", "l2_sum"), ("cuda", "l1_sum"), ("mps", "l2_sum"))),
         skip("l2_sum", "alpha: float32 is not supported on cpu", "float32"),
         skip("l1_sum", ""),
     ])
@@ -375,23 +381,22 @@ def test_skip_reasons_are_listed_grouped_by_reason(tmp_path):
     assert matrix.main([str(tmp_path)]) == 0
     md = (tmp_path / "matrix.md").read_text()
     section = md.split("## Skipped tests, by reason", 1)[1]
-    assert "### alpha: 6 skipped" in section and "### beta" not in section
+    assert "### alpha: 9 skipped" in section and "### beta" not in section
     lines = [line for line in section.splitlines() if line.startswith("- ")]
     assert lines == [
-        "- 4 × folded_sgd is plain SGD (4 variants) — e.g. "
-        "regcore_conformance.test_native::test_native_training[float64-l2_sum], "
-        "regcore_conformance.test_native::test_native_training[float64-l1_sum], "
-        "regcore_conformance.test_native::test_native_training[float64-l2_half] and 1 more",
-        "- 1 × (no reason given) — e.g. "
-        "regcore_conformance.test_native::test_native_training[float64-l1_sum]",
-        "- 1 × float32 is not supported on cpu — e.g. "
-        "regcore_conformance.test_native::test_native_training[float32-l2_sum]",
+        f"- 4 × folded_sgd is plain SGD — e.g. {test('cpu-float64-l2_sum')}, "
+        f"{test('cpu-float64-l1_sum')}, {test('cpu-float64-l2_half')} and 1 more",
+        f"- 3 × device '…' not available here (2 variants) — e.g. {test('cuda-float64-l2_sum')}, "
+        f"{test('mps-float64-l2_sum')}, {test('cuda-float64-l1_sum')}",
+        f"- 1 × (no reason given) — e.g. {test('cpu-float64-l1_sum')}",
+        f"- 1 × float32 is not supported on cpu — e.g. {test('cpu-float32-l2_sum')}",
     ]
     page = (tmp_path / "matrix.html").read_text()
     details = re.findall(r"<details.*?</details>", page, re.S)
     assert len(details) == 1
-    assert "<summary><b>alpha</b>: 6 skipped tests, 3 reasons" in details[0]
-    assert '<td class="n">4</td><td>folded_sgd is plain SGD' in details[0]
+    assert "<summary><b>alpha</b>: 9 skipped tests, 4 reasons" in details[0]
+    assert '<td class="n">4</td><td>folded_sgd is plain SGD</td>' in details[0]
+    assert '<td class="n">3</td><td>device &#x27;…&#x27; not available here' in details[0]
     assert "float32 is not supported on cpu" in details[0]
 
 
