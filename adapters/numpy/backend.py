@@ -171,10 +171,10 @@ def _check(params: Mapping[str, Any], plan: Plan | Sequence[ParamInfo] | None = 
     """:class:`TypeError` for anything but floating-point NumPy arrays; with ``plan`` (or the
     model's parameters), :class:`regcore.SpecError` for names or shapes that are not its."""
     check_params("numpy", params, np.ndarray, lambda w: np.issubdtype(w.dtype, np.floating))
+    if plan is not None:
+        check_shapes("numpy", plan, params)
 
 
 def _common_dtype(params: Mapping[str, np.ndarray]) -> np.dtype:
     dtypes = {w.dtype for w in params.values()}
     return dtypes.pop() if len(dtypes) == 1 else np.result_type(*dtypes)
-    if plan is not None:
-        check_shapes("numpy", plan, params)
