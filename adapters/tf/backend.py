@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -127,10 +128,18 @@ _PENALTY_FNS, _LOSS_FNS, _APPLY_FNS, _STEP_FNS, _PROX_FNS = (_LRU(_CACHE_SIZE) f
 
 
 def compile_fn(fn: Callable[..., Any], mode: str) -> Callable[..., Any]:
-    """``fn`` as ``mode`` runs it: itself, or a ``tf.function`` with XLA off or on."""
+    """``fn`` as ``mode`` runs it: itself, or a ``tf.function`` with XLA off or on.
+
+    TensorFlow's retracing warning counts traces per Python *code object*, so every function a
+    factory above makes (one per configuration, each traced once per input signature) counted as
+    retracing of one function, and warned after five configurations ("5 out of the last 5 calls
+    ... triggered tf.function retracing") where nothing was traced twice. Wrapped in a
+    ``functools.partial`` (which has no ``__code__``), each compiled function is counted on its
+    own, so the warning still fires for what it is meant for: one function retraced again and
+    again (shapes or dtypes changing every call)."""
     if mode == "eager":
         return fn
-    return tf.function(fn, jit_compile=mode == "jit", autograph=False)
+    return tf.function(functools.partial(fn), jit_compile=mode == "jit", autograph=False)
 
 
 def penalty_fn(mode: str, penalties: Penalties) -> Callable[..., Any]:
