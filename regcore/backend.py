@@ -297,32 +297,52 @@ def check_params(backend: str, params: Mapping[str, Any],
 
 
 def check_shapes(backend: str, plan: Plan | Sequence[ParamInfo], params: Mapping[str, Any], *,
-                 what: str = "param") -> None:
-    """For adapters: :class:`SpecError` unless ``params`` holds exactly the plan's parameters,
-    each of the shape the plan was resolved with (``.shape``, compared as a tuple). ``plan`` may
-    instead be the parameters themselves (``ModelSpec.params()``), for methods given no plan.
+                 what: str = "param", complete: bool = False) -> None:
+    """For adapters: :class:`SpecError` unless every array in ``params`` has the shape the plan
+    was resolved with for its name (``.shape``, compared as a tuple), no name is one the plan
+    lacks, and every parameter the plan penalizes or decays is there (every one of the plan's
+    with ``complete=True``: methods that run the model need them all). ``plan`` may instead be
+    the parameters themselves (``ModelSpec.params()``), for methods given no plan; then all are
+    needed.
 
-    The message names the parameter, the expected and the given shape; a given shape that is the
-    expected one reversed (a torch ``(out, in)`` kernel for a plan in ``(in, out)``, or the other
-    way round) or otherwise reordered adds a layout hint. A missing or unknown name is named with
-    the plan's parameters. ``what`` names the dict in messages (``"grad"`` for gradients). Cheap:
-    one dict lookup and one tuple comparison per parameter, so it runs on every penalty call.
+    The message names the parameter, the expected and the given shape; a 2-D shape that is the
+    expected one transposed (a torch ``(out, in)`` kernel for a plan in ``(in, out)``, or the
+    other way round), or an n-D one with the same sizes reordered, adds a layout hint. A missing
+    or unknown name is named with the plan's parameters. ``what`` names the dict in messages
+    (``"grad"`` for gradients). Cheap: one dict lookup and one tuple comparison per parameter,
+    so it runs on every penalty call.
     """
+    if isinstance(plan, Plan):
+        infos = plan.params
+    else:
+        infos, complete = plan, True
+    found = 0
+    for info in infos:
+        value = params.get(info.name)
+        if value is None:
+            if complete or _uses(plan, info.name):
+                _shape_error(backend, plan, params, what, complete)
+            continue
+        found += 1
+        if tuple(value.shape) != info.shape:
+            _shape_error(backend, plan, params, what, complete)
+    if found != len(params):
+        _shape_error(backend, plan, params, what, complete)
+
+
+def _uses(plan: Plan | Sequence[ParamInfo], name: str) -> bool:
+    """Whether ``plan`` penalizes or decays ``name`` (all parameters count for a list)."""
+    if not isinstance(plan, Plan):
+        return True
+    return name in plan.decay or any(a.param == name for a in plan.penalties)
+
+
+def _shape_error(backend: str, plan: Plan | Sequence[ParamInfo], params: Mapping[str, Any],
+                 what: str, complete: bool) -> None:
     infos = plan.params if isinstance(plan, Plan) else plan
-    if len(params) == len(infos):
-        for info in infos:
-            value = params.get(info.name)
-            if value is None or tuple(value.shape) != info.shape:
-                break
-        else:
-            return
-    _shape_error(backend, infos, params, what)
-
-
-def _shape_error(backend: str, infos: Sequence[ParamInfo], params: Mapping[str, Any],
-                 what: str) -> None:
     expected = {info.name: info.shape for info in infos}
-    missing = [name for name in expected if name not in params]
+    missing = [name for name in expected
+               if name not in params and (complete or _uses(plan, name))]
     unknown = [name for name in params if name not in expected]
     if missing or unknown:
         parts = []
@@ -334,10 +354,11 @@ def _shape_error(backend: str, infos: Sequence[ParamInfo], params: Mapping[str, 
                         f"{', '.join(expected) or 'none'}; resolve the spec against the "
                         f"parameters you pass)")
     for name, shape in expected.items():
-        given = tuple(params[name].shape)
+        given = tuple(params[name].shape) if name in params else shape
         if given != shape:
             raise SpecError(f"{backend}: {what} {name!r} has shape {given}, the plan expects "
                             f"{shape}{_layout_hint(given, shape)}")
+    raise AssertionError("check_shapes found no problem to report")  # pragma: no cover
 
 
 def _layout_hint(given: tuple, expected: tuple) -> str:

@@ -41,8 +41,8 @@ CASES = {
                           r"\(4, 3\) \(its transpose: .*weight\.T"),
     "wrong_shape": (lambda s: s | {"dense_1.kernel": (3, 5)},
                     r"param 'dense_1\.kernel' has shape \(3, 5\), the plan expects \(3, 2\)$"),
-    "missing": (lambda s: {k: v for k, v in s.items() if k != "dense_0.bias"},
-                r"no param 'dense_0\.bias' \(the plan's parameters: dense_0\.kernel, "),
+    "missing": (lambda s: {k: v for k, v in s.items() if k != "dense_0.kernel"},
+                r"no param 'dense_0\.kernel' \(the plan's parameters: dense_0\.kernel, "),
     "unknown": (lambda s: s | {"dense_2.kernel": (2, 2)},
                 r"param 'dense_2\.kernel' not in the plan"),
 }
@@ -98,6 +98,20 @@ def test_parameters_not_of_the_plans_shapes_are_a_spec_error(name, method, case)
         assert "transpose" not in str(info.value)
 
 
+@pytest.mark.parametrize("name", backend_params())
+def test_penalty_needs_only_the_parameters_the_plan_uses(name):
+    """The penalty of a plan that leaves the biases alone can be taken on the kernels alone (the
+    gradient keyed by the names given); a method that runs the model needs every parameter."""
+    backend = load_backend(name)
+    make = lambda a: backend.asarray(a, dtype="float32", device="cpu")  # noqa: E731
+    kernels = _arrays(make, {p.name: p.shape for p in MODEL.params() if p.role == "weight"})
+    _, grads = backend.penalty(PLAN, kernels)
+    assert set(grads) == set(kernels)
+    x, y = make(np.ones((5, 4))), make(np.ones((5, 2)))
+    with pytest.raises(SpecError, match=rf"^{name}: no param 'dense_0\.bias', 'dense_1\.bias'"):
+        backend.loss_and_grads(MODEL, PLAN, kernels, x, y)
+
+
 def test_a_reordered_shape_gets_a_layout_hint():
     """A conv kernel in torch's (out, in, kh, kw) layout for a plan in Keras's (kh, kw, in, out);
     a square kernel's transpose cannot be told from it (nothing to check)."""
@@ -133,3 +147,6 @@ def test_numpy_in_place_penalty_checks_params_and_grads(method):
     if method in ("add_grad_", "sgd_step_"):
         with pytest.raises(SpecError, match=r"numpy: grad 'dense_0\.kernel' has shape \(3, 4\)"):
             calls[method](good, {k: np.zeros_like(v) for k, v in transposed.items()})
+        with pytest.raises(SpecError, match=r"numpy: grads name .* the same parameters"):
+            calls[method](good, {k: np.zeros_like(v) for k, v in good.items()
+                                 if k != "dense_0.bias"})

@@ -64,7 +64,7 @@ class NumpyBackend(Backend):
         self, model: ModelSpec, plan: Plan, params: Mapping[str, np.ndarray],
         x: np.ndarray, y: np.ndarray,
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        _check(params, plan)
+        _check(params, plan, complete=True)
         loss, grads = forward_backward(model, params, x, y)
         penalty, pgrads = self.penalty(plan, params)
         return loss + penalty, {k: grads[k] + pgrads[k] for k in grads}
@@ -73,7 +73,7 @@ class NumpyBackend(Backend):
         self, model: ModelSpec, plan: Plan, params: Mapping[str, np.ndarray],
         x: np.ndarray, y: np.ndarray, *, optimizer: Optimizer, steps: int,
     ) -> dict[str, np.ndarray]:
-        _check(params, plan)
+        _check(params, plan, complete=True)
         params = {k: v.copy() for k, v in params.items()}
         stepper = Stepper(optimizer, plan.decay)
         for _ in range(steps):
@@ -85,7 +85,7 @@ class NumpyBackend(Backend):
         self, model: ModelSpec, plan: Plan, params: Mapping[str, np.ndarray],
         x: np.ndarray, y: np.ndarray, *, lr: float, steps: int,
     ) -> dict[str, np.ndarray]:
-        _check(params, plan)
+        _check(params, plan, complete=True)
         smooth, ops = proximal.split(plan)
         ops = proximal.merged_shrinks(ops)
         params = {k: v.copy() for k, v in params.items()}
@@ -167,12 +167,14 @@ def _roles(model: ModelSpec) -> dict[str, str]:
     return {p.name: p.role for p in model.params()}
 
 
-def _check(params: Mapping[str, Any], plan: Plan | Sequence[ParamInfo] | None = None) -> None:
+def _check(params: Mapping[str, Any], plan: Plan | Sequence[ParamInfo] | None = None, *,
+           complete: bool = False) -> None:
     """:class:`TypeError` for anything but floating-point NumPy arrays; with ``plan`` (or the
-    model's parameters), :class:`regcore.SpecError` for names or shapes that are not its."""
+    model's parameters), :class:`regcore.SpecError` for names or shapes that are not its
+    (:func:`regcore.check_shapes`)."""
     check_params("numpy", params, np.ndarray, lambda w: np.issubdtype(w.dtype, np.floating))
     if plan is not None:
-        check_shapes("numpy", plan, params)
+        check_shapes("numpy", plan, params, complete=complete)
 
 
 def _common_dtype(params: Mapping[str, np.ndarray]) -> np.dtype:

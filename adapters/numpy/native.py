@@ -14,9 +14,10 @@
   ``w − lr·(g + 2s·w)`` after decay; rounding differs in the last bits), other terms' gradients
   added to ``g`` first. It overwrites ``grads`` (``g ← lr·g``).
 
-Every method first checks that the dicts hold exactly the plan's parameters, each of the plan's
-shape (:func:`regcore.check_shapes`: a :class:`regcore.SpecError` naming the parameter, never a
-silently different value for a transposed kernel).
+Every method first checks the dicts against the plan (:func:`regcore.check_shapes`): every
+parameter the plan penalizes or decays present, no name the plan lacks, each array of the plan's
+shape, and ``grads`` naming the same parameters as ``params`` — a :class:`regcore.SpecError`
+naming the parameter, never a silently different value for a transposed kernel.
 
 Terms other than L2/L1/elastic net (group lasso, orthogonal) go through the reference kernels
 (:mod:`.penalties`). float16 parameters (and any dtype narrower than float32) go through them too,
@@ -99,6 +100,9 @@ class InPlacePenalty:
         check_shapes("numpy", self.plan, params)
         if grads is not None:
             check_shapes("numpy", self.plan, grads, what="grad")
+            if grads.keys() != params.keys():
+                raise SpecError(f"numpy: grads name {sorted(grads)}, params {sorted(params)}; "
+                                "they must name the same parameters")
 
     def _scratch_for(self, w: np.ndarray) -> np.ndarray:
         key = (w.shape, w.dtype)

@@ -233,12 +233,13 @@ def proximal_step_fn(mode: str, model: ModelSpec, penalties: Penalties, optimize
                          make)
 
 
-def _check(params: Mapping[str, Any], plan: Plan | Sequence[ParamInfo] | None = None) -> None:
+def _check(params: Mapping[str, Any], plan: Plan | Sequence[ParamInfo] | None = None, *,
+           complete: bool = False) -> None:
     """:class:`TypeError` for anything but floating-point TF tensors or variables; with ``plan``
     (or the model's parameters), :class:`regcore.SpecError` for names or shapes not its."""
     check_params("tf", params, (tf.Tensor, tf.Variable), lambda t: t.dtype.is_floating)
     if plan is not None:
-        check_shapes("tf", plan, params)
+        check_shapes("tf", plan, params, complete=complete)
 
 
 class TFBackend(Backend):
@@ -293,9 +294,10 @@ class TFBackend(Backend):
 
     @contextmanager
     def _on(self, params: Mapping[str, Any],
-            plan: Plan | Sequence[ParamInfo] | None = None) -> Iterator[None]:
+            plan: Plan | Sequence[ParamInfo] | None = None, *,
+            complete: bool = True) -> Iterator[None]:
         """Run on the device the parameters live on, after :func:`_check`."""
-        _check(params, plan)
+        _check(params, plan, complete=complete)
         with tf.device(next(iter(params.values())).device):
             yield
 
@@ -303,7 +305,7 @@ class TFBackend(Backend):
         self, plan: Plan, params: Mapping[str, tf.Tensor]
     ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         params = dict(params)
-        with self._on(params, plan):
+        with self._on(params, plan, complete=False):
             coefs = penalty_coefs(plan.penalties, params)
             return penalty_fn(self.mode, plan.penalties)(params, coefs)
 

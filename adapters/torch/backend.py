@@ -29,17 +29,20 @@ from regcore_adapters.torch.optim import torch_optimizer
 from regcore_adapters.torch.penalties import KERNELS, accumulation_dtype
 
 
-def _check(params: Mapping[str, Any], plan: Plan | Sequence[ParamInfo]) -> None:
+def _check(params: Mapping[str, Any], plan: Plan | Sequence[ParamInfo], *,
+           complete: bool = False) -> None:
     """:class:`TypeError` for anything but floating-point tensors, :class:`regcore.SpecError`
-    for names or shapes that are not those of ``plan`` (or of the model's parameters)."""
+    for names or shapes that are not those of ``plan`` (or of the model's parameters;
+    :func:`regcore.check_shapes`)."""
     check_params("torch", params, torch.Tensor, torch.Tensor.is_floating_point)
-    check_shapes("torch", plan, params)
+    check_shapes("torch", plan, params, complete=complete)
 
 
-def _leaves(plan: Plan, params: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _leaves(plan: Plan, params: Mapping[str, torch.Tensor],
+            complete: bool = True) -> dict[str, torch.Tensor]:
     """Fresh leaf copies of ``params`` that require grad (the caller's tensors are untouched),
     after :func:`_check`."""
-    _check(params, plan)
+    _check(params, plan, complete=complete)
     return {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
 
 
@@ -139,7 +142,7 @@ class TorchBackend(Backend):
     def penalty(
         self, plan: Plan, params: Mapping[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        leaves = _leaves(plan, params)
+        leaves = _leaves(plan, params, complete=False)
         value = penalty_value(plan, leaves)
         return value.detach(), _grads(value, leaves)
 
