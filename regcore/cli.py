@@ -162,8 +162,8 @@ def backend_status() -> list[dict[str, Any]]:
     module and no framework is imported.
 
     What a backend needs: the requirements of the extra named after it in the distribution that
-    registers it (``regcore[torch]``), or else that distribution's own requirements
-    (``regcore-jax``: numpy, jax). A requirement is met by its distribution or, failing that, by
+    registers it (``regcore[torch]``), or else that distribution's own requirements (an outside
+    backend package). A requirement is met by its distribution or, failing that, by
     an importable module of that name (``tensorflow`` from ``tensorflow-cpu``).
     """
     from importlib.metadata import entry_points
