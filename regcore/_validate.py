@@ -99,6 +99,14 @@ def fraction(field: str, value: object) -> float:
     return as_float
 
 
+def as_tuple(field: str, value: object) -> tuple[object, ...]:
+    """A list or tuple, as a tuple; a string, a dict or any other value is refused (a string is
+    iterable, but ``roles="weight"`` means a list of one role, not six letters)."""
+    if not isinstance(value, (list, tuple)):
+        raise SpecError(f"{field}: expected a list, got {show(value)}")
+    return tuple(value)
+
+
 def choice(field: str, value: object, allowed: Iterable[str]) -> str:
     """One of a fixed set of strings."""
     allowed = tuple(allowed)

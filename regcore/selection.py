@@ -64,7 +64,7 @@ class ParamInfo:
         if not isinstance(self.trainable, bool):
             raise SpecError(f"param {self.name!r}.trainable: expected True or False, got "
                             f"{_validate.show(self.trainable)}")
-        aliases = _as_tuple(f"param {self.name!r}.aliases", self.aliases)
+        aliases = _validate.as_tuple(f"param {self.name!r}.aliases", self.aliases)
         for alias in aliases:
             if not isinstance(alias, ParamInfo) or alias.aliases:
                 raise SpecError(f"param {self.name!r}.aliases: expected ParamInfo items without "
@@ -106,7 +106,7 @@ class Select:
             raise SpecError(f"select.include_frozen: expected true or false, got "
                             f"{_validate.show(self.include_frozen)}")
         if self.roles is not None:
-            roles = _as_tuple("select.roles", self.roles)
+            roles = _validate.as_tuple("select.roles", self.roles)
             if not roles:
                 raise SpecError("select.roles: an empty list selects nothing; omit it instead")
             for role in roles:
@@ -131,7 +131,7 @@ class Select:
                     "nested too deeply"
                 ) from None
         if self.ndim is not None:
-            dims = _as_tuple("select.ndim", self.ndim)
+            dims = _validate.as_tuple("select.ndim", self.ndim)
             if not dims:
                 raise SpecError("select.ndim: an empty list selects nothing; omit it instead")
             object.__setattr__(
@@ -163,12 +163,6 @@ class Select:
         if self.include_frozen:
             parts.append("include_frozen=True")
         return f"Select({', '.join(parts)})"
-
-
-def _as_tuple(field: str, value: object) -> tuple:
-    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-        raise SpecError(f"{field}: expected a list, got {_validate.show(value)}")
-    return tuple(value)
 
 
 def _non_negative_int(field: str, value: object) -> int:

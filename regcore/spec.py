@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from regcore._validate import as_tuple
 from regcore.decay import DecoupledWeightDecay
 from regcore.errors import SpecError
 from regcore.selection import DEFAULT_SELECT, ParamInfo, Select
@@ -80,8 +81,8 @@ class Spec:
     weight_decay: tuple[DecoupledWeightDecay, ...] = ()
 
     def __post_init__(self) -> None:
-        penalties = _as_tuple("spec.penalties", self.penalties)
-        decay = _as_tuple("spec.weight_decay", self.weight_decay)
+        penalties = as_tuple("spec.penalties", self.penalties)
+        decay = as_tuple("spec.weight_decay", self.weight_decay)
         for i, rule in enumerate(penalties):
             if isinstance(rule, DecoupledWeightDecay):
                 raise SpecError(
@@ -203,9 +204,3 @@ def _params(field_name: str, value: object) -> tuple[ParamInfo, ...]:
                 f"{item!r}"
             )
     return items
-
-
-def _as_tuple(field_name: str, value: object) -> tuple:
-    if isinstance(value, (str, bytes, dict)) or not isinstance(value, (list, tuple)):
-        raise SpecError(f"{field_name}: expected a list, got {value!r}")
-    return tuple(value)
