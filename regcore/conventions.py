@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -79,7 +80,7 @@ PARAM_NAMES = ("batch_size", "n_samples", "data_loss")
 
 
 def check_params(
-    owner: str, convention: str, allowed: tuple[str, ...], params: dict[str, object]
+    owner: str, convention: str, allowed: tuple[str, ...], params: Mapping[str, object]
 ) -> dict[str, object]:
     """Validate ``convention`` for a term and the extra numbers it needs; return them cleaned.
 

@@ -53,9 +53,9 @@ def to_dict(spec: Spec) -> dict[str, Any]:
 
 def from_dict(data: object) -> Spec:
     """The :class:`Spec` a dict describes; :class:`SpecError` naming the field otherwise."""
-    _mapping("spec", data, required=("schema_version",),
-             optional=("penalties", "weight_decay"))
-    version = data["schema_version"]
+    fields = _mapping("spec", data, required=("schema_version",),
+                      optional=("penalties", "weight_decay"))
+    version = fields["schema_version"]
     if isinstance(version, bool) or not isinstance(version, int):
         raise SpecError(f"schema_version: expected an integer, got {show(version)}")
     if version > SCHEMA_VERSION:
@@ -67,11 +67,11 @@ def from_dict(data: object) -> Spec:
         raise SpecError(f"schema_version: {show(version)} is not a valid version")
     rules = [
         _rule_from_dict(f"penalties[{i}]", item)
-        for i, item in enumerate(_list("penalties", data.get("penalties", [])))
+        for i, item in enumerate(_list("penalties", fields.get("penalties", [])))
     ]
     decay = [
         _decay_from_dict(f"weight_decay[{i}]", item)
-        for i, item in enumerate(_list("weight_decay", data.get("weight_decay", [])))
+        for i, item in enumerate(_list("weight_decay", fields.get("weight_decay", [])))
     ]
     return Spec(penalties=tuple(rules), weight_decay=tuple(decay))
 
@@ -144,8 +144,7 @@ def term_to_dict(term: Term) -> dict[str, Any]:
 
 
 def term_from_dict(where: str, data: object) -> Term:
-    _mapping(where, data, required=("kind",), optional=None)
-    kind = data["kind"]
+    kind = _mapping(where, data, required=("kind",), optional=None)["kind"]
     if not isinstance(kind, str) or kind not in TERMS:
         raise SpecError(f"{where}.kind: unknown term {show(kind)}; known: {', '.join(TERMS)}")
     cls = TERMS[kind]
@@ -154,8 +153,8 @@ def term_from_dict(where: str, data: object) -> Term:
         name for name, f in fields.items()
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     )
-    _mapping(where, data, required=("kind", *required), optional=tuple(fields))
-    kwargs = {k: v for k, v in data.items() if k != "kind"}
+    given = _mapping(where, data, required=("kind", *required), optional=tuple(fields))
+    kwargs = {k: v for k, v in given.items() if k != "kind"}
     try:
         return cls(**kwargs)
     except SpecError as exc:
@@ -163,16 +162,16 @@ def term_from_dict(where: str, data: object) -> Term:
 
 
 def _rule_from_dict(where: str, data: object) -> Rule:
-    _mapping(where, data, required=("term",), optional=("select",))
-    return Rule(term_from_dict(f"{where}.term", data["term"]),
-                _select_from_dict(f"{where}.select", data.get("select")))
+    rule = _mapping(where, data, required=("term",), optional=("select",))
+    return Rule(term_from_dict(f"{where}.term", rule["term"]),
+                _select_from_dict(f"{where}.select", rule.get("select")))
 
 
 def _decay_from_dict(where: str, data: object) -> DecoupledWeightDecay:
-    _mapping(where, data, required=("rate",), optional=("select",))
-    select = _select_from_dict(f"{where}.select", data.get("select"))
+    decay = _mapping(where, data, required=("rate",), optional=("select",))
+    select = _select_from_dict(f"{where}.select", decay.get("select"))
     try:
-        return DecoupledWeightDecay(data["rate"], select)
+        return DecoupledWeightDecay(decay["rate"], select)
     except SpecError as exc:
         raise _rerooted(exc, "weight_decay", where) from None
 
@@ -189,9 +188,10 @@ def _select_to_dict(select: Select) -> dict[str, Any]:
 def _select_from_dict(where: str, data: object) -> Select:
     if data is None:
         return DEFAULT_SELECT
-    _mapping(where, data, required=(), optional=tuple(f.name for f in dataclasses.fields(Select)))
+    criteria = _mapping(where, data, required=(),
+                        optional=tuple(f.name for f in dataclasses.fields(Select)))
     try:
-        return Select(**data)
+        return Select(**criteria)
     except SpecError as exc:
         raise _rerooted(exc, "select", where) from None
 
@@ -205,7 +205,9 @@ def _rerooted(exc: SpecError, prefix: str, where: str) -> SpecError:
 
 
 def _mapping(where: str, data: object, *, required: tuple[str, ...],
-             optional: tuple[str, ...] | None) -> None:
+             optional: tuple[str, ...] | None) -> Mapping[str, Any]:
+    """``data`` itself, once it is a mapping with string keys, every ``required`` key and (unless
+    ``optional`` is None) no key outside ``required`` and ``optional``."""
     if not isinstance(data, Mapping):
         raise SpecError(f"{where}: expected an object, got {type(data).__name__}")
     for key in data:
@@ -219,6 +221,7 @@ def _mapping(where: str, data: object, *, required: tuple[str, ...],
         if unknown:
             allowed = ", ".join((*required, *optional))
             raise SpecError(f"{where}.{unknown[0]}: unknown key; allowed: {allowed}")
+    return data
 
 
 def _list(where: str, value: object) -> list:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from regcore._validate import as_tuple
 from regcore.decay import DecoupledWeightDecay
@@ -191,16 +192,17 @@ def _params(field_name: str, value: object) -> tuple[ParamInfo, ...]:
     if isinstance(value, (str, bytes)):
         raise SpecError(f"{field_name}: expected an iterable of regcore.ParamInfo, got {value!r}")
     try:
-        iterator = iter(value)
+        iterator = iter(cast("Iterable[object]", value))  # not iterable: TypeError, below
     except TypeError:
         raise SpecError(
             f"{field_name}: expected an iterable of regcore.ParamInfo, got {value!r}"
         ) from None
-    items = tuple(iterator)
-    for i, item in enumerate(items):
+    params: list[ParamInfo] = []
+    for i, item in enumerate(tuple(iterator)):
         if not isinstance(item, ParamInfo):
             raise SpecError(
                 f"{field_name}[{i}]: expected a regcore.ParamInfo, got {type(item).__name__} "
                 f"{item!r}"
             )
-    return items
+        params.append(item)
+    return tuple(params)

@@ -9,6 +9,7 @@ form that backends evaluate.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
 from fractions import Fraction
@@ -83,8 +84,7 @@ class Term:
         return {
             name: _rounded(
                 f"{self.kind}.{name}", k * exact(getattr(self, name)),
-                lambda name=name: f"{getattr(self, name)!r} in the {self.convention!r} "
-                                  f"convention{_numbers_text(self)}, scaled to the sum form,",
+                functools.partial(_scaled_text, self, name),
             )
             for name, k in zip(self.coefficients, self._factors(), strict=True)
         }
@@ -127,8 +127,7 @@ def convert(term: Term, to: str, **params: object) -> Term:
     coefs = {
         name: _rounded(
             f"{term.kind}.{name}", exact(getattr(term, name)) * k_from / k_to,
-            lambda name=name: f"{getattr(term, name)!r} converted from {term.convention!r} to "
-                              f"{to!r}{_numbers_text(target)}",
+            functools.partial(_converted_text, term, target, name),
         )
         for name, k_from, k_to in zip(
             term.coefficients, term._factors(), target._factors(), strict=True
@@ -147,6 +146,27 @@ def _rounded(field: str, value: Fraction, what: Callable[[], str]) -> float:
             f"({_validate.SMALLEST_FLOAT!r}); it would round to 0.0 and drop the penalty"
         )
     return result
+
+
+def _scaled_text(term: Term, name: str) -> str:
+    """Coefficient ``name`` of ``term`` scaled to the sum form, for :func:`_rounded`'s message."""
+    return (f"{getattr(term, name)!r} in the {term.convention!r} convention"
+            f"{_numbers_text(term)}, scaled to the sum form,")
+
+
+def _converted_text(term: Term, target: Term, name: str) -> str:
+    """Coefficient ``name`` of ``term`` converted to ``target``'s convention, for messages."""
+    return (f"{getattr(term, name)!r} converted from {term.convention!r} to "
+            f"{target.convention!r}{_numbers_text(target)}")
+
+
+def _number(term: Term, name: str) -> int:
+    """``batch_size`` or ``n_samples`` of a term whose convention needs it (validated: never None
+    on a built term; a missing one is the error :func:`check_params` gives)."""
+    value = getattr(term, name)
+    if not isinstance(value, int):
+        raise SpecError(f"{term.kind}.{name}: convention {term.convention!r} needs {name}")
+    return value
 
 
 def _numbers_text(term: Term) -> str:
@@ -179,9 +199,9 @@ class L2(Term):
         if c in ("half", "torch_weight_decay"):
             return (Fraction(1, 2),)
         if c == "batch_mean":
-            return (Fraction(1, 2 * self.batch_size),)
+            return (Fraction(1, 2 * _number(self, "batch_size")),)
         if c == "sklearn_ridge":
-            return (data_loss_factor(self.data_loss) / (2 * self.n_samples),)
+            return (data_loss_factor(self.data_loss) / (2 * _number(self, "n_samples")),)
         return (Fraction(1),)
 
 
