@@ -4,6 +4,7 @@
     nox -s tests                       # the project's unit tests
     nox -s hypothesis                  # property-based tests, >= 10,000 examples
     nox -s bench                       # benchmarks (not tests; not run by default or in CI)
+    nox -s lint                        # ruff on the tree, mypy on the spec package (pinned)
 
 ``jax`` is the outside JAX backend (external/regcore-jax); ``path`` chooses λ by k-fold
 cross-validation on numpy, torch and tf (reports/path/); ``report`` merges the backend sessions'
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["tests", "numpy", "torch", "tf", "jax", "distributed", "path", "report"]
+nox.options.sessions = ["lint", "tests", "numpy", "torch", "tf", "jax", "distributed", "path",
+                        "report"]
 nox.options.reuse_venv = "yes"
 
 REPORTS = "reports"
@@ -161,6 +163,20 @@ def tests(session: nox.Session) -> None:
     """The project's own unit tests (spec, plugin, import isolation)."""
     session.install(".[test]")
     session.run("python", "-m", "pytest", "tests", "-p", "no:cacheprovider", *session.posargs)
+
+
+# The linters CI runs, pinned: a new release's new rules must not turn a green main red.
+LINTERS = ["ruff==0.17.6", "mypy==2.4.1"]
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over the whole tree (pyproject's [tool.ruff]) and mypy on the spec package
+    ``regcore``, its public API (pyproject's [tool.mypy]: which files, which flags). mypy reads
+    the source, so nothing else is installed."""
+    session.install(*LINTERS)
+    session.run("ruff", "check", ".")
+    session.run("mypy")
 
 
 @nox.session

@@ -13,7 +13,6 @@ limit, not a disagreement.
 from __future__ import annotations
 
 import dataclasses
-
 import functools
 import re
 from dataclasses import dataclass
