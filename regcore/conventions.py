@@ -6,17 +6,9 @@ depend on a batch size ``m`` or a sample count ``n``) so that the penalty added 
 absolute-value coefficients. The ``sum`` convention has ``k = 1`` and is the canonical form every
 backend evaluates.
 
-======================  ====================  =================  ===========================
-convention              Σw² coefficient λ     Σ|w| coefficient   who writes it this way
-======================  ====================  =================  ===========================
-``sum``                 λ·Σw²                 λ·Σ|w|             Keras ``L1``/``L2``/``L1L2``
-``half``                λ/2·Σw²               λ·Σ|w| (EN only)   classic ½λ‖w‖², glmnet
-``torch_weight_decay``  λ/2·Σw² (L2 only)     –                  torch SGD ``weight_decay``
-``batch_mean``          λ/(2m)·Σw² (L2 only)  –                  the seeds' ``λ/(2m)Σθ²``
-``sklearn_ridge``       α/n·Σw² (mse)         –                  ``Ridge(alpha)``
-``sklearn_lasso``       –                     2α·Σ|w| (mse)      ``Lasso(alpha)``
-``sklearn_elasticnet``  l2·Σw² (mse)          2·l1·Σ|w| (mse)    ``ElasticNet(alpha, ρ)``
-======================  ====================  =================  ===========================
+:data:`CONVENTIONS` is the table of conventions, the one place each is written: its factor on
+``Σw²`` and on ``Σ|w|``, the terms that have it, the numbers it needs and who writes a penalty
+that way; :func:`table_rows` gives it as rows of text (the README's table is those rows).
 
 The scikit-learn forms are statements about a whole objective for one target (``y`` of shape
 ``(n,)``), so they need the data loss the penalty is added to: ``data_loss="mse"``
@@ -48,35 +40,74 @@ DATA_LOSSES = ("mse", "half_mse")
 
 @dataclass(frozen=True)
 class Convention:
-    """A named scaling convention and the extra numbers it needs."""
+    """A named scaling convention: the extra numbers it needs, a one-line summary for messages,
+    and its row of the table (:func:`table_rows`). The factors are for ``data_loss="mse"``."""
 
     name: str
     needs: tuple[str, ...]
     summary: str
+    squared: str
+    """The penalty a Σw² coefficient λ stands for (``–``: no term has such a coefficient here)."""
+    absolute: str
+    """The penalty a Σ|w| coefficient λ stands for (``–`` likewise)."""
+    terms: str
+    """The terms that have this form: ``all`` or their class names (each term's
+    ``conventions`` is the rule; a test keeps the two in agreement)."""
+    written_by: str
+    """Who writes a penalty this way: the framework, library or formula, as a user knows it."""
 
 
 CONVENTIONS: dict[str, Convention] = {
     c.name: c
     for c in (
-        Convention("sum", (), "coef * Σw² or coef * Σ|w| (Keras L1, L2, L1L2)"),
-        Convention("half", (), "coef/2 * Σw² (classic ½λ‖w‖²)"),
-        Convention(
-            "torch_weight_decay", (), "coef/2 * Σw²: torch SGD/Adam `weight_decay` (coupled)"
-        ),
-        Convention("batch_mean", ("batch_size",), "coef/(2m) * Σw² (λ/(2m)Σθ²)"),
-        Convention(
-            "sklearn_ridge", ("n_samples", "data_loss"), "scikit-learn Ridge(alpha=coef)"
-        ),
-        Convention("sklearn_lasso", ("data_loss",), "scikit-learn Lasso(alpha=coef)"),
-        Convention(
-            "sklearn_elasticnet",
-            ("data_loss",),
-            "scikit-learn ElasticNet: l1 = alpha*l1_ratio, l2 = alpha*(1-l1_ratio)",
-        ),
+        Convention("sum", (), "coef * Σw² or coef * Σ|w| (Keras L1, L2, L1L2)",
+                   "λ·Σw²", "λ·Σ|w|", "all",
+                   "Keras L1, L2, L1L2, OrthogonalRegularizer(factor)"),
+        Convention("half", (), "coef/2 * Σw² (classic ½λ‖w‖²)",
+                   "λ/2·Σw²", "λ·Σ|w|", "L2, ElasticNet",
+                   "the classic ½λ‖w‖², glmnet"),
+        Convention("torch_weight_decay", (),
+                   "coef/2 * Σw²: torch SGD/Adam `weight_decay` (coupled)",
+                   "λ/2·Σw²", "–", "L2",
+                   "torch SGD/Adam weight_decay=λ (coupled)"),
+        Convention("batch_mean", ("batch_size",), "coef/(2m) * Σw² (λ/(2m)Σθ²)",
+                   "λ/(2m)·Σw²", "–", "L2",
+                   "the textbook batch-mean cost 1/(2m)Σ(h−y)² + λ/(2m)Σθ²"),
+        Convention("sklearn_ridge", ("n_samples", "data_loss"), "scikit-learn Ridge(alpha=coef)",
+                   "α/n·Σw²", "–", "L2",
+                   "scikit-learn Ridge(alpha=α): ‖y−Xw‖² + α‖w‖²"),
+        Convention("sklearn_lasso", ("data_loss",), "scikit-learn Lasso(alpha=coef)",
+                   "–", "2α·Σ|w|", "L1",
+                   "scikit-learn Lasso(alpha=α): ‖y−Xw‖²/(2n) + α‖w‖₁"),
+        Convention("sklearn_elasticnet", ("data_loss",),
+                   "scikit-learn ElasticNet: l1 = alpha*l1_ratio, l2 = alpha*(1-l1_ratio)",
+                   "l2·Σw²", "2·l1·Σ|w|", "ElasticNet",
+                   "scikit-learn ElasticNet(α, l1_ratio=ρ): l1 = αρ, l2 = α(1−ρ)"),
     )
 }
 
 PARAM_NAMES = ("batch_size", "n_samples", "data_loss")
+
+TABLE_HEADER = ("convention", "Σw² coefficient", "Σ|w| coefficient", "terms",
+                "who writes it this way")
+"""The columns of :func:`table_rows`."""
+
+_SYMBOLS = {"batch_size": "m", "n_samples": "n"}  # the letters the formulas use for them
+
+
+def table_rows() -> list[tuple[str, str, str, str, str]]:
+    """The table of conventions as text, one row per convention (columns: :data:`TABLE_HEADER`).
+
+    The convention cell names the numbers it needs, as the formulas use them:
+    ``batch_mean (batch_size=m)``. The README's table and ``regcore convert``'s "who writes it"
+    column are rendered from these rows, so none of them can drift from :data:`CONVENTIONS`.
+    """
+    rows = []
+    for c in CONVENTIONS.values():
+        numbers = ", ".join(f"{n}={_SYMBOLS[n]}" if n in _SYMBOLS else n for n in c.needs)
+        name = f"{c.name} ({numbers})" if numbers else c.name
+        rows.append((name, c.squared, c.absolute, c.terms, c.written_by))
+    return rows
 
 
 def check_params(

@@ -69,6 +69,25 @@ def test_table_needs():
     assert all(name == c.name for name, c in CONVENTIONS.items())
 
 
+def test_table_terms_are_the_terms_that_declare_each_convention():
+    """``Convention.terms`` (the table's "terms" column) says what the terms' own
+    ``conventions`` say: a form added to a term without its table row fails here."""
+    for name, c in CONVENTIONS.items():
+        having = [cls.__name__ for cls in regcore.TERMS.values() if name in cls.conventions]
+        assert having, name
+        assert c.terms == ("all" if len(having) == len(regcore.TERMS) else ", ".join(having)), name
+
+
+def test_table_rows_one_per_convention_every_cell_filled():
+    from regcore.conventions import TABLE_HEADER, table_rows
+
+    rows = table_rows()
+    assert [row[0].split()[0] for row in rows] == list(CONVENTIONS)
+    assert all(len(row) == len(TABLE_HEADER) and all(row) for row in rows)
+    assert rows[3][0] == "batch_mean (batch_size=m)"
+    assert rows[4][0] == "sklearn_ridge (n_samples=n, data_loss)"
+
+
 # -- exact values ----------------------------------------------------------------------------------
 
 

@@ -61,3 +61,21 @@ def test_ci_runs_the_readme_quickstart_commands():
     assert tests_command.endswith("nox -s tests") and tests_command in ci
     main = ".venv/bin/nox -s numpy torch tf jax distributed path report"
     assert commands[0].endswith(main) and main in ci
+
+
+def _markdown_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """A GitHub markdown table; the first column in code font, ``|`` escaped in every cell."""
+    def line(cells: tuple[str, ...]) -> str:
+        return "| " + " | ".join(cell.replace("|", r"\|") for cell in cells) + " |"
+
+    body = [line((f"`{row[0]}`", *row[1:])) for row in rows]
+    return "\n".join([line(header), "|" + "---|" * len(header), *body])
+
+
+def test_readme_conventions_table_is_rendered_from_the_conventions():
+    """The README's table of scaling conventions is ``regcore.conventions.table_rows()`` as
+    markdown, so it cannot drift from ``CONVENTIONS``, the one place each convention is written."""
+    from regcore.conventions import TABLE_HEADER, table_rows
+
+    table = _markdown_table(TABLE_HEADER, table_rows())
+    assert table + "\n" in README, "README's conventions table differs from table_rows():\n" + table
