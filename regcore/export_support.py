@@ -14,21 +14,30 @@ written once here:
   ``ValueError`` where regcore raises :class:`regcore.SpecError`.
 
 Each exporter adds its framework's parameter walk and one penalty function per term kind
-(:func:`kinds` lists those a spec uses). Nothing here imports a framework, or NumPy.
+(:func:`kinds` lists those a spec uses). Those functions are not written here, nor in the
+exporter: they are the backend's live kernels (``penalties.py``: ``_<kind>(rule, w)``, ``rule``
+being :func:`term_data`), copied as written by :func:`definitions`, with the constants they use
+from regcore (:data:`regcore.ORTHOGONAL_EPSILON`) rendered from regcore's own values; so a fix to
+a kernel lands in the backend and its snippets at once. Nothing here imports a framework, or
+NumPy.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import importlib
 import json
 import textwrap
 from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
 
 from regcore import __version__
 from regcore.errors import SpecError
 from regcore.selection import Select
 from regcore.spec import Spec
-from regcore.terms import TERMS, Term
+from regcore.terms import ORTHOGONAL_EPSILON, TERMS, Term
 
 GROUP = "regcore.exporters"
 """Entry point group of the exporters: ``name = "module:export"``, named as the backend whose
@@ -46,7 +55,7 @@ _FORMULAS: dict[str, Callable[[dict[str, object]], str]] = {
     ),
     "orthogonal": lambda t: (
         f"{t['coef']!r} * mean |cosine| between distinct {t['mode']} of w, each divided by "
-        "max(||v||, 1e-7) (Keras OrthogonalRegularizer)"
+        f"max(||v||, {ORTHOGONAL_EPSILON!r}) (Keras OrthogonalRegularizer)"
     ),
 }
 """The penalty each term kind adds, in words, from its sum-form coefficients and options."""
@@ -66,10 +75,27 @@ def kinds(spec: Spec) -> tuple[str, ...]:
 
 
 def term_data(term: Term) -> dict[str, object]:
-    """``kind``, the ``sum``-form coefficients and the options (axis, mode...) of ``term``."""
+    """``kind``, the ``sum``-form coefficients and the options (axis, mode...) of ``term``: the
+    ``rule`` every backend's kernel ``_<kind>(rule, w)`` reads, live and in a snippet (where it is
+    a literal of ``PENALTIES``)."""
     options = {f.name: getattr(term, f.name) for f in dataclasses.fields(term)
                if f.name not in _BASE_FIELDS and f.name not in term.coefficients}
     return {"kind": term.kind, **term.scaled(), **options}
+
+
+def term_kernel(kernel: Callable[..., Any],
+                prepare: Callable[[Any], Any] | None = None) -> Callable[..., Any]:
+    """``kernel(rule, w, *rest)``, a backend's kernel on a term as data, as a function of the term
+    itself: ``f(term, w, *rest) = kernel(term_data(term), prepare(w), *rest)`` (``prepare``: the
+    backend's cast to the accumulation dtype, if it has its kernels do it), named as the term
+    kind, with the kernel's docstring."""
+
+    def run(term: Term, w: Any, *rest: Any) -> Any:
+        return kernel(term_data(term), w if prepare is None else prepare(w), *rest)
+
+    run.__name__ = run.__qualname__ = kernel.__name__.lstrip("_")
+    run.__doc__ = kernel.__doc__
+    return run
 
 
 def select_data(select: Select) -> dict[str, object]:
@@ -260,6 +286,82 @@ def assemble(header_text: str, *parts: str) -> str:
     between top-level definitions)."""
     body = "\n\n\n".join(part.strip("\n") for part in parts if part.strip())
     return f"{header_text.rstrip()}\n\n{body}\n"
+
+
+def definitions(path: str | Path, names: Iterable[str]) -> str:
+    """The source text, as written, of the top-level definitions ``names`` of the Python file
+    ``path`` and of every top-level definition they use, in the file's order, separated by two
+    blank lines: functions with their decorators (and the functions one of them decorates, such
+    as ``@_abs0.defjvp``), classes, assignments. A name the file imports from ``regcore`` is a
+    constant: it comes first, as ``NAME = <repr of regcore's value>``. The file is parsed, never
+    imported, so an exporter that reads its backend's kernels imports no framework.
+
+    Raises :class:`ValueError` for a name the file does not define, and :class:`TypeError` for
+    a regcore name used that is not a number or a string."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    lines, tree = text.splitlines(), ast.parse(text, str(path))
+    defined: dict[str, ast.stmt] = {}
+    for node in tree.body:
+        for name in _defined_names(node):
+            defined.setdefault(name, node)
+    from_regcore = {alias.asname or alias.name: (node.module, alias.name)
+                    for node in tree.body if isinstance(node, ast.ImportFrom)
+                    and node.module and node.module.partition(".")[0] == "regcore"
+                    for alias in node.names}
+    names = list(names)
+    missing = [name for name in names if name not in defined]
+    if missing:
+        raise ValueError(f"{path.name}: no top-level definition of {', '.join(missing)}")
+    chosen: dict[str, ast.stmt] = {}  # every name a chosen node defines -> the node
+    constants: set[str] = set()
+    todo = set(names)
+    while todo:
+        for name in todo:
+            if name in from_regcore:
+                constants.add(name)
+            else:
+                chosen.update(dict.fromkeys(_defined_names(defined[name]), defined[name]))
+        used = {n for node in chosen.values() for n in _used_names(node)}
+        decorated = {name for node in tree.body
+                     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                     and any(_used_names(d) & chosen.keys() for d in node.decorator_list)
+                     for name in _defined_names(node)}
+        todo = {n for n in used | decorated if n not in chosen and n not in constants
+                and (n in defined or n in from_regcore)}
+    out = "".join(f"{name} = {_constant(*from_regcore[name])}\n" for name in sorted(constants))
+    assigned = bool(out)
+    for node in sorted({id(n): n for n in chosen.values()}.values(), key=lambda n: n.lineno):
+        start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        is_assignment = isinstance(node, ast.Assign | ast.AnnAssign)
+        # consecutive assignments one a line, as a module writes its constants; PEP 8's two
+        # blank lines around each definition
+        out += ("" if not out or assigned and is_assignment else "\n\n")
+        out += "\n".join(lines[start - 1:node.end_lineno]) + "\n"
+        assigned = is_assignment
+    return out
+
+
+def _defined_names(node: ast.stmt) -> list[str]:
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return [node.name]
+    if isinstance(node, ast.Assign):
+        return [t.id for t in node.targets if isinstance(t, ast.Name)]
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+        return [node.target.id]
+    return []
+
+
+def _used_names(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _constant(module: str, name: str) -> str:
+    value = getattr(importlib.import_module(module), name)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(f"{module}.{name}: a kernel may use regcore's numbers and strings only, "
+                        f"not {type(value).__name__}")
+    return repr(value)
 
 
 def load_snippet(code: str) -> dict[str, object]:

@@ -10,7 +10,9 @@ The snippet imports ``re`` and ``numpy`` only, never regcore, and defines:
   name to the penalty's (sub)gradient in the parameter's dtype (zeros where it has no term). The
   gradients are written by hand with the reference's subgradients: ``|x|'(0) = 0``, an all-zero
   group lasso group has gradient 0, and the orthogonal term divides a row by
-  ``max(‖v‖, 1e-7)``, a clamped row's gradient not flowing through its norm.
+  ``max(‖v‖, ORTHOGONAL_EPSILON)``, a clamped row's gradient not flowing through its norm. The
+  kernels are the NumPy backend's own (:mod:`regcore_adapters.numpy.penalties`), copied as
+  written, with regcore's ``ORTHOGONAL_EPSILON`` as a constant.
 * ``decay(params, roles, lr) -> dict``: a new dict with ``p * (1 - lr * rate)`` for the spec's
   decoupled-decay parameters and the same arrays for the others; call it before each optimizer
   update (AdamW's order), with gradients taken at the parameters before the decay.
@@ -20,6 +22,8 @@ Selection runs when the snippet runs, by regcore's rules; a rule that selects no
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from regcore import Spec
 from regcore import export_support as support
@@ -39,64 +43,8 @@ import re
 import numpy as np
 '''
 
-HELPERS = '''\
-def _accumulate(w):
-    """w in the dtype its penalty accumulates in: float32 for float16/bfloat16, else its own."""
-    return w.astype(np.promote_types(w.dtype, np.float32), copy=False)
-'''
-
-KERNELS = {
-    "l2": '''\
-def _l2(rule, w):
-    s = np.asarray(rule["coef"], dtype=w.dtype)
-    return s * np.sum(w * w), (2 * s) * w
-''',
-    "l1": '''\
-def _l1(rule, w):
-    s = np.asarray(rule["coef"], dtype=w.dtype)
-    return s * np.sum(np.abs(w)), s * np.sign(w)  # sign(0) = 0: the subgradient at 0
-''',
-    "elastic_net": '''\
-def _elastic_net(rule, w):
-    s1, s2 = np.asarray(rule["l1"], dtype=w.dtype), np.asarray(rule["l2"], dtype=w.dtype)
-    return s1 * np.sum(np.abs(w)) + s2 * np.sum(w * w), s1 * np.sign(w) + (2 * s2) * w
-''',
-    "group_lasso": '''\
-def _group_lasso(rule, w):
-    """coef * c * sum of the slices' L2 norms along axis; an all-zero group has gradient 0."""
-    axis = rule["axis"]
-    moved = np.moveaxis(w, axis, 0)
-    groups = moved.reshape(w.shape[axis], -1)
-    norms = np.sqrt(np.sum(groups * groups, axis=1))
-    s = np.asarray(rule["coef"], dtype=w.dtype)
-    if rule["scale_by_size"]:
-        s = s * np.sqrt(np.asarray(groups.shape[1], dtype=w.dtype))
-    safe = np.where(norms != 0, norms, 1)  # NaN/inf norms propagate, not 0
-    unit = np.where((norms != 0)[:, None], groups / safe[:, None], 0)
-    return s * np.sum(norms), np.moveaxis((s * unit).reshape(moved.shape), 0, axis)
-''',
-    "orthogonal": '''\
-def _orthogonal(rule, w):
-    """coef * 0.5 * sum_{i != j} |G_ij| / (k (k - 1) / 2), G the Gram matrix of the k rows
-    (columns) of w each divided by max(||v||, 1e-7); |.| has subgradient 0 at 0."""
-    rows = w if rule["mode"] == "rows" else w.T
-    size = rows.shape[0]
-    eps = np.asarray(1e-7, dtype=w.dtype)
-    norms = np.sqrt(np.sum(rows * rows, axis=1, keepdims=True))
-    clamped = norms <= eps
-    inv = 1 / np.maximum(norms, eps)
-    v = rows * inv
-    gram = v @ v.T
-    off = 1 - np.eye(size, dtype=w.dtype)
-    c = (np.asarray(rule["coef"], dtype=w.dtype) * np.asarray(0.5, dtype=w.dtype)
-         / np.asarray(size * (size - 1) / 2, dtype=w.dtype))
-    dgram = c * np.sign(gram) * off
-    dv = (dgram + dgram.T) @ v
-    radial = np.sum(v * dv, axis=1, keepdims=True)
-    drows = np.where(clamped, dv * inv, (dv - v * radial) * inv)
-    return c * np.sum(np.abs(gram * off)), drows if rule["mode"] == "rows" else drows.T
-''',
-}
+KERNELS = Path(__file__).with_name("penalties.py")
+"""The backend's kernels, ``_<kind>(rule, w)``: the snippet copies them from there as written."""
 
 RUNTIME = '''\
 def _infos(params, roles):
@@ -137,8 +85,7 @@ def export(spec: Spec) -> str:
         support.header(spec, module=__name__, framework="NumPy", contract=CONTRACT),
         PRELUDE + "\n" + support.data_source(spec),
         support.selection_source(spec),
-        HELPERS,
-        *(KERNELS[kind] for kind in used),
+        support.definitions(KERNELS, ["_accumulate", *(f"_{kind}" for kind in used)]),
         support.dispatch(spec),
         RUNTIME,
     )

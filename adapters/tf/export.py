@@ -9,10 +9,13 @@ The snippet imports ``re``, ``keras`` and ``tensorflow`` only, never regcore, an
   name (``dense_0.kernel``; the top model's own name left out) and get their role from the
   owning layer's type, as :mod:`regcore_adapters.tf.keras_params` does (normalization layers:
   ``gamma``/``scale`` → ``norm_scale``, ``beta`` → ``bias``; ``Embedding``: ``embedding``; other
-  layers: ``*bias*`` → ``bias``, ``ndim >= 2`` → ``weight``, else ``other``). Keras's kernel layout
-  is the canonical one. ``tf.abs`` has subgradient 0 at 0; norms go through a guarded square
-  root, so an all-zero group or row has gradient 0, not NaN. float16/bfloat16 variables accumulate
-  in float32. It runs eagerly and inside ``tf.function`` (with or without XLA).
+  layers: ``*bias*`` → ``bias``, ``ndim >= 2`` → ``weight``, else ``other``; the snippet holds
+  that ``_role`` itself, copied as written). Keras's kernel layout is the canonical one. The
+  penalty functions are the TF backend's own kernels (:mod:`regcore_adapters.tf.penalties`),
+  copied as written, with regcore's ``ORTHOGONAL_EPSILON`` as a constant: ``tf.abs`` has
+  subgradient 0 at 0; norms go through a guarded square root, so an all-zero group or row has
+  gradient 0, not NaN. float16/bfloat16 variables accumulate in float32. It runs eagerly and
+  inside ``tf.function`` (with or without XLA).
 * ``decay(model, lr)``: ``v.assign(v * (1 - lr * rate))`` for the spec's decoupled-decay variables;
   call it before ``optimizer.apply_gradients`` (AdamW's order).
 
@@ -21,6 +24,8 @@ Selection runs when the snippet runs, by regcore's rules; a rule that selects no
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from regcore import Spec
 from regcore import export_support as support
@@ -40,84 +45,13 @@ import keras
 import tensorflow as tf
 '''
 
-KERNELS = {
-    "l2": '''\
-def _l2(rule, w):
-    return _coef(rule["coef"], w) * tf.reduce_sum(w * w)
-''',
-    "l1": '''\
-def _l1(rule, w):
-    return _coef(rule["coef"], w) * tf.reduce_sum(tf.abs(w))  # abs'(0) = 0 in TF
-''',
-    "elastic_net": '''\
-def _elastic_net(rule, w):
-    s1, s2 = _coef(rule["l1"], w), _coef(rule["l2"], w)
-    return s1 * tf.reduce_sum(tf.abs(w)) + s2 * tf.reduce_sum(w * w)
-''',
-    "group_lasso": '''\
-def _group_lasso(rule, w):
-    """coef * c * sum of the slices' L2 norms along axis."""
-    ndim = len(w.shape)
-    axis = rule["axis"] % ndim
-    moved = tf.transpose(w, [axis, *(i for i in range(ndim) if i != axis)]) if axis else w
-    groups = tf.reshape(moved, (w.shape[axis], -1))
-    coef = _coef(rule["coef"], w)
-    if rule["scale_by_size"]:
-        coef = coef * tf.sqrt(_coef(float(groups.shape[1]), w))
-    return coef * tf.reduce_sum(_norm(groups, 1))
-''',
-    "orthogonal": '''\
-def _orthogonal(rule, w):
-    """coef * 0.5 * sum_{i != j} |G_ij| / (k (k - 1) / 2), G the Gram matrix of the k rows
-    (columns) of w each divided by max(||v||, 1e-7)."""
-    rows = w if rule["mode"] == "rows" else tf.transpose(w)
-    size = int(rows.shape[0])
-    norms = _norm(rows, 1, keepdims=True)
-    eps = _coef(1e-7, w)
-    v = rows * (1 / tf.where(norms > eps, norms, eps))  # a clamped row: no gradient via norm
-    gram = tf.matmul(v, v, transpose_b=True)
-    off = 1 - tf.eye(size, dtype=w.dtype)
-    c = _coef(rule["coef"], w) * _coef(0.5, w) / _coef(size * (size - 1) / 2, w)
-    return c * tf.reduce_sum(tf.abs(gram * off))
-''',
-}
+KERNELS = Path(__file__).with_name("penalties.py")
+"""The backend's kernels, ``_<kind>(rule, w)``: the snippet copies them from there as written."""
 
-HELPERS = '''\
-def _coef(value, w):
-    return tf.constant(value, dtype=w.dtype)
-
-
-def _accumulate(w):
-    """w in the dtype its penalty accumulates in: float32 for float16/bfloat16, else its own."""
-    return tf.cast(w, tf.float32) if w.dtype in (tf.float16, tf.bfloat16) else w
-'''
-
-NORM = '''\
-def _norm(x, axis, keepdims=False):
-    """||x||_2 along axis, with gradient 0 (not NaN) where it is 0: sqrt never sees a 0."""
-    squares = tf.reduce_sum(x * x, axis=axis, keepdims=keepdims)
-    positive = squares != 0  # NaN/inf propagate; only an exact 0 is guarded
-    root = tf.sqrt(tf.where(positive, squares, tf.ones_like(squares)))
-    return tf.where(positive, root, tf.zeros_like(squares))
-'''
+ROLES = Path(__file__).with_name("keras_params.py")
+"""The backend's role inference, ``_role(layer, variable)``, copied as written too."""
 
 RUNTIME = '''\
-_NORMS = tuple(getattr(keras.layers, n) for n in (
-    "BatchNormalization", "LayerNormalization", "GroupNormalization", "RMSNormalization")
-    if hasattr(keras.layers, n))
-
-
-def _role(layer, variable):
-    name, ndim = variable.name, len(variable.shape)
-    if isinstance(layer, _NORMS):
-        return "bias" if name == "beta" else "norm_scale"
-    if isinstance(layer, keras.layers.Embedding) and name == "embeddings":
-        return "embedding"
-    if "bias" in name:
-        return "bias"
-    return "weight" if ndim >= 2 else "other"
-
-
 def _walk(layer, prefix, seen):
     # Keras 3 has no public accessor for a layer's direct sublayers; Layer.losses walks these.
     for child in layer._flatten_layers(include_self=False, recursive=False):
@@ -169,15 +103,13 @@ def export(spec: Spec) -> str:
     """``spec`` as a Keras 3 + TensorFlow snippet (see the module docstring for its contract)."""
     spec = support.check_spec(spec)
     used = support.kinds(spec)
-    needs_norm = any(kind in ("group_lasso", "orthogonal") for kind in used)
     return support.assemble(
         support.header(spec, module=__name__, framework="Keras 3 + TensorFlow",
                        contract=CONTRACT),
         PRELUDE + "\n" + support.data_source(spec),
         support.selection_source(spec),
-        HELPERS,
-        NORM if needs_norm else "",
-        *(KERNELS[kind] for kind in used),
+        support.definitions(KERNELS, ["_accumulate", *(f"_{kind}" for kind in used)]),
         support.dispatch(spec),
+        support.definitions(ROLES, ["_role"]),
         RUNTIME,
     )

@@ -1,11 +1,18 @@
 """Penalty values as differentiable TensorFlow expressions, one small function per term kind.
 
-Each function takes the term (any convention: coefficients come from ``term.scaled()``, the
-canonical ``sum`` form) and a tensor ``w`` and returns the penalty as a 0-dim tensor that
-``tf.GradientTape`` differentiates; no gradient is derived by hand. Coefficients are cast to the
-accumulation dtype (as Keras and the NumPy reference do). The coefficients may instead be passed
-as tensors (``coefs``, from :func:`coefficients`: the same numbers), so that a traced function
-depends only on the term's :func:`structure` and serves any coefficients without retracing.
+The kernels are written once, here: ``_<kind>(rule, w)``, where ``rule`` is the term as plain data
+(:func:`regcore.export_support.term_data`: ``kind``, the ``sum``-form coefficients, the options)
+and ``w`` a tensor already in its accumulation dtype; each returns the penalty as a 0-dim tensor
+that ``tf.GradientTape`` differentiates (no gradient is derived by hand). They name only
+TensorFlow, each other and regcore's constants, so :mod:`regcore_adapters.tf.export` copies their
+source, as written, into the snippets it exports (with ``ORTHOGONAL_EPSILON`` rendered from
+regcore's value): a fix here is a fix there.
+
+:data:`KERNELS` maps each term class to ``kernel(term, w, coefs=None)``: the same kernel taking
+the term itself and ``w`` as stored. Coefficients are cast to the accumulation dtype (as Keras and
+the NumPy reference do). The coefficients may instead be passed as tensors (``coefs``, from
+:func:`coefficients`: the same numbers), so that a traced function depends only on the term's
+:func:`structure` and serves any coefficients without retracing.
 Parameters stored in float16/bfloat16 are cast up to float32 *before* any reduction, so the
 penalty accumulates in float32 (the tape casts the gradient back to the parameter's dtype).
 
@@ -24,6 +31,7 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 
 from regcore import L1, L2, ORTHOGONAL_EPSILON, ElasticNet, GroupLasso, Orthogonal, Term
+from regcore.export_support import term_data
 
 _LOW_PRECISION = (tf.float16, tf.bfloat16)
 
@@ -34,14 +42,15 @@ def accumulation_dtype(dtype: tf.DType) -> tf.DType:
     return tf.float32 if dtype in _LOW_PRECISION else dtype
 
 
-def accumulate(w: tf.Tensor) -> tf.Tensor:
-    """``w`` cast to its :func:`accumulation_dtype` (a no-op for float32/float64)."""
+def _accumulate(w: tf.Tensor) -> tf.Tensor:
+    """w cast to its accumulation dtype (a no-op for float32/float64)."""
     return tf.cast(w, accumulation_dtype(w.dtype))
 
 
-def _coef(value: float, w: tf.Tensor) -> tf.Tensor:
-    """A coefficient as a 0-dim tensor of ``w``'s dtype (one rounding of the float64 value)."""
-    return tf.constant(value, dtype=w.dtype)
+def _coef(value: float | tf.Tensor, w: tf.Tensor) -> tf.Tensor:
+    """A coefficient as a 0-dim tensor of w's dtype (one rounding of the float64 value); a
+    tensor is taken as it is (the backend passes coefficients as tensors of that dtype)."""
+    return value if tf.is_tensor(value) else tf.constant(value, dtype=w.dtype)
 
 
 Coefs = Sequence[tf.Tensor] | None
@@ -68,14 +77,6 @@ def structure(term: Term) -> tuple:
                           and f.name not in _CONVENTION_FIELDS))
 
 
-def _scaled(term: Term, w: tf.Tensor, coefs: Coefs) -> tuple[tf.Tensor, ...]:
-    """The coefficients the kernel multiplies by: ``coefs`` if given, else ``term.scaled()`` as
-    constants of ``w``'s dtype."""
-    if coefs is not None:
-        return tuple(coefs)
-    return tuple(_coef(v, w) for v in term.scaled().values())
-
-
 def safe_norm(x: tf.Tensor, axis: int, keepdims: bool = False) -> tf.Tensor:
     """``‖x‖₂`` along ``axis`` whose gradient is 0 (not NaN) where the norm is 0.
 
@@ -96,67 +97,76 @@ def _sum_sq(w: tf.Tensor) -> tf.Tensor:
     return 2 * tf.nn.l2_loss(w)
 
 
-def l2(term: L2, w: tf.Tensor, coefs: Coefs = None) -> tf.Tensor:
-    """``s · Σ w²``."""
-    w = accumulate(w)
-    (s,) = _scaled(term, w, coefs)
-    return s * _sum_sq(w)
+def _l2(rule: dict, w: tf.Tensor) -> tf.Tensor:
+    """coef * sum(w**2)."""
+    return _coef(rule["coef"], w) * _sum_sq(w)
 
 
-def l1(term: L1, w: tf.Tensor, coefs: Coefs = None) -> tf.Tensor:
-    """``s · Σ |w|``; subgradient ``s · sign(w)``, 0 at ``w = 0`` (``tf.abs``'s gradient)."""
-    w = accumulate(w)
-    (s,) = _scaled(term, w, coefs)
-    return s * tf.reduce_sum(tf.abs(w))
+def _l1(rule: dict, w: tf.Tensor) -> tf.Tensor:
+    """coef * sum(|w|); subgradient coef * sign(w), 0 at w = 0 (tf.abs's gradient)."""
+    return _coef(rule["coef"], w) * tf.reduce_sum(tf.abs(w))
 
 
-def elastic_net(term: ElasticNet, w: tf.Tensor, coefs: Coefs = None) -> tf.Tensor:
-    """``s1 · Σ |w| + s2 · Σ w²``."""
-    w = accumulate(w)
-    s1, s2 = _scaled(term, w, coefs)
+def _elastic_net(rule: dict, w: tf.Tensor) -> tf.Tensor:
+    """l1 * sum(|w|) + l2 * sum(w**2)."""
+    s1, s2 = _coef(rule["l1"], w), _coef(rule["l2"], w)
     return s1 * tf.reduce_sum(tf.abs(w)) + s2 * _sum_sq(w)
 
 
-def group_lasso(term: GroupLasso, w: tf.Tensor, coefs: Coefs = None) -> tf.Tensor:
-    """``s · c · Σ_g ‖w_g‖₂`` over the slices along ``term.axis``; ``c = √(group size)`` with
-    ``scale_by_size``, else 1. An all-zero group has subgradient 0 (:func:`safe_norm`)."""
-    w = accumulate(w)
+def _group_lasso(rule: dict, w: tf.Tensor) -> tf.Tensor:
+    """coef * c * sum of the L2 norms of the slices along axis, c = sqrt(group size) with
+    scale_by_size, else 1. An all-zero group has subgradient 0 (safe_norm)."""
     ndim = len(w.shape)
-    axis = term.axis % ndim
+    axis = rule["axis"] % ndim
     moved = tf.transpose(w, [axis, *(i for i in range(ndim) if i != axis)]) if axis else w
     groups = tf.reshape(moved, (w.shape[axis], -1))
     norms = safe_norm(groups, axis=1)
-    (coef,) = _scaled(term, w, coefs)
-    if term.scale_by_size:
+    coef = _coef(rule["coef"], w)
+    if rule["scale_by_size"]:
         coef = coef * tf.sqrt(_coef(float(groups.shape[1]), w))
     return coef * tf.reduce_sum(norms)
 
 
-def orthogonal(term: Orthogonal, w: tf.Tensor, coefs: Coefs = None) -> tf.Tensor:
-    """Keras 3 ``OrthogonalRegularizer``: with ``V`` the rows (columns) of ``w`` each divided by
-    ``max(‖v‖, 1e-7)``, ``G = V Vᵀ`` and ``s`` rows (columns)::
+def _orthogonal(rule: dict, w: tf.Tensor) -> tf.Tensor:
+    """Keras 3 OrthogonalRegularizer: with V the rows (columns) of w each divided by
+    max(||v||, ORTHOGONAL_EPSILON), G = V V^T and k rows (columns),
+    coef * 0.5 * sum_{i != j} |G_ij| / (k (k - 1) / 2).
 
-        coef · 0.5 · Σ_{i≠j} |G_ij| / (s (s-1) / 2)
-
-    Keras writes the scaling ``v · min(rsqrt(Σv²), 1/ε)``, the same numbers; dividing by the
-    clamped :func:`safe_norm` keeps a zero row's gradient finite (``rsqrt``'s at 0 is ``-inf``,
-    which the clamp's zero gradient turns into NaN). ``tf.maximum`` sends the gradient to its
-    first argument on a tie, so writing ``maximum(ε, ‖v‖)`` treats a row of norm exactly ε as
-    clamped, as the reference does.
-    """
-    w = accumulate(w)
-    rows = w if term.mode == "rows" else tf.transpose(w)
+    Keras writes the scaling v * min(rsqrt(sum(v**2)), 1 / eps), the same numbers; dividing by
+    the clamped safe_norm keeps a zero row's gradient finite (rsqrt's at 0 is -inf, which the
+    clamp's zero gradient turns into NaN). tf.maximum sends the gradient to its first argument
+    on a tie, so writing maximum(eps, ||v||) treats a row of norm exactly eps as clamped, as the
+    reference does."""
+    rows = w if rule["mode"] == "rows" else tf.transpose(w)
     size = int(rows.shape[0])
     norms = safe_norm(rows, axis=1, keepdims=True)
     v = rows * (1 / tf.maximum(_coef(ORTHOGONAL_EPSILON, w), norms))
     gram = tf.matmul(v, v, transpose_b=True)
     off = 1 - tf.eye(size, dtype=w.dtype)
-    (coef,) = _scaled(term, w, coefs)
-    c = coef * _coef(0.5, w) / _coef(size * (size - 1) / 2, w)
+    c = _coef(rule["coef"], w) * _coef(0.5, w) / _coef(size * (size - 1) / 2, w)
     return c * tf.reduce_sum(tf.abs(gram * off))
 
+
+def _for_terms(kernel: Callable[[dict, tf.Tensor], tf.Tensor]) -> Callable[..., tf.Tensor]:
+    """``kernel(rule, w)`` as ``f(term, w, coefs=None)``: on :func:`term_data` of the term, with
+    ``coefs`` (if given) in place of its coefficients, and ``w`` cast to its accumulation
+    dtype."""
+
+    def run(term: Term, w: tf.Tensor, coefs: Coefs = None) -> tf.Tensor:
+        rule = term_data(term)
+        if coefs is not None:
+            rule.update(zip(term.scaled(), coefs, strict=True))
+        return kernel(rule, _accumulate(w))
+
+    run.__name__ = run.__qualname__ = kernel.__name__.lstrip("_")
+    run.__doc__ = kernel.__doc__
+    return run
+
+
+l2, l1, elastic_net = _for_terms(_l2), _for_terms(_l1), _for_terms(_elastic_net)
+group_lasso, orthogonal = _for_terms(_group_lasso), _for_terms(_orthogonal)
 
 KERNELS: dict[type[Term], Callable[..., tf.Tensor]] = {
     L2: l2, L1: l1, ElasticNet: elastic_net, GroupLasso: group_lasso, Orthogonal: orthogonal,
 }
-"""The penalty function for each term class: ``kernel(term, w, coefs=None)``."""
+"""The kernel for each term class: ``kernel(term, w, coefs=None)``, ``w`` as stored."""
