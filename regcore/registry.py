@@ -3,20 +3,34 @@
 A package registers ``name = "module:BackendClass"`` under that group in its ``pyproject.toml``.
 Listing reads package metadata only; a backend's module (and framework) is imported only by
 :func:`load_backend`.
+
+Exporters likewise, group ``regcore.exporters`` (:data:`regcore.export_support.GROUP`):
+``name = "module:export"``, named as the backend whose framework the snippets are written for;
+:func:`load_exporter` is the one lookup the CLI, the conformance suite and the tests use.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from regcore.backend import Backend
+
+if TYPE_CHECKING:
+    from regcore.spec import Spec
 
 GROUP = "regcore.backends"
 
 
 class BackendNotFoundError(LookupError):
     """No backend of that name is installed; the message lists the ones that are."""
+
+
+class ExporterNotFoundError(LookupError):
+    """No exporter of that name is installed, or it cannot be loaded; the message lists the
+    installed ones."""
 
 
 def available_backends() -> list[str]:
@@ -77,3 +91,43 @@ def _entry_points():
     from importlib.metadata import entry_points
 
     return entry_points(group=GROUP)
+
+
+def available_exporters() -> list[str]:
+    """Names of the installed exporters (entry point group ``regcore.exporters``), sorted,
+    without importing any of them."""
+    return sorted({ep.name for ep in _exporter_entry_points()})
+
+
+def load_exporter(name: str) -> Callable[[Spec], str]:
+    """The exporter registered as ``name`` (the first, if a name is registered twice, as
+    :func:`load_backend` does): ``export(spec) -> str``, the spec as a standalone snippet for that
+    backend's framework. Loading an exporter imports no framework.
+
+    Raises :class:`ExporterNotFoundError` when no exporter has that name (listing the installed
+    ones), when its module cannot be imported or names nothing, and when it is not callable.
+    """
+    matches = [ep for ep in _exporter_entry_points() if ep.name == name]
+    if not matches:
+        known = ", ".join(available_exporters()) or "none"
+        raise ExporterNotFoundError(
+            f"no exporter for backend {name!r}; installed exporters: {known}")
+    try:
+        export = matches[0].load()
+    except (ImportError, AttributeError) as exc:
+        raise ExporterNotFoundError(
+            f"exporter {name!r} ({matches[0].value}) cannot be loaded: {exc}") from exc
+    if not callable(export):
+        raise ExporterNotFoundError(
+            f"exporter {name!r}: entry point {matches[0].value} is a "
+            f"{type(export).__name__}, not an export(spec) -> str function")
+    return export
+
+
+def _exporter_entry_points():
+    """The ``regcore.exporters`` entry points (importlib.metadata imported here, as above)."""
+    from importlib.metadata import entry_points
+
+    from regcore.export_support import GROUP as EXPORTERS
+
+    return entry_points(group=EXPORTERS)

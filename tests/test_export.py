@@ -29,6 +29,7 @@ from regcore import (
     Spec,
     SpecError,
 )
+from regcore.registry import available_exporters, load_exporter
 
 EXPORTERS = ("numpy", "torch", "tf")
 FRAMEWORKS = ("numpy", "torch", "tensorflow", "keras", "jax")
@@ -48,8 +49,7 @@ NOTHING = Spec(penalties=[Rule(L2(0.01, convention="sum"), Select(name=r"no_such
 
 
 def export(name: str, spec: Spec) -> str:
-    (ep,) = [ep for ep in metadata.entry_points(group="regcore.exporters") if ep.name == name]
-    return ep.load()(spec)
+    return load_exporter(name)(spec)
 
 
 def load(code: str) -> dict:
@@ -64,8 +64,10 @@ def name(request: pytest.FixtureRequest) -> str:
 
 
 def test_every_built_in_backend_has_an_exporter():
-    registered = {ep.name for ep in metadata.entry_points(group="regcore.exporters")}
+    registered = set(available_exporters())
     assert set(EXPORTERS) <= registered  # outside packages (regcore-jax) may add their own
+    assert {ep.value for ep in metadata.entry_points(group="regcore.exporters")
+            if ep.name in EXPORTERS} == {f"regcore_adapters.{n}.export:export" for n in EXPORTERS}
 
 
 def test_exporting_imports_no_framework(name):

@@ -164,3 +164,73 @@ def test_the_lookup_reads_the_backends_entry_point_group(monkeypatch):
                         lambda *, group: seen.append(group) or [])
     assert regcore.available_backends() == []
     assert seen == ["regcore.backends"]
+
+
+# -- exporters: entry point group regcore.exporters, one lookup ----------------------------------
+
+
+def _export_nothing(spec: object) -> str:
+    return "# nothing\n"
+
+
+@pytest.fixture
+def exporters(monkeypatch):
+    """Replace the installed exporter entry points with the given fakes."""
+
+    def install(*eps: FakeEntryPoint) -> None:
+        monkeypatch.setattr(regcore.registry, "_exporter_entry_points", lambda: list(eps))
+
+    return install
+
+
+def test_load_a_registered_exporter(exporters):
+    exporters(FakeEntryPoint("fake", "fake_pkg.export:export", _export_nothing),
+              FakeEntryPoint("fake", "other_pkg.export:export", None))
+    assert regcore.registry.available_exporters() == ["fake"]
+    assert regcore.registry.load_exporter("fake") is _export_nothing  # the first of a name
+
+
+def test_unknown_exporter_lists_the_installed_ones(exporters):
+    exporters(FakeEntryPoint("torch", "regcore_adapters.torch.export:export", _export_nothing),
+              FakeEntryPoint("numpy", "regcore_adapters.numpy.export:export", _export_nothing))
+    with pytest.raises(regcore.registry.ExporterNotFoundError,
+                       match=r"^no exporter for backend 'cobol'; installed exporters: "
+                             r"numpy, torch$"):
+        regcore.registry.load_exporter("cobol")
+    exporters()
+    with pytest.raises(regcore.registry.ExporterNotFoundError, match=r"exporters: none$"):
+        regcore.registry.load_exporter("numpy")
+
+
+@pytest.mark.parametrize("target, error, message", [
+    (None, ModuleNotFoundError("No module named 'fake_pkg'"),
+     r"^exporter 'fake' \(fake_pkg.export:export\) cannot be loaded: No module named 'fake_pkg'"),
+    (None, AttributeError("module 'fake_pkg.export' has no attribute 'export'"),
+     r"^exporter 'fake' \(fake_pkg.export:export\) cannot be loaded: module"),
+    ("not a function", None,
+     r"^exporter 'fake': entry point fake_pkg.export:export is a str, not an export\(spec\)"),
+])
+def test_an_exporter_that_cannot_load_says_why(exporters, target, error, message):
+    exporters(FakeEntryPoint("fake", "fake_pkg.export:export", target, error))
+    with pytest.raises(regcore.registry.ExporterNotFoundError, match=message):
+        regcore.registry.load_exporter("fake")
+
+
+def test_exporter_not_found_is_a_lookup_error():
+    assert issubclass(regcore.registry.ExporterNotFoundError, LookupError)
+
+
+def test_the_exporter_lookup_reads_the_exporters_entry_point_group(monkeypatch):
+    import importlib.metadata
+
+    from regcore.export_support import GROUP
+
+    seen = []
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda *, group: seen.append(group) or [])
+    assert regcore.registry.available_exporters() == []
+    assert seen == [GROUP] == ["regcore.exporters"]
+
+
+def test_the_built_in_exporters_are_registered():
+    assert {"numpy", "torch", "tf"} <= set(regcore.registry.available_exporters())

@@ -36,6 +36,7 @@ from regcore import (
     Spec,
     SpecError,
 )
+from regcore.registry import load_exporter
 
 TRANSFORMS = {"eager": lambda f: f, "jit": jax.jit}
 DTYPES = ("float32", "float64")
@@ -82,7 +83,7 @@ def imported_modules(code: str) -> list[str]:
 
 def test_registered_as_the_jax_exporter():
     (ep,) = [ep for ep in metadata.entry_points(group="regcore.exporters") if ep.name == "jax"]
-    assert ep.value == "regcore_jax.export:export" and ep.load() is export
+    assert ep.value == "regcore_jax.export:export" and load_exporter("jax") is export
 
 
 @pytest.mark.parametrize("spec", [SPEC, NOTHING, Spec()], ids=["full", "nothing", "empty"])
