@@ -364,6 +364,26 @@ def _constant(module: str, name: str) -> str:
     return repr(value)
 
 
+def snippet(spec: object, *, module: str, framework: str, contract: Iterable[str], prelude: str,
+            kernels: str | Path, runtime: str, helpers: Iterable[str] = ()) -> str:
+    """A whole snippet for ``spec`` (checked by :func:`check_spec`): the :func:`header`, the
+    ``prelude`` (the framework's imports) with the rules as data, the run-time selection, the
+    backend's kernels copied from the file ``kernels`` by :func:`definitions` (``_<kind>`` for
+    each kind the spec uses, and ``_accumulate``, the cast to the accumulation dtype the runtime
+    calls), the ``_KERNELS`` dispatch, then ``helpers`` (more source) and the ``runtime`` (the
+    framework's parameter walk and the public functions)."""
+    spec = check_spec(spec)
+    return assemble(
+        header(spec, module=module, framework=framework, contract=contract),
+        prelude + "\n" + data_source(spec),
+        selection_source(spec),
+        definitions(kernels, ["_accumulate", *(f"_{kind}" for kind in kinds(spec))]),
+        dispatch(spec),
+        *helpers,
+        runtime,
+    )
+
+
 def load_snippet(code: str) -> dict[str, object]:
     """The namespace after running ``code`` (a snippet) in a fresh one, as a module would."""
     namespace: dict[str, object] = {"__name__": "regcore_exported_snippet"}

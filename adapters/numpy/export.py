@@ -79,13 +79,5 @@ def decay(params, roles, lr):
 
 def export(spec: Spec) -> str:
     """``spec`` as a NumPy snippet (see the module docstring for its contract)."""
-    spec = support.check_spec(spec)
-    used = support.kinds(spec)
-    return support.assemble(
-        support.header(spec, module=__name__, framework="NumPy", contract=CONTRACT),
-        PRELUDE + "\n" + support.data_source(spec),
-        support.selection_source(spec),
-        support.definitions(KERNELS, ["_accumulate", *(f"_{kind}" for kind in used)]),
-        support.dispatch(spec),
-        RUNTIME,
-    )
+    return support.snippet(spec, module=__name__, framework="NumPy", contract=CONTRACT,
+                           prelude=PRELUDE, kernels=KERNELS, runtime=RUNTIME)

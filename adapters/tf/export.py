@@ -101,15 +101,6 @@ def decay(model, lr):
 
 def export(spec: Spec) -> str:
     """``spec`` as a Keras 3 + TensorFlow snippet (see the module docstring for its contract)."""
-    spec = support.check_spec(spec)
-    used = support.kinds(spec)
-    return support.assemble(
-        support.header(spec, module=__name__, framework="Keras 3 + TensorFlow",
-                       contract=CONTRACT),
-        PRELUDE + "\n" + support.data_source(spec),
-        support.selection_source(spec),
-        support.definitions(KERNELS, ["_accumulate", *(f"_{kind}" for kind in used)]),
-        support.dispatch(spec),
-        support.definitions(ROLES, ["_role"]),
-        RUNTIME,
-    )
+    return support.snippet(spec, module=__name__, framework="Keras 3 + TensorFlow",
+                           contract=CONTRACT, prelude=PRELUDE, kernels=KERNELS, runtime=RUNTIME,
+                           helpers=[support.definitions(ROLES, ["_role"])])

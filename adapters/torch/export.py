@@ -101,14 +101,6 @@ def decay_(model, lr):
 
 def export(spec: Spec) -> str:
     """``spec`` as a PyTorch snippet (see the module docstring for its contract)."""
-    spec = support.check_spec(spec)
-    used = support.kinds(spec)
-    return support.assemble(
-        support.header(spec, module=__name__, framework="PyTorch", contract=CONTRACT),
-        PRELUDE + "\n" + support.data_source(spec),
-        support.selection_source(spec),
-        support.definitions(KERNELS, ["_accumulate", *(f"_{kind}" for kind in used)]),
-        support.dispatch(spec),
-        support.definitions(ROLES, ["role_of"]),
-        RUNTIME,
-    )
+    return support.snippet(spec, module=__name__, framework="PyTorch", contract=CONTRACT,
+                           prelude=PRELUDE, kernels=KERNELS, runtime=RUNTIME,
+                           helpers=[support.definitions(ROLES, ["role_of"])])
