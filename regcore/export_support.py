@@ -78,9 +78,20 @@ def term_data(term: Term) -> dict[str, object]:
     """``kind``, the ``sum``-form coefficients and the options (axis, mode...) of ``term``: the
     ``rule`` every backend's kernel ``_<kind>(rule, w)`` reads, live and in a snippet (where it is
     a literal of ``PENALTIES``)."""
-    options = {f.name: getattr(term, f.name) for f in dataclasses.fields(term)
-               if f.name not in _BASE_FIELDS and f.name not in term.coefficients}
+    options = {name: getattr(term, name) for name in _options(type(term))}
     return {"kind": term.kind, **term.scaled(), **options}
+
+
+_OPTIONS: dict[type[Term], tuple[str, ...]] = {}
+
+
+def _options(cls: type[Term]) -> tuple[str, ...]:
+    """The fields of a term class other than the convention's and the coefficients (the live
+    kernels read :func:`term_data` on every call: the fields are listed once per class)."""
+    if cls not in _OPTIONS:
+        _OPTIONS[cls] = tuple(f.name for f in dataclasses.fields(cls)
+                              if f.name not in _BASE_FIELDS and f.name not in cls.coefficients)
+    return _OPTIONS[cls]
 
 
 def term_kernel(kernel: Callable[..., Any],
