@@ -26,7 +26,7 @@ def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 def in_process(*args: str) -> subprocess.CompletedProcess:
     """``regcore ARGS`` in this process: its exit code, stdout and stderr."""
-    from regcore.cli import main
+    from regcore_apps.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -46,7 +46,7 @@ def one_line_error(proc: subprocess.CompletedProcess, message: str) -> None:
 
 
 def test_backends_lists_installed_backends_without_importing_a_framework():
-    code = ("import sys, io, contextlib; from regcore.cli import main; out = io.StringIO()\n"
+    code = ("import sys, io, contextlib; from regcore_apps.cli import main; out = io.StringIO()\n"
             "with contextlib.redirect_stdout(out): rc = main(['backends', '--json'])\n"
             "assert rc == 0, rc; print(out.getvalue().strip())\n"
             "print(sorted({'numpy', 'torch', 'tensorflow', 'jax', 'keras'} & set(sys.modules)))")
@@ -178,17 +178,35 @@ def test_check_lists_a_reason_once_for_all_the_scenarios_it_applies_to(tmp_path)
             "penalties[0]: Select(name='dense_2\\\\..*') selects no parameter") in text
 
 
-def test_check_by_default_skips_a_registered_backend_that_is_not_installed(monkeypatch):
-    from regcore import cli_check
+def test_check_uses_the_suites_comparison_and_so_catches_a_wrong_dtype(tmp_path):
+    """``regcore check`` compares as the conformance suite does (``Checker.compare``): a backend
+    that computes float32 cases in float64 disagrees, named by the dtype it returned."""
+    proc = in_process("check", _spec_file(tmp_path, SPEC), "--backends",
+                      "tests.broken_backends:Float64Always", "--json")
+    assert proc.returncode == 1, proc.stderr
+    rows = {r["dtype"]: r for r in json.loads(proc.stdout)["rows"]}
+    assert rows["float64"]["status"] == "agrees"
+    assert rows["float32"]["status"] == "disagrees"
+    assert "loss: dtype float64, expected float32" in " ".join(rows["float32"]["failures"])
+
+
+def test_check_by_default_skips_a_registered_backend_that_is_not_installed(monkeypatch,
+                                                                             tmp_path):
+    from regcore_apps.cli import backends
 
     ghost = {"name": "ghost", "importable": False, "reason": "ghostfw not installed",
              "install": 'pip install "regcore[ghost]"'}
-    monkeypatch.setattr(cli_check, "backend_status", lambda: [ghost])
-    monkeypatch.setattr(cli_check, "available_backends", lambda: ["ghost", "numpy"])
-    loaded, rows = cli_check._backends(None)
+    monkeypatch.setattr(backends, "backend_status", lambda: [ghost])
+    monkeypatch.setattr(backends, "available_backends", lambda: ["ghost", "numpy"])
+    loaded, unavailable = backends.load_backends(None)
     assert [b.name for b in loaded] == ["numpy"]
-    assert [(r.backend, r.status, r.note) for r in rows] == [
-        ("ghost", "skipped", 'ghostfw not installed (pip install "regcore[ghost]")')]
+    assert unavailable == {"ghost": 'ghostfw not installed (pip install "regcore[ghost]")'}
+    proc = in_process("check", _spec_file(tmp_path, SPEC), "--dtypes", "float64", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)["rows"]
+    assert [(r["backend"], r["status"], r["note"]) for r in rows] == [
+        ("ghost", "skipped", 'ghostfw not installed (pip install "regcore[ghost]")'),
+        ("numpy", "agrees", "")]
 
 
 @pytest.mark.parametrize(("make", "extra", "message"), [

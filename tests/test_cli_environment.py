@@ -84,7 +84,7 @@ def test_backends_shows_registered_vs_importable_with_versions(tmp_path):
                                                    "fakefw"],
                        {"absent": "regcore_fakes:Backend"}, top_level="regcore_fakes")
     _fake_distribution(tmp_path, "fakefw-cpu", [], {}, top_level="fakefw")
-    code = ("import json, sys; from regcore.cli import main; main(['backends', '--json'])\n"
+    code = ("import json, sys; from regcore_apps.cli import main; main(['backends', '--json'])\n"
             "print(json.dumps(sorted({'numpy', 'torch', 'tensorflow', 'jax', 'keras', 'sklearn'}"
             " & set(sys.modules))))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
@@ -107,6 +107,19 @@ def test_backends_shows_registered_vs_importable_with_versions(tmp_path):
                                                      "version": version("numpy")}]
 
 
+def test_python_m_regcore_without_the_console_script_is_one_line(tmp_path):
+    """``python -m regcore`` finds the command through its entry point (the spec imports no
+    application); with no ``regcore`` console script installed, one line and exit 2."""
+    code = ("import importlib.metadata as md, runpy, sys\n"
+            "md.entry_points = lambda **kw: ()\n"
+            "runpy.run_module('regcore', run_name='__main__', alter_sys=True)")
+    proc = subprocess.run([sys.executable, "-c", code, "--version"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == ("python -m regcore: error: the regcore command is not installed (no "
+                           "'regcore' console script); pip install regcore\n")
+
+
 def test_version_has_one_source():
     proc = subprocess.run([sys.executable, "-m", "regcore", "--version"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
@@ -117,7 +130,8 @@ def test_version_has_one_source():
     assert version("regcore") == regcore.__version__
 
 
-@pytest.mark.parametrize("package", ["regcore", "regcore_adapters", "regcore_conformance"])
+@pytest.mark.parametrize("package", ["regcore", "regcore_adapters", "regcore_conformance",
+                                     "regcore_apps"])
 def test_every_package_ships_a_py_typed_marker(package):
     folder = PYPROJECT["tool"]["setuptools"]["package-dir"][package]
     assert (ROOT / folder / "py.typed").is_file()

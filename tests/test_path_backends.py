@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from regcore import L1, L2, ElasticNet, GroupLasso, Rule, Spec, load_backend
-from regcore.path import Settings, run
-from regcore.path.data import problem
+from regcore_apps.path import Settings, run
+from regcore_apps.path.data import problem
 from regcore_conformance.tolerance import Tolerance, network_chain
 from tests.installed import backend_params
 

@@ -1,5 +1,5 @@
-"""regcore.path's pieces: folds, the grid axis, the selection rules, and the engine's warm starts,
-checked on numbers worked out here (the NumPy backend)."""
+"""regcore_apps.path's pieces: folds, the grid axis, the selection rules, and the engine's warm
+starts, checked on numbers worked out here (the NumPy backend)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from regcore import (
     SpecError,
     load_backend,
 )
-from regcore.path import (
+from regcore_apps.path import (
     Settings,
     at,
     axis,
@@ -33,7 +33,7 @@ from regcore.path import (
     step_size,
     summarize,
 )
-from regcore.path.data import problem
+from regcore_apps.path.data import problem
 
 # -- folds ----------------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""`regcore.path.plot`: the figures of two real path results (tests/data/path-*.json, written by
-``regcore path``), checked through the Figure's own artists rather than pixels, and the files
+"""`regcore_apps.path.plot`: the figures of two real path results (tests/data/path-*.json, written
+by ``regcore path``), checked through the Figure's own artists rather than pixels, and the files
 ``save`` writes checked by their bytes."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def _result(name: str) -> dict:
 @pytest.fixture(scope="module")
 def plot():
     pytest.importorskip("matplotlib")
-    from regcore.path import plot
+    from regcore_apps.path import plot
 
     return plot
 
@@ -150,15 +150,15 @@ def _run(code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
 
 
-def test_import_regcore_path_does_not_import_matplotlib():
-    out = _run("import sys, regcore.path, regcore.path.plot\n"
+def test_import_regcore_apps_path_does_not_import_matplotlib():
+    out = _run("import sys, regcore_apps.path, regcore_apps.path.plot\n"
                "print(sorted(m for m in sys.modules if m.startswith('matplotlib')))")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
 
 def test_figures_never_touch_pyplot(plot):
-    out = _run(f"import json, sys\nfrom regcore.path import plot\n"
+    out = _run(f"import json, sys\nfrom regcore_apps.path import plot\n"
                f"plot.loss_figure(json.load(open({str(DATA / 'path-linear-l1.json')!r})))\n"
                "print('matplotlib.pyplot' in sys.modules)")
     assert out.returncode == 0, out.stderr
@@ -167,7 +167,7 @@ def test_figures_never_touch_pyplot(plot):
 
 def test_missing_matplotlib_names_the_extra():
     out = _run("import json, sys\nsys.modules['matplotlib'] = None\n"
-               "from regcore.path import plot\n"
+               "from regcore_apps.path import plot\n"
                f"result = json.load(open({str(DATA / 'path-linear-l1.json')!r}))\n"
                "for draw in (plot.loss_figure, plot.coefficient_figure, plot.save):\n"
                "    try:\n        draw(result) if draw is not plot.save else draw(result, '.')\n"

@@ -3,7 +3,7 @@
 The spec is written in scikit-learn's own convention (``sklearn_ridge`` with the training-fold
 size, ``sklearn_lasso``, ``sklearn_elasticnet``, all against ``mse``), so the path's grid values
 *are* scikit-learn's ``alphas`` (for the elastic net, ``alpha·l1_ratio``). The folds are the
-path's own (:func:`regcore.path.kfold`), handed to scikit-learn as ``cv=``.
+path's own (:func:`regcore_apps.path.kfold`), handed to scikit-learn as ``cv=``.
 
 Tolerance, derived (both solutions approximate the same strongly convex minimizer ``w*``):
 
@@ -31,8 +31,8 @@ import numpy as np
 import pytest
 
 from regcore import L1, L2, ElasticNet, Rule, Spec, convert, load_backend
-from regcore.path import Settings, kfold, log_grid, run
-from regcore.path.data import problem
+from regcore_apps.path import Settings, kfold, log_grid, run
+from regcore_apps.path.data import problem
 from regcore_conformance.tolerance import Tolerance, network_chain
 
 sklearn = pytest.importorskip("sklearn")

@@ -21,10 +21,10 @@ from regcore import (  # noqa: E402
     SpecError,
     load_backend,
 )
-from regcore.path import Settings  # noqa: E402
 from regcore_adapters.tf.keras_native import apply_spec, build_optimizer, penalty  # noqa: E402
 from regcore_adapters.tf.keras_params import model_params  # noqa: E402
-from regcore_adapters.tf.path import ModelProblem  # noqa: E402
+from regcore_apps.path import Settings  # noqa: E402
+from regcore_apps.path.keras_problem import ModelProblem  # noqa: E402
 
 L2_ALL = Spec([Rule(L2(0.1, convention="sum"), Select())],
               [DecoupledWeightDecay(0.01, Select())])

@@ -22,7 +22,6 @@ from regcore import (  # noqa: E402
     SpecError,
     load_backend,
 )
-from regcore.path import Settings  # noqa: E402
 from regcore_adapters.torch.modules import module_params  # noqa: E402
 from regcore_adapters.torch.native import (  # noqa: E402
     DecoupledDecay,
@@ -32,7 +31,8 @@ from regcore_adapters.torch.native import (  # noqa: E402
     build_optimizer_and_penalty,
     param_groups,
 )
-from regcore_adapters.torch.path import ModuleProblem  # noqa: E402
+from regcore_apps.path import Settings  # noqa: E402
+from regcore_apps.path.torch_problem import ModuleProblem  # noqa: E402
 
 L2_ALL = Spec([Rule(L2(0.1, convention="sum"), Select())],
               [DecoupledWeightDecay(0.01, Select())])

@@ -83,10 +83,10 @@ def test_path_doc_from_python_runs(tmp_path, monkeypatch):
     minute on the CPU): it runs k-fold on torch, chooses, and saves both plots."""
     pytest.importorskip("torch")
     pytest.importorskip("matplotlib")
-    import regcore.path
+    import regcore_apps.path
 
-    full = regcore.path.default_grid
-    monkeypatch.setattr(regcore.path, "default_grid", lambda spec: full(spec)[:1])
+    full = regcore_apps.path.default_grid
+    monkeypatch.setattr(regcore_apps.path, "default_grid", lambda spec: full(spec)[:1])
     monkeypatch.chdir(tmp_path)
     (block,) = doc_blocks("docs/path.md", "test_path_doc_from_python_runs")
     ns, _ = run_python(block)

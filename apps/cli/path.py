@@ -1,9 +1,9 @@
 """``regcore path``: choose λ by k-fold cross-validation on every backend, with plots.
 
-Runs :func:`regcore.path.run` on each backend, writes ``path.json`` (every number) and the plots
-(:mod:`regcore.path.plot`) to ``--out``, and prints one row per backend: the chosen value under
-both rules and how far its mean validation losses are from the first backend's, against the
-suite's derived tolerance for a trajectory of that many steps
+Runs :func:`regcore_apps.path.run` on each backend, writes ``path.json`` (every number) and the
+plots (:mod:`regcore_apps.path.plot`) to ``--out``, and prints one row per backend: the chosen
+value under both rules and how far its mean validation losses are from the first backend's, against
+the suite's derived tolerance for a trajectory of that many steps
 (:mod:`regcore_conformance.tolerance`). Exit 0 when every backend that ran makes the same choice
 within tolerance, 1 when they disagree, 2 for bad input (nothing ran).
 """
@@ -15,10 +15,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-from regcore.cli import EXIT_DISAGREE, EXIT_OK, CliError
-from regcore.cli_check import _backends, _progress, _split
 from regcore.errors import UnsupportedError
 from regcore.spec import Spec
+from regcore_apps.cli.backends import load_backends
+from regcore_apps.cli.common import (
+    EXIT_DISAGREE,
+    EXIT_OK,
+    CliError,
+    ProgressBar,
+    device_usable,
+    load_spec,
+    split_commas,
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -54,7 +62,7 @@ def add_parser(sub: Any) -> None:
 
 
 def _grid(args: argparse.Namespace, spec: Spec) -> tuple[float, ...]:
-    from regcore.path import grid
+    from regcore_apps.path import grid
 
     if args.grid and args.values:
         raise CliError("give --grid or --values, not both")
@@ -76,17 +84,22 @@ def _grid(args: argparse.Namespace, spec: Spec) -> tuple[float, ...]:
     return grid.default_grid(spec)
 
 
+def run(args: argparse.Namespace) -> int:
+    return run_path(args, load_spec(args.spec))
+
+
 def run_path(args: argparse.Namespace, spec: Spec) -> int:
     try:
         import numpy as np
 
-        from regcore.path import Settings, kfold, run
-        from regcore.path.data import problem
+        from regcore_apps.path.data import problem
+        from regcore_apps.path.engine import Settings, run
+        from regcore_apps.path.folds import kfold
         from regcore_conformance.tolerance import Tolerance, network_chain
     except ImportError as exc:
         raise CliError(f"regcore path needs NumPy ({exc}); pip install 'regcore[numpy]'") \
             from None
-    hidden = tuple(int(h) for h in _split(args.hidden) or ()) if args.hidden else ()
+    hidden = tuple(int(h) for h in split_commas(args.hidden) or ()) if args.hidden else ()
     prob = problem(args.data, hidden=hidden, activation=args.activation, loss=args.loss,
                    seed=args.seed)
     spec.resolve(prob.model.params())  # a spec that fits no parameter: bad input, up front
@@ -103,8 +116,8 @@ def run_path(args: argparse.Namespace, spec: Spec) -> int:
     settings = Settings(folds=args.folds, seed=args.seed, optimizer=args.optimizer, lr=lr,
                         steps=steps, dtype=args.dtype, device=args.device)
     kfold(prob.x.shape[0], args.folds, args.seed)  # bad folds: refused before any work
-    backends, _ = _backends(_split(args.backends))
-    formats = _split(args.formats) or []
+    backends, _ = load_backends(split_commas(args.backends))
+    formats = split_commas(args.formats) or []
     if not args.no_plots:
         for fmt in formats:
             if fmt not in ("png", "svg", "pdf"):
@@ -112,7 +125,7 @@ def run_path(args: argparse.Namespace, spec: Spec) -> int:
         _plot_module()
     runnable, rows = [], []
     for b in backends:
-        if args.device not in b.devices or not _device_ok(b, args.device):
+        if args.device not in b.devices or not device_usable(b, args.device):
             rows.append({"backend": b.name, "status": "skipped",
                          "note": f"device {args.device!r} not available"})
         elif not b.supports(args.device, args.dtype):
@@ -122,7 +135,7 @@ def run_path(args: argparse.Namespace, spec: Spec) -> int:
             runnable.append(b)
     results = []
     fits = (args.folds + 1) * len(values)
-    with _progress(fits * len(runnable), args.json, "fitting") as advance:
+    with ProgressBar(fits * len(runnable), args.json, "fitting") as advance:
         for b in runnable:
             try:
                 results.append(run(b, prob, spec, values, settings,
@@ -169,20 +182,13 @@ def _counter(advance: Any, name: str, folds: int, per_fold: int) -> Any:
     return progress
 
 
-def _device_ok(backend: Any, device: str) -> bool:
-    try:
-        return bool(backend.device_available(device))
-    except Exception:
-        return False
-
-
 def _plot_module():
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         raise CliError("plots need matplotlib: pip install 'regcore[plot]' (or pass "
                        "--no-plots)") from None
-    from regcore.path import plot
+    from regcore_apps.path import plot
 
     return plot
 

@@ -28,24 +28,25 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from regcore.backend import Backend, ModelSpec, Optimizer
+from regcore import Backend, ModelSpec, Optimizer
 from regcore.errors import SpecError
-from regcore.path import grid as grids
-from regcore.path.folds import kfold
-from regcore.path.select import choose, summarize
 from regcore.proximal import split
-from regcore.spec import Plan, Spec
+from regcore.spec import Spec
 from regcore.terms import L2
+from regcore_apps.path import grid as grids
+from regcore_apps.path.folds import kfold
+from regcore_apps.path.select import choose, summarize
 
 OPTIMIZERS = ("sgd", "adam")
 
 
 class Fitter(Protocol):
     """What the path needs from one model on one backend. :class:`Problem` makes one for any
-    backend's dense ``ModelSpec`` network; an adapter can make one for a user's own model
-    (``regcore_adapters.torch.path.ModuleProblem`` for an ``nn.Module``,
-    ``regcore_adapters.tf.path.ModelProblem`` for a Keras model). Parameters are the
-    fitter's own objects; only :meth:`numpy` turns them into NumPy."""
+    backend's dense ``ModelSpec`` network; a user's own model has one per framework
+    (:class:`regcore_apps.path.torch_problem.ModuleProblem` for an ``nn.Module``,
+    :class:`regcore_apps.path.keras_problem.ModelProblem` for a Keras model, both on
+    :mod:`regcore_apps.path.user_model`). Parameters are the fitter's own objects; only
+    :meth:`numpy` turns them into NumPy."""
 
     def start(self) -> Any:
         """The initial parameters (a fresh copy every call)."""
@@ -62,37 +63,6 @@ class Fitter(Protocol):
 
     def numpy(self, params: Any) -> dict[str, np.ndarray]:
         """The parameters by name, as float64 NumPy arrays."""
-
-
-LOSSES = ("mse", "half_mse", "softmax_xent")
-
-
-def check_user_problem(owner: str, loss: object, x: Any, y: Any) -> None:
-    """For adapters' user-model problems: :class:`SpecError` for a ``loss`` that is neither one
-    of :data:`LOSSES` nor a callable, or data whose row counts differ."""
-    if isinstance(loss, str) and loss not in LOSSES:
-        raise SpecError(f"{owner}.loss: expected one of {', '.join(LOSSES)} or a callable, got "
-                        f"{loss!r}")
-    if not callable(loss) and not isinstance(loss, str):
-        raise SpecError(f"{owner}.loss: expected a name or a callable, got {loss!r}")
-    if len(x) != len(y):
-        raise SpecError(f"{owner}: x has {len(x)} rows, y {len(y)}")
-
-
-def check_trainable(owner: str, plan: Plan) -> None:
-    """For adapters' user-model fitters, which step only trainable parameters: a
-    :class:`SpecError` for a plan that selects a frozen one (``include_frozen=True``), whose
-    penalty or decay the fit would otherwise ignore on one backend and apply on another."""
-    frozen = [p.name for p in plan.params if not p.trainable]
-    chosen = [n for n in (*(a.param for a in plan.penalties), *plan.decay) if n in frozen]
-    if chosen:
-        raise SpecError(f"{owner}: the path fits trainable parameters only; the spec selects the "
-                        f"frozen parameter {chosen[0]!r} (include_frozen=True)")
-
-
-def loss_name(loss: object) -> str:
-    """A loss as ``describe()`` names it: the name given, or the callable's ``__name__``."""
-    return loss if isinstance(loss, str) else getattr(loss, "__name__", "loss")
 
 
 @dataclass(frozen=True)
@@ -178,33 +148,34 @@ class _BackendFitter:
     """A :class:`Problem` on a backend, through the backend protocol."""
 
     def __init__(self, backend: Backend, problem: Problem, settings: Settings) -> None:
-        self.backend, self.problem, self.s = backend, problem, settings
+        self.backend, self.problem, self.settings = backend, problem, settings
         self.empty = Spec().resolve(problem.model.params())
 
     def start(self) -> dict[str, Any]:
         return self.params(self.problem.init)
 
     def data(self, rows: np.ndarray) -> tuple[Any, Any]:
-        b, p, s = self.backend, self.problem, self.s
-        label = "int64" if p.classification else s.dtype
-        return (b.asarray(p.x[rows], dtype=s.dtype, device=s.device),
-                b.asarray(p.y[rows], dtype=label, device=s.device))
+        settings = self.settings
+        label = "int64" if self.problem.classification else settings.dtype
+        return (self.backend.asarray(self.problem.x[rows], dtype=settings.dtype,
+                                     device=settings.device),
+                self.backend.asarray(self.problem.y[rows], dtype=label, device=settings.device))
 
     def params(self, values: dict[str, np.ndarray]) -> dict[str, Any]:
-        return {k: self.backend.asarray(v, dtype=self.s.dtype, device=self.s.device)
+        return {k: self.backend.asarray(v, dtype=self.settings.dtype, device=self.settings.device)
                 for k, v in values.items()}
 
     def fit(self, spec: Spec, params: dict[str, Any], data: tuple[Any, Any], lr: float
             ) -> tuple[dict[str, Any], float]:
-        b, model, s = self.backend, self.problem.model, self.s
+        backend, model, steps = self.backend, self.problem.model, self.settings.steps
         plan = spec.resolve(model.params())
-        if s.optimizer != "sgd":  # Adam's moments must run on: one call, no last step
-            opt = Optimizer("adam", lr)
-            return b.train(model, plan, params, *data, optimizer=opt, steps=s.steps), math.nan
-        before = b.proximal_train(model, plan, params, *data, lr=lr, steps=s.steps - 1)
-        after = b.proximal_train(model, plan, before, *data, lr=lr, steps=1)
-        diff = [np.ravel(b.to_numpy(after[k]).astype(np.float64)
-                         - b.to_numpy(before[k]).astype(np.float64)) for k in after]
+        if self.settings.optimizer != "sgd":  # Adam's moments must run on: one call, no last step
+            adam = Optimizer("adam", lr)
+            return backend.train(model, plan, params, *data, optimizer=adam, steps=steps), math.nan
+        before = backend.proximal_train(model, plan, params, *data, lr=lr, steps=steps - 1)
+        after = backend.proximal_train(model, plan, before, *data, lr=lr, steps=1)
+        diff = [np.ravel(backend.to_numpy(after[k]).astype(np.float64)
+                         - backend.to_numpy(before[k]).astype(np.float64)) for k in after]
         return after, float(np.linalg.norm(np.concatenate(diff))) / lr
 
     def loss(self, params: dict[str, Any], data: tuple[Any, Any]) -> float:
@@ -220,8 +191,8 @@ def run(backend: Backend, problem: Problem | Any, spec: Spec, values: tuple[floa
     """The path of ``problem`` on ``backend``: a plain-data result (JSON-ready; its keys are
     documented in ``docs/path.md``). ``problem`` is a :class:`Problem` or any object with its
     ``name``, ``x``, ``linear``, ``describe()`` and ``fitter(backend, settings)`` (a
-    :class:`Fitter`). ``values`` is the grid (:func:`regcore.path.grid.checked` sorts it largest
-    first); ``progress()`` is called after every fit."""
+    :class:`Fitter`). ``values`` is the grid (:func:`regcore_apps.path.grid.checked` sorts it
+    largest first); ``progress()`` is called after every fit."""
     values = grids.checked(values)
     axis = grids.axis(spec)
     specs = [grids.at(spec, v) for v in values]
@@ -231,7 +202,7 @@ def run(backend: Backend, problem: Problem | Any, spec: Spec, values: tuple[floa
     n_val = len(values)
     train = np.full((settings.folds, n_val), np.nan)
     val = np.full((settings.folds, n_val), np.nan)
-    gmap = np.full((settings.folds + 1, n_val), np.nan)
+    last_step = np.full((settings.folds + 1, n_val), np.nan)
     lrs = np.zeros((settings.folds + 1, n_val))
     splits = [*folds, (np.arange(problem.x.shape[0]), None)]
     full_path: list[dict[str, np.ndarray]] = []
@@ -242,7 +213,7 @@ def run(backend: Backend, problem: Problem | Any, spec: Spec, values: tuple[floa
         for j, s in enumerate(specs):
             lr = settings.lr if settings.lr is not None else step_size(problem, problem.x[tr], s)
             lrs[f, j] = lr
-            params, gmap[f, j] = fitter.fit(s, params, data_tr, lr)
+            params, last_step[f, j] = fitter.fit(s, params, data_tr, lr)
             if data_va is not None:
                 train[f, j] = fitter.loss(params, data_tr)
                 val[f, j] = fitter.loss(params, data_va)
@@ -266,7 +237,7 @@ def run(backend: Backend, problem: Problem | Any, spec: Spec, values: tuple[floa
         "train_loss": _plain(train), "val_loss": _plain(val),
         "mean_train": _plain(mean_train), "se_train": _plain(se_train),
         "mean_val": _plain(mean_val), "se_val": _plain(se_val),
-        "last_step": _plain(gmap),
+        "last_step": _plain(last_step),
         "choice": {rule: {"index": i, "value": values[i]} for rule, i in chosen.items()},
         "final": {k: _plain(v) for k, v in full_path[chosen["min"]].items()},
         "seconds": time.perf_counter() - started,

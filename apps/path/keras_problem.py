@@ -1,8 +1,9 @@
-"""The regularization path (:mod:`regcore.path`) on a user's own Keras 3 model.
+"""The regularization path (:mod:`regcore_apps.path`) on a user's own Keras 3 model.
 
-``ModelProblem(name, model, loss, x, y)`` is a problem :func:`regcore.path.run` accepts with the
-tf backend: the fitter trains a clone of ``model`` (``keras.models.clone_model``, every layer
-rebuilt in the path's dtype, the weights copied in; its trainable weights as given are the
+``ModelProblem(name, model, loss, x, y)`` is a problem :func:`regcore_apps.path.run` accepts with
+the tf backend (the loop and the checks: :mod:`regcore_apps.path.user_model`; here, the Keras and
+TensorFlow calls): the fitter trains a clone of ``model`` (``keras.models.clone_model``, every
+layer rebuilt in the path's dtype, the weights copied in; its trainable weights as given are the
 initial ones; the caller's model is never changed), the spec is resolved against the model's own
 variable names and roles (:mod:`regcore_adapters.tf.keras_params`: role by layer type; Keras
 kernels are already in the canonical layout), and each fit is the same step as the backend's
@@ -10,8 +11,8 @@ kernels are already in the canonical layout), and each fit is the same step as t
 terms, decoupled decay before it, then the shrinkage of :mod:`regcore.proximal` (exact zeros for
 L1, elastic net and group lasso); or torch's Adam (:mod:`regcore_adapters.tf.optim`) on the
 subgradient with ``Settings(optimizer="adam")``. ``loss`` is ``"mse"``, ``"half_mse"``,
-``"softmax_xent"`` (as the scenarios define them) or any ``loss(output, target) -> 0-dim
-tensor``. A network has no derived step size: give ``Settings(lr=...)``.
+``"softmax_xent"`` (as the scenarios define them) or any ``loss(output, target) -> 0-dim tensor``.
+A network has no derived step size: give ``Settings(lr=...)``.
 
 The model is called as ``model(x)`` (Keras's inference mode: dropout off, batch normalization on
 its moving statistics, which stay as given). Sequential and functional models are covered (what
@@ -20,8 +21,8 @@ name; one clone per path holds them while a fit runs, so each step is one traced
 plan structure, with coefficients, thresholds and decay factors as arguments: every grid value
 shares one trace (the backend's ``mode`` picks eager, ``tf.function`` or XLA).
 
-    from regcore.path import Settings, run
-    from regcore_adapters.tf.path import ModelProblem
+    from regcore_apps.path import Settings, run
+    from regcore_apps.path.keras_problem import ModelProblem
 
     problem = ModelProblem("mine", my_model, "softmax_xent", x, y)
     result = run(load_backend("tf"), problem, spec, grid, Settings(lr=0.1, steps=100))
@@ -29,8 +30,7 @@ shares one trace (the backend's ``mode`` picks eager, ``tf.function`` or XLA).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,14 +38,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from regcore import Backend, Optimizer, Spec, SpecError, proximal
-from regcore.path.engine import check_trainable, check_user_problem, loss_name
+from regcore import Backend, Optimizer, SpecError
+from regcore.selection import ParamInfo
+from regcore.spec import Plan
 from regcore_adapters.tf import optim
 from regcore_adapters.tf import proximal as prox
 from regcore_adapters.tf.backend import (
-    _DEVICES,
     Penalties,
-    _promote,
     compile_fn,
     penalty_coefs,
     penalty_value,
@@ -54,43 +53,44 @@ from regcore_adapters.tf.backend import (
 from regcore_adapters.tf.keras_params import model_params
 from regcore_adapters.tf.keras_training import floatx
 from regcore_adapters.tf.models import data_loss
+from regcore_apps.path.user_model import UserModelFitter, UserModelProblem
+
+#: The path's ``--device`` names as TensorFlow's device strings.
+DEVICES = {"cpu": "/CPU:0", "gpu": "/GPU:0"}
+
+
+def promoted(*dtypes: tf.DType) -> tf.DType:
+    """The floating dtype that holds all of ``dtypes`` (NumPy's promotion of float32/float64)."""
+    return tf.as_dtype(np.result_type(*(d.as_numpy_dtype for d in dtypes)))
 
 
 @dataclass(frozen=True)
-class ModelProblem:
+class ModelProblem(UserModelProblem):
     """A user's built Keras ``model``, its ``loss`` and its data (NumPy)."""
+
+    backend_name = "tf"
+    what = "a Keras model"
+    model_field = "model"
 
     name: str
     model: keras.Model
     loss: str | Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
     x: np.ndarray
     y: np.ndarray
-    linear = False  # coefficient paths are drawn for the dense ModelSpec problems only
 
-    def __post_init__(self) -> None:
+    def check_model(self) -> None:
         if not isinstance(self.model, keras.Model):
             raise SpecError(f"ModelProblem.model: expected a Keras model, got "
                             f"{type(self.model).__name__}")
         if not self.model.built:
             raise SpecError(f"ModelProblem.model: {self.model.name!r} is not built; call it on "
                             "a batch or give it an Input first")
-        check_user_problem("ModelProblem", self.loss, self.x, self.y)
 
-    @property
-    def classification(self) -> bool:
-        return self.loss == "softmax_xent"
-
-    def describe(self) -> dict[str, Any]:
-        return {"model": type(self.model).__name__, "loss": loss_name(self.loss)}
-
-    def fitter(self, backend: Backend, settings: Any) -> _ModelFitter:
-        if backend.name != "tf":
-            raise SpecError(f"a Keras model's path runs on the tf backend, not "
-                            f"{backend.name!r}")
+    def make_fitter(self, backend: Backend, settings: Any) -> ModelFitter:
         if keras.backend.backend() != "tensorflow":
             raise SpecError(f"a Keras model's path needs Keras on its tensorflow backend, not "
                             f"{keras.backend.backend()!r}")
-        return _ModelFitter(self, backend, settings)
+        return ModelFitter(self, backend, settings)
 
 
 def _clone(model: keras.Model, dtype: tf.DType) -> keras.Model:
@@ -112,17 +112,20 @@ def _clone(model: keras.Model, dtype: tf.DType) -> keras.Model:
     return clone
 
 
-class _ModelFitter:
-    """:class:`regcore.path.engine.Fitter` for a :class:`ModelProblem`: parameters are tensors
-    by name, loaded into one clone of the model (:attr:`work`) for each fit and loss."""
+class ModelFitter(UserModelFitter):
+    """The fitter of a :class:`ModelProblem`: parameters are tensors by name, loaded into one
+    clone of the model (:attr:`work`) for each fit and loss; the work object of a fit is the
+    clone's variables by name."""
+
+    problem: ModelProblem
 
     def __init__(self, problem: ModelProblem, backend: Backend, settings: Any) -> None:
-        self.p, self.b, self.s = problem, backend, settings
+        super().__init__(problem, backend, settings)
         self.dtype = tf.as_dtype(settings.dtype)
-        if settings.device not in _DEVICES:
-            raise SpecError(f"path device: expected one of {', '.join(_DEVICES)}, got "
+        if settings.device not in DEVICES:
+            raise SpecError(f"path device: expected one of {', '.join(DEVICES)}, got "
                             f"{settings.device!r}")
-        with tf.device(_DEVICES[settings.device]):
+        with tf.device(DEVICES[settings.device]):
             self.work = _clone(problem.model, self.dtype)
         params = model_params(self.work)
         self.infos = [kp.info for kp in params]
@@ -138,29 +141,25 @@ class _ModelFitter:
         self.evaluate = compile_fn(self._loss, backend.mode)
 
     def start(self) -> dict[str, tf.Tensor]:
-        return {kp.info.name: self.b.asarray(kp.variable.numpy(), dtype=self.s.dtype,
-                                              device=self.s.device)
-                for kp in model_params(self.p.model)}
+        return {kp.info.name: self.array(kp.variable.numpy(), self.settings.dtype)
+                for kp in model_params(self.problem.model)}
 
-    def data(self, rows: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
-        label = "int64" if self.p.classification else self.s.dtype
-        return (self.b.asarray(self.p.x[rows], dtype=self.s.dtype, device=self.s.device),
-                self.b.asarray(self.p.y[rows], dtype=label, device=self.s.device))
+    def array(self, values: np.ndarray, dtype: str) -> tf.Tensor:
+        return self.backend.asarray(values, dtype=dtype, device=self.settings.device)
+
+    def named_loss(self, name: str, output: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+        return data_loss(name, output, target)
 
     def _loss(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-        out = self.work(x)
-        return data_loss(self.p.loss, out, y) if isinstance(self.p.loss, str) \
-            else self.p.loss(out, y)
+        return self.data_loss(self.work(x), y)
 
     def _load(self, params: Mapping[str, tf.Tensor]) -> None:
         for name, v in self.variables.items():
             v.assign(params[name])
 
-    def _snapshot(self) -> dict[str, tf.Tensor]:
-        return {name: tf.identity(v) for name, v in self.variables.items()}
-
-    def _step(self, penalties: Penalties, optimizer: Optimizer, decayed: tuple[str, ...],
-              shrinks: tuple[Hashable, ...]) -> Callable[..., None]:
+    def _compiled_step(self, penalties: Penalties, optimizer: Optimizer,
+                       decayed: tuple[str, ...], shrinks: tuple[Hashable, ...]
+                       ) -> Callable[..., None]:
         """``(variables, state, x, y, coefs, factors, thresholds) -> None``: gradients of data
         loss plus ``penalties`` at the current values, :func:`optim.apply` (decay, then SGD or
         Adam), then the ``shrinks``; compiled once per configuration (not per coefficient)."""
@@ -174,7 +173,7 @@ class _ModelFitter:
                     loss = self._loss(x, y)
                     penalty = penalty_value(penalties, {k: v.read_value() for k, v
                                                         in variables.items()}, coefs)
-                    dtype = _promote(loss.dtype, penalty.dtype)
+                    dtype = promoted(loss.dtype, penalty.dtype)
                     value = tf.cast(loss, dtype) + tf.cast(penalty, dtype)
                 grads = tape.gradient(value, sources,
                                       unconnected_gradients=tf.UnconnectedGradients.ZERO)
@@ -182,39 +181,33 @@ class _ModelFitter:
                             dict(zip(trained, grads, strict=True)), state)
                 prox.apply(shrinks, variables, thresholds)
 
-            self.steps[key] = compile_fn(step, self.b.mode)
+            self.steps[key] = compile_fn(step, self.backend.mode)
         return self.steps[key]
 
-    def fit(self, spec: Spec, params: Mapping[str, tf.Tensor], data: Any, lr: float
-            ) -> tuple[dict[str, tf.Tensor], float]:
-        plan = spec.resolve(self.infos)
-        check_trainable("ModelProblem", plan)
-        if self.s.optimizer == "sgd":
-            smooth, ops = proximal.split(plan)
-            ops = proximal.merged_shrinks(ops)
-        else:
-            smooth, ops = plan, ()
-        optimizer = Optimizer(self.s.optimizer, lr)
-        variables = self.variables
+    def begin(self, params: Mapping[str, tf.Tensor]) -> dict[str, tf.Variable]:
         self._load(params)
-        step = self._step(smooth.penalties, optimizer, tuple(sorted(smooth.decay)),
-                          prox.structure(ops))
-        trained = {k: variables[k] for k in self.trainable}
-        args = (variables, optim.slots(optimizer, trained), *data,
-                penalty_coefs(smooth.penalties, variables),
+        return self.variables
+
+    def param_infos(self, work: dict[str, tf.Variable]) -> Sequence[ParamInfo]:
+        return self.infos
+
+    def stepper(self, work: dict[str, tf.Variable], smooth: Plan, shrinks: tuple[Any, ...],
+                data: Any, lr: float) -> Callable[[], None]:
+        optimizer = Optimizer(self.settings.optimizer, lr)
+        step = self._compiled_step(smooth.penalties, optimizer, tuple(sorted(smooth.decay)),
+                                   prox.structure(shrinks))
+        trained = {k: work[k] for k in self.trainable}
+        args = (work, optim.slots(optimizer, trained), *data,
+                penalty_coefs(smooth.penalties, work),
                 optim.decay_factor_tensors(optimizer, smooth.decay, trained),
-                prox.thresholds(ops, variables, lr))
-        for _ in range(self.s.steps - 1):
-            step(*args)
-        before = self._snapshot()
-        step(*args)
-        after = self._snapshot()
-        if self.s.optimizer != "sgd":
-            return after, math.nan  # as the backend's fitter: no certificate for Adam
-        moved = np.concatenate([np.ravel(after[k].numpy().astype(np.float64)
-                                         - before[k].numpy().astype(np.float64))
-                                for k in after])
-        return after, float(np.linalg.norm(moved)) / lr
+                prox.thresholds(shrinks, work, lr))
+        return lambda: step(*args)
+
+    def values(self, work: dict[str, tf.Variable]) -> dict[str, np.ndarray]:
+        return {name: v.numpy().astype(np.float64) for name, v in work.items()}
+
+    def result(self, work: dict[str, tf.Variable]) -> dict[str, tf.Tensor]:
+        return {name: tf.identity(v) for name, v in work.items()}
 
     def loss(self, params: Mapping[str, tf.Tensor], data: Any) -> float:
         self._load(params)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from regcore.backend import ModelSpec
+from regcore import ModelSpec
 from regcore.errors import SpecError
-from regcore.path.engine import Problem
+from regcore_apps.path.engine import Problem
 
 PRESETS = ("iris", "synthetic")
 

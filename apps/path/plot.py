@@ -1,4 +1,4 @@
-"""Pictures of a path result (the plain dict :func:`regcore.path.run` returns, or its JSON).
+"""Pictures of a path result (the plain dict :func:`regcore_apps.path.run` returns, or its JSON).
 
 * :func:`loss_figure` — validation and training loss (mean over folds, ±1 standard error) against
   the coefficient, with the ``min`` and ``1se`` choices marked: how the choice was made.
@@ -7,7 +7,7 @@
 * :func:`save` — both, as files.
 
 Design requirements: matplotlib is optional (``pip install 'regcore[plot]'``) and imported only
-inside these functions, so ``import regcore.path`` never imports it; figures are built as
+inside these functions, so ``import regcore_apps.path`` never imports it; figures are built as
 ``matplotlib.figure.Figure`` objects with an Agg canvas, never through pyplot's global state, so
 they are safe in tests, threads and headless servers. Colors are the Okabe–Ito palette, which
 stays distinguishable under the common color-vision deficiencies.
@@ -45,7 +45,7 @@ def _matplotlib() -> Any:
     try:
         import matplotlib
     except ImportError as e:
-        raise ImportError("regcore.path.plot needs matplotlib: pip install 'regcore[plot]' "
+        raise ImportError("regcore_apps.path.plot needs matplotlib: pip install 'regcore[plot]' "
                           "(or pip install matplotlib)") from e
     return matplotlib
 
