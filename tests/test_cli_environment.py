@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tomllib
 from importlib.metadata import version
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,31 @@ def test_backends_shows_registered_vs_importable_with_versions(tmp_path):
     assert absent["install"] == "pip install surely-absent-fw"
     assert result["details"]["numpy"]["needs"] == [{"name": "numpy",
                                                      "version": version("numpy")}]
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("regcore.cli", "regcore_apps.cli"),
+    ("regcore.cli_check", "regcore_apps.cli.check"),
+    ("regcore.cli_path", "regcore_apps.cli.path"),
+    ("regcore.path", "regcore_apps.path"),
+    ("regcore.path.engine", "regcore_apps.path"),
+    ("regcore_adapters.torch.path", "regcore_apps.path.torch_problem"),
+    ("regcore_adapters.tf.path", "regcore_apps.path.keras_problem"),
+])
+def test_a_moved_module_names_its_new_place(old, new):
+    """The applications moved out of the spec and the adapters (into ``regcore_apps``): importing
+    an old name is an ImportError that says where it went (the spec's stubs import no
+    framework; an adapter's stub needs its framework, as its package does)."""
+    framework = {"torch": "torch", "tf": "tensorflow"}.get(old.split(".")[1], "")
+    if framework and find_spec(framework) is None:
+        pytest.skip(f"{old} needs {framework}, not installed here")
+    code = (f"import sys\ntry:\n    import {old}\nexcept ImportError as e:\n    print(e)\n"
+            "print(sorted({'numpy', 'torch', 'tensorflow', 'keras'} & set(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    message, loaded = proc.stdout.strip().splitlines()
+    assert message.startswith(f"{old.removesuffix('.engine')} moved to {new}"), message
+    assert framework or loaded == "[]"
 
 
 def test_python_m_regcore_without_the_console_script_is_one_line(tmp_path):
