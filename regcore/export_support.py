@@ -375,18 +375,21 @@ def _constant(module: str, name: str) -> str:
     return repr(value)
 
 
-def snippet(spec: object, *, module: str, framework: str, contract: Iterable[str], prelude: str,
-            kernels: str | Path, runtime: str, helpers: Iterable[str] = ()) -> str:
-    """A whole snippet for ``spec`` (checked by :func:`check_spec`): the :func:`header`, the
-    ``prelude`` (the framework's imports) with the rules as data, the run-time selection, the
-    backend's kernels copied from the file ``kernels`` by :func:`definitions` (``_<kind>`` for
-    each kind the spec uses, and ``_accumulate``, the cast to the accumulation dtype the runtime
-    calls), the ``_KERNELS`` dispatch, then ``helpers`` (more source) and the ``runtime`` (the
-    framework's parameter walk and the public functions)."""
+def snippet(spec: object, *, module: str, framework: str, contract: Iterable[str], imports: str,
+            runtime: str, helpers: Iterable[str] = (), kernels: str | Path | None = None) -> str:
+    """A whole snippet for ``spec`` (checked by :func:`check_spec`), written by the exporter
+    ``module``: the :func:`header`; ``import re`` (the selection's) and the framework's
+    ``imports``, with the rules as data; the run-time selection; the backend's kernels, copied
+    by :func:`definitions` from ``kernels`` (by default the ``penalties.py`` beside ``module``):
+    ``_<kind>`` for each kind the spec uses and ``_accumulate``, the cast to the accumulation
+    dtype the runtime calls; the ``_KERNELS`` dispatch; then ``helpers`` (more source) and the
+    ``runtime`` (the framework's parameter walk and the public functions)."""
     spec = check_spec(spec)
+    if kernels is None:
+        kernels = Path(str(importlib.import_module(module).__file__)).with_name("penalties.py")
     return assemble(
         header(spec, module=module, framework=framework, contract=contract),
-        prelude + "\n" + data_source(spec),
+        "import re\n\n" + imports + "\n" + data_source(spec),
         selection_source(spec),
         definitions(kernels, ["_accumulate", *(f"_{kind}" for kind in kinds(spec))]),
         dispatch(spec),

@@ -23,8 +23,6 @@ Selection runs when the snippet runs, by regcore's rules; a rule that selects no
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from regcore import Spec
 from regcore import export_support as support
 
@@ -37,14 +35,7 @@ CONTRACT = (
     "arrays elsewhere; apply it before each optimizer update (AdamW's order).",
 )
 
-PRELUDE = '''\
-import re
-
-import numpy as np
-'''
-
-KERNELS = Path(__file__).with_name("penalties.py")
-"""The backend's kernels, ``_<kind>(rule, w)``: the snippet copies them from there as written."""
+IMPORTS = "import numpy as np\n"
 
 RUNTIME = '''\
 def _infos(params, roles):
@@ -80,4 +71,4 @@ def decay(params, roles, lr):
 def export(spec: Spec) -> str:
     """``spec`` as a NumPy snippet (see the module docstring for its contract)."""
     return support.snippet(spec, module=__name__, framework="NumPy", contract=CONTRACT,
-                           prelude=PRELUDE, kernels=KERNELS, runtime=RUNTIME)
+                           imports=IMPORTS, runtime=RUNTIME)

@@ -38,15 +38,7 @@ CONTRACT = (
     "optimizer.apply_gradients (AdamW's order).",
 )
 
-PRELUDE = '''\
-import re
-
-import keras
-import tensorflow as tf
-'''
-
-KERNELS = Path(__file__).with_name("penalties.py")
-"""The backend's kernels, ``_<kind>(rule, w)``: the snippet copies them from there as written."""
+IMPORTS = "import keras\nimport tensorflow as tf\n"
 
 ROLES = Path(__file__).with_name("keras_params.py")
 """The backend's role inference, ``_role(layer, variable)``, copied as written too."""
@@ -102,5 +94,5 @@ def decay(model, lr):
 def export(spec: Spec) -> str:
     """``spec`` as a Keras 3 + TensorFlow snippet (see the module docstring for its contract)."""
     return support.snippet(spec, module=__name__, framework="Keras 3 + TensorFlow",
-                           contract=CONTRACT, prelude=PRELUDE, kernels=KERNELS, runtime=RUNTIME,
+                           contract=CONTRACT, imports=IMPORTS, runtime=RUNTIME,
                            helpers=[support.definitions(ROLES, ["_role"])])

@@ -38,15 +38,7 @@ CONTRACT = (
     "call it before optimizer.step() (AdamW's order).",
 )
 
-PRELUDE = '''\
-import re
-
-import torch
-from torch import nn
-'''
-
-KERNELS = Path(__file__).with_name("penalties.py")
-"""The backend's kernels, ``_<kind>(rule, w)``: the snippet copies them from there as written."""
+IMPORTS = "import torch\nfrom torch import nn\n"
 
 ROLES = Path(__file__).with_name("modules.py")
 """The backend's role inference, ``role_of(module, name, param)``, copied as written too."""
@@ -102,5 +94,5 @@ def decay_(model, lr):
 def export(spec: Spec) -> str:
     """``spec`` as a PyTorch snippet (see the module docstring for its contract)."""
     return support.snippet(spec, module=__name__, framework="PyTorch", contract=CONTRACT,
-                           prelude=PRELUDE, kernels=KERNELS, runtime=RUNTIME,
+                           imports=IMPORTS, runtime=RUNTIME,
                            helpers=[support.definitions(ROLES, ["role_of"])])

@@ -37,8 +37,6 @@ regcore's public kit for exporters.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from regcore import Spec
 from regcore import export_support as support
 
@@ -52,15 +50,7 @@ CONTRACT = (
     "float64 parameters need JAX's x64 mode (jax.enable_x64), as any float64 JAX code.",
 )
 
-PRELUDE = '''\
-import re
-
-import jax
-import jax.numpy as jnp
-'''
-
-KERNELS = Path(__file__).with_name("penalties.py")
-"""The backend's kernels, ``_<kind>(rule, w)``: the snippet copies them from there as written."""
+IMPORTS = "import jax\nimport jax.numpy as jnp\n"
 
 RUNTIME = '''\
 def _infos(params, roles):
@@ -98,4 +88,4 @@ def decay(params, roles, lr):
 def export(spec: Spec) -> str:
     """``spec`` as a JAX snippet (see the module docstring for its contract)."""
     return support.snippet(spec, module=__name__, framework="JAX", contract=CONTRACT,
-                           prelude=PRELUDE, kernels=KERNELS, runtime=RUNTIME)
+                           imports=IMPORTS, runtime=RUNTIME)
