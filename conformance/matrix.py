@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from regcore_conformance import matrix_path
-from regcore_conformance.report import REPORT_VERSION
+from regcore_conformance.report import READABLE_VERSIONS
 
 PATTERN = "conformance-*.json"
 OUTCOMES = ("pass", "fail", "error", "skip", "xfail")
@@ -291,8 +291,9 @@ def load_report(path: Path) -> BackendReport:
     if not isinstance(data, dict):
         raise BadInput(f"{path}: expected a JSON object, got {type(data).__name__}")
     version = data.get("report_version")
-    if version != REPORT_VERSION:
-        raise BadInput(f"{path}: report_version {version!r}, expected {REPORT_VERSION}")
+    if version not in READABLE_VERSIONS:
+        raise BadInput(f"{path}: report_version {version!r}, expected one of "
+                       f"{', '.join(map(str, READABLE_VERSIONS))}")
     backend, records = data.get("backend"), data.get("records")
     if not isinstance(backend, str) or not backend:
         raise BadInput(f"{path}: 'backend' must be a non-empty string")

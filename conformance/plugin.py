@@ -4,12 +4,14 @@
     REGCORE_BACKEND=numpy pytest --pyargs regcore_conformance
     python -m regcore_conformance --backend numpy
 
-Registered through the ``pytest11`` entry point, so it is active wherever regcore is installed;
-it does nothing unless the suite's own modules are collected. Devices come from what the backend
+Registered through the ``pytest11`` entry point, so it is active wherever regcore is installed; it
+does nothing unless the suite's own modules are collected. Devices come from what the backend
 declares (an unavailable one is a skip naming backend and device); dtypes the backend lacks are
-skips naming the backend, and so is any check that needs an optional capability the backend
-does not offer (it raised :class:`regcore.UnsupportedError`). A backend author's known skips,
-expected failures and tolerance overrides live in their own repository
+skips naming the backend, and so is any check that needs a capability class of
+:mod:`regcore.capabilities` the backend does not inherit (a test marked
+``@pytest.mark.regcore_needs("Harness")``, found with ``isinstance``; the reason names the
+capability) or a setting it does not offer (it raised :class:`regcore.UnsupportedError`). A backend
+author's known skips, expected failures and tolerance overrides live in their own repository
 (``--regcore-expect FILE``, :mod:`regcore_conformance.expectations`). Every check lands in a JSON
 report (``--regcore-report``, default ``reports/conformance-<backend>.json``) and in a summary
 table at the end of the run.
@@ -26,8 +28,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from regcore import Backend, BackendNotFoundError, UnsupportedError, load_backend
-from regcore.backend import OPTIMIZERS
+from regcore import (
+    Backend,
+    BackendNotFoundError,
+    NativeTranslations,
+    UnsupportedError,
+    capabilities,
+    load_backend,
+)
+from regcore.capabilities import missing
+from regcore.harness import OPTIMIZERS
 from regcore_conformance import expectations
 from regcore_conformance.cases import TERM_CASES, scenario_specs, shrinkage_cases
 from regcore_conformance.checker import Checker
@@ -54,6 +64,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "regcore_needs(name): the test needs the backend to "
+                                       "inherit the class of regcore.capabilities of that name "
+                                       "(else a skip naming it)")
     name = config.getoption("--regcore-backend")
     state: dict[str, Any] = {"backend": None, "report": None, "failed_tests": set(),
                              "expect": expectations.Expectations()}
@@ -72,6 +85,11 @@ def pytest_configure(config: pytest.Config) -> None:
         state["report"] = Report(backend.name)
         state["report"].capabilities = type(backend).capabilities()
     config.stash[_STATE] = state
+
+
+def backend_of(config: pytest.Config) -> Backend | None:
+    """The backend under test (``None`` before one is chosen)."""
+    return config.stash[_STATE]["backend"]
 
 
 def _load(name: str) -> Backend:
@@ -119,14 +137,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("term_case", list(TERM_CASES))
     if "zero_term_case" in names:
         metafunc.parametrize("zero_term_case", [n for n, c in TERM_CASES.items() if c.zeros])
-    if "native_path" in names:
-        metafunc.parametrize("native_path", list(backend.native_paths) or [pytest.param(
-            None, id="none", marks=pytest.mark.skip(
-                reason=f"{backend.name}: declares no native translations"))])
-    if "native_penalty_path" in names:
-        metafunc.parametrize("native_penalty_path", list(backend.native_penalty_paths) or [
-            pytest.param(None, id="none", marks=pytest.mark.skip(
-                reason=f"{backend.name}: declares no native penalty translations"))])
+    for fixture, declared in (("native_translation", "native_translations"),
+                              ("native_penalty_translation", "native_penalty_translations")):
+        if fixture in names:
+            offered = getattr(backend, declared) if isinstance(backend, NativeTranslations) else ()
+            reason = missing(backend, NativeTranslations) or f"{backend.name}: declares no " \
+                                                             f"{declared}"
+            metafunc.parametrize(fixture, list(offered) or [pytest.param(
+                None, id="none", marks=pytest.mark.skip(reason=reason))])
     if "optimizer" in names:
         metafunc.parametrize("optimizer", OPTIMIZERS)
     if "linear_scenario" in names:
@@ -204,10 +222,17 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 
 @pytest.fixture(autouse=True)
 def _supported_combination(request: pytest.FixtureRequest) -> None:
-    """Skip a device/dtype pair the backend declares both of but not together (float64 on MPS)."""
+    """Skip a test needing a capability the backend does not inherit (``regcore_needs``), and a
+    device/dtype pair the backend declares both of but not together (float64 on MPS)."""
     params = getattr(getattr(request.node, "callspec", None), "params", {})
     backend = request.config.stash[_STATE]["backend"]
-    if backend is not None and "device" in params and "dtype" in params:
+    if backend is None:
+        return
+    for mark in request.node.iter_markers("regcore_needs"):
+        reason = missing(backend, getattr(capabilities, mark.args[0]))
+        if reason:
+            pytest.skip(reason)
+    if "device" in params and "dtype" in params:
         if not backend.supports(params["device"], params["dtype"]):
             pytest.skip(f"{backend.name}: {params['dtype']} is not supported on {params['device']}")
 
@@ -300,7 +325,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "unmatched": [e.describe() for e in expect.unmatched()],
     }
     env = {"regcore": metadata.version("regcore"), "numpy": np.__version__}
-    env.update(getattr(backend, "versions", lambda: {})())
+    env.update(backend.versions())
     path = _report_path(session.config, backend.name)
     state["report"].write(path, env)
     state["path"] = path

@@ -10,7 +10,11 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
+"""2: the native tally's key is ``native_translations`` (``native_paths`` in 1), and
+``capabilities`` lists the backend's capability classes (``implements`` in 1)."""
+READABLE_VERSIONS = (1, 2)
+"""Versions the matrix reads (the fields it reads are the same in both)."""
 
 
 @dataclass
@@ -59,11 +63,12 @@ class Report:
     def add(self, record: Record) -> None:
         self.records.append(record)
 
-    def note_native(self, test: str, path: str, outcome: str) -> None:
-        """Tally one native case of ``test`` on ``path``: ``ran``, ``failed`` (refused where the
-        plan was not the reference's) or ``skipped: <exception>``, so a path's count of cases
-        run cannot drop without the report saying how many were skipped and why."""
-        self.native[f"{test}:{path}"][outcome] += 1
+    def note_native(self, test: str, translation: str, outcome: str) -> None:
+        """Tally one native case of ``test`` through ``translation``: ``ran``, ``failed`` (refused
+        where the plan was not the reference's) or ``skipped: <exception>``, so a translation's
+        count of cases run cannot drop without the report saying how many were skipped and
+        why."""
+        self.native[f"{test}:{translation}"][outcome] += 1
 
     def counts(self) -> dict[str, int]:
         """``checks`` counts comparisons and crashed tests; skips and expected failures are
@@ -87,7 +92,7 @@ class Report:
             "summary": self.counts(),
             "capabilities": self.capabilities,
             "expectations": self.expectations,
-            "native_paths": {k: dict(v) for k, v in sorted(self.native.items())},
+            "native_translations": {k: dict(v) for k, v in sorted(self.native.items())},
             "records": [
                 {**asdict(r), "ratio": r.ratio if math.isfinite(r.ratio) else None}
                 for r in self.records

@@ -13,8 +13,8 @@ import pytest
 
 from regcore_conformance import reference
 from regcore_conformance.cases import scenario_specs
+from regcore_conformance.inputs import inputs
 from regcore_conformance.scenarios import SCENARIOS
-from regcore_conformance.test_scenarios import _inputs
 from regcore_conformance.tolerance import Bound
 
 REPEATS = 2
@@ -34,6 +34,7 @@ def _same(check, backend, label: str, runs: list) -> None:
                       BITWISE)
 
 
+@pytest.mark.regcore_needs("Harness")
 def test_repeated_loss_and_gradients_are_bitwise_identical(backend, device, dtype,
                                                            scenario_case, checker):
     _cpu_only(device)
@@ -41,7 +42,7 @@ def test_repeated_loss_and_gradients_are_bitwise_identical(backend, device, dtyp
     scenario = SCENARIOS[name]
     check = checker(device=device, dtype=dtype, scenario=name, case=spec)
     plan = reference.scenario_plan(name, spec)
-    runs = [backend.loss_and_grads(scenario.model, plan, *_inputs(backend, scenario, device,
+    runs = [backend.loss_and_grads(scenario.model, plan, *inputs(backend, scenario, device,
                                                                   dtype))
             for _ in range(REPEATS)]
     _same(check, backend, "loss", [loss for loss, _ in runs])
@@ -57,6 +58,7 @@ def _richest_spec(name: str) -> str:
     return max(specs, key=lambda s: len(specs[s].penalties) + len(specs[s].weight_decay))
 
 
+@pytest.mark.regcore_needs("Harness")
 @pytest.mark.parametrize("scenario_name", list(SCENARIOS))
 def test_repeated_training_is_bitwise_identical(backend, device, dtype, optimizer, scenario_name,
                                                 checker):
@@ -64,7 +66,7 @@ def test_repeated_training_is_bitwise_identical(backend, device, dtype, optimize
     scenario, spec = SCENARIOS[scenario_name], _richest_spec(scenario_name)
     check = checker(device=device, dtype=dtype, scenario=scenario_name, case=spec)
     plan = reference.scenario_plan(scenario_name, spec)
-    runs = [backend.train(scenario.model, plan, *_inputs(backend, scenario, device, dtype),
+    runs = [backend.train(scenario.model, plan, *inputs(backend, scenario, device, dtype),
                           optimizer=scenario.optimizer(optimizer), steps=scenario.steps)
             for _ in range(REPEATS)]
     for pname in runs[0]:

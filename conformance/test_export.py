@@ -13,9 +13,9 @@ import pytest
 from regcore.export_support import GROUP
 from regcore_conformance import reference
 from regcore_conformance.cases import scenario_specs
+from regcore_conformance.inputs import inputs
 from regcore_conformance.protocol import returned
 from regcore_conformance.scenarios import SCENARIOS
-from regcore_conformance.test_scenarios import _inputs
 from regcore_conformance.tolerance import Bound, Tolerance, penalty_chain
 
 
@@ -45,6 +45,7 @@ def regcore_imports(code: str) -> list[str]:
     return found
 
 
+@pytest.mark.regcore_needs("SnippetRunner")
 def test_exported_snippet(backend, device, dtype, scenario_case, checker):
     """The snippet's ``regularization`` on the scenario's initial parameters, differentiated by
     the framework, equals the reference penalty and gradient (tolerance as for the native
@@ -52,7 +53,7 @@ def test_exported_snippet(backend, device, dtype, scenario_case, checker):
     name, spec_name = scenario_case
     scenario = SCENARIOS[name]
     code = _export(backend, name, spec_name)
-    params, _, _ = _inputs(backend, scenario, device, dtype)
+    params, _, _ = inputs(backend, scenario, device, dtype)
     value, grads = backend.exported_penalty(code, scenario.model, params)
     check = checker(device=device, dtype=dtype, scenario=name, case=spec_name)
     returned(check, backend, "exported_penalty", grads, params, value=value)
@@ -70,13 +71,14 @@ def test_exported_snippet(backend, device, dtype, scenario_case, checker):
     check.verify()
 
 
+@pytest.mark.regcore_needs("SnippetRunner")
 def test_exported_decay(backend, device, dtype, scenario_case, checker):
     """One call of the snippet's decoupled decay at the scenario's learning rate multiplies the
     decayed parameters by ``1 - lr·rate`` and leaves the others exactly as they were."""
     name, spec_name = scenario_case
     scenario = SCENARIOS[name]
     code = _export(backend, name, spec_name)
-    params, _, _ = _inputs(backend, scenario, device, dtype)
+    params, _, _ = inputs(backend, scenario, device, dtype)
     after = backend.exported_decay(code, scenario.model, params, scenario.lr)
     check = checker(device=device, dtype=dtype, scenario=name, case=spec_name)
     returned(check, backend, "exported_decay", after, params)

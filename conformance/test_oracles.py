@@ -37,6 +37,7 @@ def _closed_form(x, y, alpha):
     return w, ym - xm @ w
 
 
+@pytest.mark.regcore_needs("Harness")
 def test_ridge_oracles(backend, device, dtype, linear_scenario, checker):
     """Gradient descent to convergence equals the closed-form ridge solution and scikit-learn's
     ``Ridge(alpha)`` with ``alpha`` from :func:`regcore.convert` (so the conversion is checked).

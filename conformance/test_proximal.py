@@ -22,15 +22,14 @@ the tolerance like any other (near the threshold a rounding may decide either wa
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from regcore_conformance import reference
+from regcore_conformance.inputs import check_inputs_unchanged, compare_trajectory, inputs
 from regcore_conformance.protocol import returned
 from regcore_conformance.scenarios import SCENARIOS
-from regcore_conformance.test_scenarios import (
-    _inputs,
-    check_inputs_unchanged,
-    compare_trajectory,
-)
+
+pytestmark = pytest.mark.regcore_needs("ProximalTraining")
 
 
 def test_proximal_trajectory(backend, device, dtype, proximal_case, checker):
@@ -38,7 +37,7 @@ def test_proximal_trajectory(backend, device, dtype, proximal_case, checker):
     name, spec = proximal_case
     scenario = SCENARIOS[name]
     check = checker(device=device, dtype=dtype, scenario=name, case=spec)
-    params, x, y = _inputs(backend, scenario, device, dtype)
+    params, x, y = inputs(backend, scenario, device, dtype)
     final = backend.proximal_train(scenario.model, reference.scenario_plan(name, spec), params,
                                    x, y, lr=scenario.lr, steps=scenario.steps)
     check_inputs_unchanged(check, backend, scenario, dtype, params, x, y)

@@ -5,32 +5,13 @@ Adam trajectories. Every call's returned dict is checked against the protocol's 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from regcore_conformance import reference
+from regcore_conformance.inputs import check_inputs_unchanged, compare_trajectory, inputs
 from regcore_conformance.protocol import returned
 from regcore_conformance.scenarios import SCENARIOS
 from regcore_conformance.tolerance import Tolerance, network_chain, penalty_chain
-
-
-def _inputs(backend, scenario, device, dtype):
-    x, y = scenario.data()
-    label_dtype = "int64" if scenario.classification else dtype
-    params = {k: backend.asarray(v, dtype=dtype, device=device)
-              for k, v in scenario.initial_params().items()}
-    return (params, backend.asarray(x, dtype=dtype, device=device),
-            backend.asarray(y, dtype=label_dtype, device=device))
-
-
-def check_inputs_unchanged(check, backend, scenario, dtype, params, x, y) -> None:
-    """The call left the caller's parameters, inputs and targets exactly as they were."""
-    data_x, data_y = scenario.data()
-    given = np.concatenate([np.ravel(backend.to_numpy(p)) for p in params.values()]
-                           + [np.ravel(backend.to_numpy(x))])
-    original = np.concatenate([np.ravel(p) for p in scenario.initial_params().values()]
-                              + [np.ravel(data_x)]).astype(dtype)
-    check.unchanged("inputs_unchanged", given, original)
-    labels = data_y if scenario.classification else data_y.astype(dtype)
-    check.unchanged("inputs_unchanged:y", backend.to_numpy(y), labels)
 
 
 def test_scenario_penalty(backend, device, dtype, scenario_case, checker):
@@ -39,7 +20,7 @@ def test_scenario_penalty(backend, device, dtype, scenario_case, checker):
     name, spec = scenario_case
     scenario = SCENARIOS[name]
     check = checker(device=device, dtype=dtype, scenario=name, case=spec)
-    params, _, _ = _inputs(backend, scenario, device, dtype)
+    params, _, _ = inputs(backend, scenario, device, dtype)
     value, grads = backend.penalty(reference.scenario_plan(name, spec), params)
     returned(check, backend, "penalty", grads, params, value=value)
     ref_value, ref_grads = reference.scenario_penalty(name, spec)
@@ -55,11 +36,12 @@ def test_scenario_penalty(backend, device, dtype, scenario_case, checker):
     check.verify()
 
 
+@pytest.mark.regcore_needs("Harness")
 def test_loss_and_gradients(backend, device, dtype, scenario_case, checker):
     name, spec = scenario_case
     scenario = SCENARIOS[name]
     check = checker(device=device, dtype=dtype, scenario=name, case=spec)
-    params, x, y = _inputs(backend, scenario, device, dtype)
+    params, x, y = inputs(backend, scenario, device, dtype)
     loss, grads = backend.loss_and_grads(scenario.model, reference.scenario_plan(name, spec),
                                          params, x, y)
     check_inputs_unchanged(check, backend, scenario, dtype, params, x, y)
@@ -74,12 +56,13 @@ def test_loss_and_gradients(backend, device, dtype, scenario_case, checker):
     check.verify()
 
 
+@pytest.mark.regcore_needs("Harness")
 def test_trajectory(backend, device, dtype, optimizer, scenario_case, checker):
     """K full-batch steps of plain SGD or Adam (decoupled decay before each update)."""
     name, spec = scenario_case
     scenario = SCENARIOS[name]
     check = checker(device=device, dtype=dtype, scenario=name, case=spec)
-    params, x, y = _inputs(backend, scenario, device, dtype)
+    params, x, y = inputs(backend, scenario, device, dtype)
     final = backend.train(scenario.model, reference.scenario_plan(name, spec), params, x, y,
                           optimizer=scenario.optimizer(optimizer), steps=scenario.steps)
     check_inputs_unchanged(check, backend, scenario, dtype, params, x, y)
@@ -87,13 +70,3 @@ def test_trajectory(backend, device, dtype, optimizer, scenario_case, checker):
     compare_trajectory(check, backend, f"{optimizer}_{scenario.steps}_steps", final,
                        reference.train(name, spec, optimizer), scenario, dtype)
     check.verify()
-
-
-def compare_trajectory(check, backend, label, final, ref, scenario, dtype) -> None:
-    """Every parameter after the steps against the reference, normwise over the case."""
-    tol = Tolerance(dtype, network_chain(scenario.model.sizes, scenario.batch_size),
-                    steps=scenario.steps)
-    floor = max(float(np.max(np.abs(p))) for p in ref.values())
-    for pname, ref_p in ref.items():
-        check.compare(f"{label}:{pname}", backend.to_numpy(final[pname]), ref_p, tol,
-                      scale_floor=floor)

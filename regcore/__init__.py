@@ -6,13 +6,23 @@ Importing regcore imports no framework (no torch, tensorflow, jax or keras) and 
 __version__ = "0.1.0"  # before the imports: export_support reads it
 
 from regcore import (  # noqa: E402  (public for backend authors)
+    capabilities,  # the optional capabilities of a backend
     export_support,  # the exporter kit
     proximal,  # proximal_train's split of a plan into smooth terms and shrinkage
 )
-from regcore.backend import Backend, ModelSpec, Optimizer, check_params, check_shapes
+from regcore.backend import Backend, UnknownDeviceError, check_arrays, check_shapes
+from regcore.capabilities import (
+    DataParallel,
+    Harness,
+    NativeTranslations,
+    ProximalTraining,
+    SnippetRunner,
+    UnknownTranslationError,
+)
 from regcore.conventions import CONVENTIONS, Convention
 from regcore.decay import DecoupledWeightDecay
 from regcore.errors import SpecError, UnsupportedError
+from regcore.harness import ModelSpec, Optimizer  # the scenario harness's (the README uses them)
 from regcore.registry import BackendNotFoundError, available_backends, load_backend
 from regcore.selection import DEFAULT_SELECT, ROLES, ParamInfo, Select
 from regcore.serialize import SCHEMA_VERSION, from_dict, from_json, to_dict, to_json
@@ -42,22 +52,30 @@ __all__ = [
     "Backend",
     "BackendNotFoundError",
     "Convention",
+    "DataParallel",
     "DecoupledWeightDecay",
     "ElasticNet",
     "GroupLasso",
+    "Harness",
     "ModelSpec",
+    "NativeTranslations",
     "Optimizer",
     "Orthogonal",
     "ParamInfo",
     "Plan",
+    "ProximalTraining",
     "Rule",
     "Select",
+    "SnippetRunner",
     "Spec",
     "SpecError",
     "Term",
+    "UnknownDeviceError",
+    "UnknownTranslationError",
     "UnsupportedError",
     "available_backends",
-    "check_params",
+    "capabilities",
+    "check_arrays",
     "check_shapes",
     "convert",
     "export_support",
@@ -68,3 +86,11 @@ __all__ = [
     "to_dict",
     "to_json",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name == "check_params":
+        raise AttributeError("regcore.check_params: renamed to regcore.check_arrays (the array "
+                             "check of backends; regcore.conventions.check_params is another "
+                             "thing, the coefficient check)")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

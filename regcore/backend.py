@@ -1,115 +1,63 @@
-"""What a backend implements: the adapter protocol the conformance suite drives.
+"""The backend protocol: what a framework author implements to run regcore's penalties.
 
-A backend translates a resolved :class:`regcore.Plan` into its framework's own code. The suite
-hands it NumPy data, converts with :meth:`Backend.asarray`, and compares
-:meth:`Backend.to_numpy` of every result with the NumPy float64 reference. Nothing here imports
-a framework (or NumPy): backends import theirs lazily, inside their own modules.
+A backend evaluates a resolved :class:`regcore.Plan` in its framework. The conformance suite
+hands it NumPy data, converts with :meth:`Backend.asarray`, and compares :meth:`Backend.to_numpy`
+of every result with the NumPy float64 reference. That, with :meth:`Backend.penalty`, is the
+whole required core. Everything else a backend may offer (the scenario harness, proximal
+training, native translations, data-parallel training, running exported snippets) is a
+capability class of :mod:`regcore.capabilities` that the backend class inherits.
 
-The scenario models are described by :class:`ModelSpec` so every backend builds the same network
-with the same parameter names (``dense_{i}.kernel`` of shape ``(fan_in, fan_out)`` and
-``dense_{i}.bias``), whatever its native layout.
+Nothing here imports a framework (or NumPy): backends import theirs, in their own modules.
 """
 
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from regcore import _validate
 from regcore.errors import SpecError, UnsupportedError
 from regcore.selection import ParamInfo
-from regcore.spec import Plan, Spec
+from regcore.spec import Plan
 
-ACTIVATIONS = ("tanh", "relu")
-LOSSES = ("mse", "half_mse", "softmax_xent")
-OPTIMIZERS = ("sgd", "adam")
-
-
-@dataclass(frozen=True)
-class Optimizer:
-    """Full-batch training steps as torch defines them (no momentum, no amsgrad).
-
-    ``sgd``: ``p ← p − lr·g``. ``adam``: torch's Adam with ``betas`` and ``eps`` (``m̂/(√v̂ + ε)``
-    with bias correction). ``g`` is the gradient of data loss plus penalty, so a coupled L2 term is
-    Adam's ``weight_decay``; the plan's decoupled decay ``p ← p − lr·rate·p`` is applied before
-    each update, AdamW's order, so Adam plus decoupled decay is AdamW.
-    """
-
-    name: str
-    lr: float
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-
-    def __post_init__(self) -> None:
-        _validate.choice("optimizer.name", self.name, OPTIMIZERS)
-        _validate.coefficient("optimizer.lr", self.lr)
-        for beta in self.betas:
-            _validate.fraction("optimizer.betas", beta)
-        _validate.coefficient("optimizer.eps", self.eps)
+FLOATING_PREFIXES = ("float", "bfloat")
+"""Dtype names :func:`check_arrays` accepts by default (``float16`` ... ``float64``,
+``bfloat16``; the float8 kinds too)."""
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A dense network ``sizes = (d_in, h_1, ..., d_out)`` with ``activation`` after each hidden
-    layer and a linear output, trained on ``loss``:
+class UnknownDeviceError(SpecError):
+    """A device name the backend does not declare in :attr:`Backend.devices`."""
 
-    * ``mse``: ``mean((ŷ - y)²)`` over all entries (torch ``MSELoss()``, Keras ``"mse"``);
-    * ``half_mse``: ``1/(2m) Σ (ŷ - y)²`` over the batch of ``m`` rows (the seeds' objective);
-    * ``softmax_xent``: mean over the batch of ``-log softmax(ŷ)[label]`` with integer labels.
 
-    ``sizes = (d, 1)`` with no activation is linear regression.
-    """
+class MissingCapabilityError(UnsupportedError, AttributeError):
+    """A capability's method asked of a backend that does not inherit the capability (an
+    :class:`AttributeError`, so ``hasattr`` is false, and a :class:`regcore.UnsupportedError`,
+    so callers that skip unsupported work skip it)."""
 
-    sizes: tuple[int, ...]
-    activation: str | None
-    loss: str
 
-    def __post_init__(self) -> None:
-        if isinstance(self.sizes, (str, bytes)) or not isinstance(self.sizes, Sequence):
-            raise SpecError(f"model.sizes: expected a list of layer sizes, got {self.sizes!r}")
-        sizes = tuple(_validate.positive_int(f"model.sizes[{i}]", size)
-                      for i, size in enumerate(self.sizes))
-        if len(sizes) < 2:
-            raise SpecError(f"model.sizes: need at least input and output sizes, got {sizes!r}")
-        object.__setattr__(self, "sizes", sizes)
-        if len(sizes) > 2:
-            _validate.choice("model.activation", self.activation, ACTIVATIONS)
-        elif self.activation is not None:
-            raise SpecError("model.activation: a network without hidden layers has none")
-        _validate.choice("model.loss", self.loss, LOSSES)
-
-    @property
-    def layers(self) -> int:
-        return len(self.sizes) - 1
-
-    def params(self) -> tuple[ParamInfo, ...]:
-        """Parameter names, shapes and roles, in layer order."""
-        out = []
-        for i, (fan_in, fan_out) in enumerate(zip(self.sizes, self.sizes[1:], strict=False)):
-            out.append(ParamInfo(f"dense_{i}.kernel", (fan_in, fan_out), "weight"))
-            out.append(ParamInfo(f"dense_{i}.bias", (fan_out,), "bias"))
-        return tuple(out)
+CAPABILITY_OF: dict[str, str] = {}
+"""Each capability method's capability class (filled by :mod:`regcore.capabilities`)."""
 
 
 class Backend(abc.ABC):
-    """The adapter protocol; everything is named by parameter name.
+    """The required core of a backend; everything is named by parameter name.
 
-    Required (abstract): :attr:`name`, :meth:`asarray`, :meth:`to_numpy`, :meth:`penalty` and
-    :meth:`loss_and_grads`. Declared capabilities (class attributes, with defaults):
-    :attr:`devices`, :attr:`dtypes`, :attr:`low_precision_dtypes`, :attr:`native_paths`,
-    :attr:`native_penalty_paths`, :attr:`distributed_paths`, :attr:`distributed_world_sizes`.
-    Optional methods: :meth:`train`, :meth:`proximal_train`, :meth:`native_train`,
-    :meth:`native_penalty`, :meth:`native_plan`,
-    :meth:`distributed_train`, :meth:`distributed_loss_and_grads`,
-    :meth:`exported_penalty`, :meth:`exported_decay`, :meth:`device_available`, :meth:`supports`,
-    :meth:`versions`. An optional method a backend does not implement raises
-    :class:`regcore.UnsupportedError`, which the conformance suite turns into skips whose reason
-    names the backend. :meth:`capabilities` summarizes all of it.
+    Implement :attr:`name`, :meth:`asarray`, :meth:`to_numpy` and :meth:`penalty`; declare
+    :attr:`devices`, :attr:`dtypes`, :attr:`low_precision_dtypes` and :attr:`array_types` where
+    the defaults are not yours; override :meth:`device_available`, :meth:`supports` and
+    :meth:`versions` where they differ. Optional capabilities are the classes of
+    :mod:`regcore.capabilities`, inherited beside this one; :meth:`capabilities` lists them.
+
+    The base checks the arguments once, for every backend (a subclass's methods are wrapped
+    when the class is created): a device not in :attr:`devices` given to :meth:`asarray` or
+    :meth:`device_available` is an :class:`UnknownDeviceError` (a :class:`regcore.SpecError`);
+    parameters that are not floating-point arrays of :attr:`array_types` are a
+    :class:`TypeError` (:func:`check_arrays`), and names or shapes that are not the plan's a
+    :class:`regcore.SpecError` (:func:`check_shapes`), before the method runs.
 
     Arrays are the backend's own. ``params`` and returned gradients are ``{name: array}`` dicts
-    with the names of :class:`regcore.ParamInfo`/:meth:`ModelSpec.params`.
+    with the names of :class:`regcore.ParamInfo`.
 
     Low precision: for a dtype in :attr:`low_precision_dtypes` (``float16``, ``bfloat16``),
     :meth:`asarray` converts to it (exactly for numbers the dtype holds), and :meth:`penalty` on
@@ -127,46 +75,53 @@ class Backend(abc.ABC):
     #: Floating dtypes the backend supports.
     dtypes: ClassVar[tuple[str, ...]] = ("float64", "float32")
     #: Low-precision parameter dtypes (``float16``, ``bfloat16``) :meth:`penalty` accepts,
-    #: accumulating in float32; the suite's low-precision checks run over them (optional).
+    #: accumulating in float32; the suite's low-precision checks run over them.
     low_precision_dtypes: ClassVar[tuple[str, ...]] = ()
-    #: Native translations :meth:`native_train` can train through (optional capability).
-    native_paths: ClassVar[tuple[str, ...]] = ()
-    #: Native translations :meth:`native_penalty` can evaluate the penalty through (optional).
-    native_penalty_paths: ClassVar[tuple[str, ...]] = ()
-    #: Native translations :meth:`distributed_train` trains data-parallel through (optional).
-    distributed_paths: ClassVar[tuple[str, ...]] = ()
-    #: Replica counts :meth:`distributed_train` runs (optional; the suite runs each).
-    distributed_world_sizes: ClassVar[tuple[int, ...]] = ()
+    #: The framework's array types; a parameter of another type is a :class:`TypeError`
+    #: (empty: any value with a floating ``dtype``).
+    array_types: ClassVar[tuple[type, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for old, new in _RENAMED.items():
+            if old in cls.__dict__:
+                raise TypeError(f"{cls.__qualname__}.{old}: renamed to {new}")
+        for method, check in _CHECKS.items():
+            _wrap(cls, method, check)
 
     @classmethod
     def capabilities(cls) -> dict[str, Any]:
         """What the backend declares, as plain data (for reports and ``regcore`` listings):
-        devices, dtypes, low-precision dtypes, native paths, and which optional methods it
-        overrides."""
-        optional = ("train", "proximal_train", "native_train", "native_penalty", "native_plan",
-                    "distributed_train",
-                    "distributed_loss_and_grads", "exported_penalty", "exported_decay")
-        return {
+        devices, dtypes, the capability classes it inherits (by name) and what each declares."""
+        offered = [c for c in cls.__mro__ if vars(c).get("_defines_capability")]
+        out: dict[str, Any] = {
             "devices": list(cls.devices), "dtypes": list(cls.dtypes),
             "low_precision_dtypes": list(cls.low_precision_dtypes),
-            "native_paths": list(cls.native_paths),
-            "native_penalty_paths": list(cls.native_penalty_paths),
-            "distributed_paths": list(cls.distributed_paths),
-            "distributed_world_sizes": list(cls.distributed_world_sizes),
-            "implements": [m for m in optional if getattr(cls, m) is not getattr(Backend, m)],
+            "capabilities": [c.__name__ for c in offered],
         }
+        for capability in offered:
+            out.update({k: list(getattr(cls, k)) for k in capability.declared})
+        return out
 
     def device_available(self, device: str) -> bool:
-        """Whether ``device`` can be used in this process (``cpu`` always)."""
+        """Whether ``device`` (one of :attr:`devices`) can be used in this process (default:
+        ``cpu`` only)."""
+        _available(self, device)  # overrides are checked by the wrapper (__init_subclass__)
         return device == "cpu"
 
     def supports(self, device: str, dtype: str) -> bool:
         """Whether ``dtype`` runs on ``device`` (default: every declared dtype on every device)."""
         return dtype in self.dtypes
 
+    def versions(self) -> dict[str, str]:
+        """The framework's package versions, ``{package: version}``, for reports (default:
+        none)."""
+        return {}
+
     @abc.abstractmethod
     def asarray(self, array: Any, *, dtype: str, device: str) -> Any:
-        """A NumPy array as a backend array of ``dtype`` (a NumPy dtype name) on ``device``."""
+        """A NumPy array as a backend array of ``dtype`` (a NumPy dtype name) on ``device``
+        (one of :attr:`devices`)."""
 
     @abc.abstractmethod
     def to_numpy(self, x: Any) -> Any:
@@ -174,126 +129,102 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def penalty(self, plan: Plan, params: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
-        """The plan's total penalty value and its (sub)gradient for every parameter."""
+        """The plan's total penalty value and its (sub)gradient for every parameter given (the
+        plan's parameters, at least those it penalizes or decays)."""
 
-    @abc.abstractmethod
-    def loss_and_grads(
-        self, model: ModelSpec, plan: Plan, params: Mapping[str, Any], x: Any, y: Any
-    ) -> tuple[Any, dict[str, Any]]:
-        """Data loss plus penalty on ``(x, y)``, and its gradient for every parameter."""
-
-    def train(
-        self, model: ModelSpec, plan: Plan, params: Mapping[str, Any], x: Any, y: Any,
-        *, optimizer: Optimizer, steps: int,
-    ) -> dict[str, Any]:
-        """Optional: parameters after ``steps`` full-batch steps of ``optimizer`` on
-        ``loss_and_grads``, with the plan's decoupled decay ``p ← p − lr·rate·p`` applied before
-        each update (gradients taken at the parameters before the decay, as AdamW)."""
-        raise UnsupportedError(f"{self.name} does not implement train")
-
-    def proximal_train(
-        self, model: ModelSpec, plan: Plan, params: Mapping[str, Any], x: Any, y: Any,
-        *, lr: float, steps: int,
-    ) -> dict[str, Any]:
-        """Optional: parameters after ``steps`` full-batch proximal gradient (ISTA) steps of size
-        ``lr``, as :mod:`regcore.proximal` defines them: with ``smooth, ops =
-        regcore.proximal.split(plan)``, each step decays (``p ← p − lr·rate·p``), takes a plain
-        SGD step on ``loss_and_grads(model, smooth, ...)`` at the parameters before the decay,
-        then applies :func:`regcore.proximal.merged_shrinks` ``(ops)`` in order with step ``lr``.
-        L1, elastic-net and group-lasso terms end at exact zeros (a regularization path's
-        coefficient paths rely on it)."""
-        raise UnsupportedError(f"{self.name} does not implement proximal_train")
-
-    def native_train(
-        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, Any], x: Any, y: Any,
-        *, optimizer: Optimizer, steps: int,
-    ) -> dict[str, Any]:
-        """Optional: :meth:`train`, but with ``spec`` applied through the native translation
-        ``path`` (one of :attr:`native_paths`) on the framework's own model object. Returns the
-        parameters under their canonical names and layout. Raise :class:`regcore.SpecError` where
-        the translation cannot express ``spec``, :class:`regcore.UnsupportedError` where it does
-        not offer ``optimizer`` (the suite skips the check with the message)."""
-        raise UnsupportedError(f"{self.name} declares no native translations")
-
-    def native_penalty(
-        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, Any]
-    ) -> tuple[Any, dict[str, Any]]:
-        """Optional: :meth:`penalty`, but evaluated through the native translation ``path`` (one
-        of :attr:`native_penalty_paths`) on the framework's own model object built from
-        ``model`` with ``params``; the gradient is keyed by canonical name, in canonical
-        layout. Errors as in :meth:`native_train`."""
-        raise UnsupportedError(f"{self.name} declares no native penalty translations")
-
-    def native_plan(self, path: str, model: ModelSpec, spec: Spec) -> Plan:
-        """Optional: the plan the native translation ``path`` (one of :attr:`native_paths` or
-        :attr:`native_penalty_paths`) resolves ``spec`` to on the framework's own model object
-        built from ``model``, by the same resolution its training and penalty use, with the
-        parameters renamed to their canonical names (shapes in canonical layout, roles as the
-        translation derived them). The suite requires it to equal ``spec.resolve(model.params())``
-        and fails a native check where it does not: a translation that sees other roles, names or
-        shapes quietly runs another spec, or skips one it could run. Raise
-        :class:`regcore.SpecError` where that resolution fails, as :meth:`native_train` would.
-        A backend whose native methods raise :class:`regcore.SpecError` needs this method to show
-        the suite that the refusal is the translation's limit, not a plan mismatch."""
-        raise UnsupportedError(f"{self.name} does not report its native translations' plans")
-
-    def distributed_train(
-        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, Any], x: Any, y: Any,
-        *, optimizer: Optimizer, steps: int, world_size: int,
-    ) -> dict[str, Any]:
-        """Optional: :meth:`native_train` data-parallel over ``world_size`` replicas (one of
-        :attr:`distributed_world_sizes`): ``(x, y)`` is the global batch, split across the
-        replicas; each step must equal one full-batch step of the single-process reference, so
-        the penalty counts once per global step, whatever the replica count. ``path`` is one of
-        :attr:`distributed_paths`. Returns the parameters after ``steps`` (canonical names and
-        layout), after checking that every replica holds the same ones. Errors as in
-        :meth:`native_train`; a replica that fails or hangs is a :class:`RuntimeError` within a
-        bounded time, never a hang."""
-        raise UnsupportedError(f"{self.name} declares no data-parallel training")
-
-    def distributed_loss_and_grads(
-        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, Any], x: Any, y: Any,
-        *, world_size: int,
-    ) -> tuple[Any, dict[str, Any]]:
-        """Optional: one data-parallel forward and backward of :meth:`distributed_train`'s
-        ``path``: the global loss (the data loss over the whole batch plus the penalty, as
-        :meth:`loss_and_grads`) and the gradient the optimizer sees on every replica (canonical).
-        Raise :class:`regcore.UnsupportedError` for a path whose penalty is applied by the
-        optimizer rather than through the loss or the gradient."""
-        raise UnsupportedError(f"{self.name} declares no data-parallel training")
-
-    def exported_penalty(
-        self, code: str, model: ModelSpec, params: Mapping[str, Any]
-    ) -> tuple[Any, dict[str, Any]]:
-        """Optional: run ``code``, the snippet this backend's exporter (entry point group
-        ``regcore.exporters``, same name) wrote for a spec, in a fresh namespace: call its
-        ``regularization`` on the framework's own model object built from ``model`` with
-        ``params``, differentiate natively, and return the value and the gradient keyed by
-        canonical name, in canonical layout."""
-        raise UnsupportedError(f"{self.name} cannot run exported snippets")
-
-    def exported_decay(
-        self, code: str, model: ModelSpec, params: Mapping[str, Any], lr: float
-    ) -> dict[str, Any]:
-        """Optional: as :meth:`exported_penalty`, but call the snippet's decoupled-decay function
-        once with learning rate ``lr`` and return the parameters after it by canonical name, in
-        canonical layout (the caller's ``params`` untouched)."""
-        raise UnsupportedError(f"{self.name} cannot run exported snippets")
+    def __getattr__(self, name: str) -> Any:
+        if name in _RENAMED:
+            raise AttributeError(f"{type(self).__name__}.{name}: renamed to {_RENAMED[name]}")
+        if name in CAPABILITY_OF:
+            cap = CAPABILITY_OF[name]
+            raise MissingCapabilityError(f"{self.name}: does not offer the {cap} capability "
+                                         f"(regcore.capabilities.{cap}), so has no {name}")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
-def check_params(backend: str, params: Mapping[str, Any],
-                 array_type: type | tuple[type, ...], floating: Callable[[Any], bool]) -> None:
-    """For adapters: :class:`TypeError` naming the parameter for a value that is not one of the
-    backend's arrays (a torch tensor handed to the tf backend, a list) or not of a floating dtype
-    (integer parameters would round the coefficient to an integer: a silent wrong penalty)."""
+_RENAMED = {
+    "native_paths": "native_translations (regcore.capabilities.NativeTranslations)",
+    "native_penalty_paths": "native_penalty_translations "
+                            "(regcore.capabilities.NativeTranslations)",
+    "distributed_paths": "distributed_translations (regcore.capabilities.DataParallel)",
+}
+"""Old protocol names: defining one is a :class:`TypeError`, reading one an
+:class:`AttributeError`, each naming the new one."""
+
+
+def _device(self: Backend, array: Any = None, *, device: str, **_: Any) -> None:
+    if device not in type(self).devices:
+        raise UnknownDeviceError(f"{self.name}: unknown device {device!r}; the backend declares "
+                                 f"{', '.join(map(repr, type(self).devices))}")
+
+
+def _available(self: Backend, device: str) -> None:
+    _device(self, device=device)
+
+
+def _penalty_args(self: Backend, plan: Plan, params: Mapping[str, Any]) -> None:
+    check_arrays(self.name, params, type(self).array_types)
+    check_shapes(self.name, plan, params)
+
+
+_CHECKS: dict[str, Callable[..., None]] = {
+    "asarray": _device, "device_available": _available, "penalty": _penalty_args}
+"""Per method of :class:`Backend`, the check its implementations run first."""
+
+
+def _wrap(cls: type, method: str, check: Callable[..., None]) -> None:
+    """Make ``cls``'s own ``method`` (if it defines one) run ``check`` on its arguments first."""
+    fn = cls.__dict__.get(method)
+    if not callable(fn) or getattr(fn, "__isabstractmethod__", False) or getattr(
+            fn, "_regcore_checked", False):
+        return
+
+    @functools.wraps(fn)
+    def checked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        check(self, *args, **kwargs)
+        return fn(self, *args, **kwargs)
+
+    checked._regcore_checked = True  # type: ignore[attr-defined]
+    setattr(cls, method, checked)
+
+
+def floating(array: Any) -> bool:
+    """Whether ``array``'s dtype is a floating one, by name (``dtype.name``, else the last
+    dotted part of ``str(dtype)``: ``torch.float32``)."""
+    dtype = getattr(array, "dtype", None)
+    if dtype is None:
+        return False
+    name = getattr(dtype, "name", None)
+    name = name if isinstance(name, str) else str(dtype).rpartition(".")[2]
+    return name.startswith(FLOATING_PREFIXES)
+
+
+def check_arrays(backend: str, params: Mapping[str, Any],
+                 array_types: type | tuple[type, ...] = (),
+                 is_floating: Callable[[Any], bool] = floating) -> None:
+    """:class:`TypeError` naming the parameter for a value that is not one of the backend's
+    ``array_types`` (a torch tensor handed to the tf backend, a list; any type where empty) or
+    not of a floating dtype (integer parameters would round the coefficient to an integer: a
+    silent wrong penalty). :class:`Backend` runs it before every method given parameters."""
     for name, value in params.items():
-        if not isinstance(value, array_type):
+        if array_types and not isinstance(value, array_types):
             kind = type(value)
             raise TypeError(f"{backend}: param {name!r} is a {kind.__module__}."
                             f"{kind.__qualname__}, not one of this backend's arrays")
-        if not floating(value):
-            raise TypeError(f"{backend}: param {name!r} has dtype {value.dtype}; penalties need "
-                            "floating-point parameters")
+        if not is_floating(value):
+            raise TypeError(f"{backend}: param {name!r} has dtype "
+                            f"{getattr(value, 'dtype', None)}; penalties need floating-point "
+                            "parameters")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "check_params":
+        raise AttributeError("regcore.backend.check_params: renamed to "
+                             "regcore.backend.check_arrays (regcore.conventions.check_params is "
+                             "the coefficient check)")
+    if name in ("ModelSpec", "Optimizer", "OPTIMIZERS", "ACTIVATIONS", "LOSSES"):
+        raise AttributeError(f"regcore.backend.{name}: moved to regcore.harness.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_shapes(backend: str, plan: Plan | Sequence[ParamInfo], params: Mapping[str, Any], *,

@@ -1,6 +1,6 @@
 """Backends as an outside author might first write them: correct, but partial.
 
-``MinimalBackend`` implements only the required methods of :class:`regcore.Backend`;
+``MinimalBackend`` implements only the required core of :class:`regcore.Backend` (no capability);
 ``FlakyGpuBackend`` declares a GPU whose availability check raises; ``SlightlyOff`` is the
 reference with a relative error far below float32's tolerance but above float64's.
 """
@@ -14,7 +14,7 @@ _REFERENCE = NumpyBackend()
 
 
 class MinimalBackend(Backend):
-    """Penalty and loss only: no train, no native paths."""
+    """The required core only: the array bridge and the penalty."""
 
     name = "minimal"
 
@@ -26,9 +26,6 @@ class MinimalBackend(Backend):
 
     def penalty(self, plan, params):
         return _REFERENCE.penalty(plan, params)
-
-    def loss_and_grads(self, model, plan, params, x, y):
-        return _REFERENCE.loss_and_grads(model, plan, params, x, y)
 
 
 class FlakyGpuBackend(NumpyBackend):

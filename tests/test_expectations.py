@@ -78,15 +78,16 @@ def test_tolerance_overrides_apply_and_every_one_is_in_the_report(tmp_path):
     assert report["summary"]["overridden"] == len(penalty)
 
 
-def test_a_backend_without_optional_methods_gets_skips_naming_it(tmp_path):
+def test_a_backend_without_capabilities_gets_skips_naming_them(tmp_path):
     proc, report = run_suite(tmp_path, "tests.author_backends:MinimalBackend", "-k",
                              "seed004_iris_mlp-l2_sum or test_penalty and l2_half")
     assert proc.returncode == 0, proc.stdout[-2000:]
     reasons = {r["detail"] for r in report["records"] if r["outcome"] == "skip"}
-    assert "minimal does not implement train" in reasons
-    assert "minimal: declares no native translations" in reasons
+    for capability in ("Harness", "NativeTranslations", "SnippetRunner"):
+        assert (f"minimal: does not offer the {capability} capability "
+                f"(regcore.capabilities.{capability})") in reasons, reasons
     assert report["summary"]["passed"] > 0 and report["summary"]["failed"] == 0
-    assert report["capabilities"]["implements"] == []
+    assert report["capabilities"]["capabilities"] == []
 
 
 def test_a_device_check_that_raises_is_a_skip_not_a_collection_error(tmp_path):

@@ -54,14 +54,15 @@ CALLS = {
                                         optimizer=Optimizer("sgd", 0.1), steps=1),
     "proximal_train": lambda b, p, x, y: b.proximal_train(MODEL, PLAN, p, x, y, lr=0.1, steps=1),
     "native_train": lambda b, p, x, y: b.native_train(
-        _first(b.native_paths), MODEL, SPEC, p, x, y, optimizer=Optimizer("sgd", 0.1), steps=1),
+        _first(b.native_translations), MODEL, SPEC, p, x, y, optimizer=Optimizer("sgd", 0.1),
+        steps=1),
     "native_penalty": lambda b, p, x, y: b.native_penalty(
-        _first(b.native_penalty_paths), MODEL, SPEC, p),
+        _first(b.native_penalty_translations), MODEL, SPEC, p),
     "distributed_train": lambda b, p, x, y: b.distributed_train(
-        _first(b.distributed_paths), MODEL, SPEC, p, x, y, optimizer=Optimizer("sgd", 0.1),
+        _first(b.distributed_translations), MODEL, SPEC, p, x, y, optimizer=Optimizer("sgd", 0.1),
         steps=1, world_size=_first(b.distributed_world_sizes)),
     "distributed_loss_and_grads": lambda b, p, x, y: b.distributed_loss_and_grads(
-        _first(b.distributed_paths), MODEL, SPEC, p, x, y,
+        _first(b.distributed_translations), MODEL, SPEC, p, x, y,
         world_size=_first(b.distributed_world_sizes)),
     "exported_penalty": lambda b, p, x, y: b.exported_penalty(UNRUN, MODEL, p),
     "exported_decay": lambda b, p, x, y: b.exported_decay(UNRUN, MODEL, p, 0.1),

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from regcore import (
     Backend,
+    Harness,
     ModelSpec,
+    NativeTranslations,
     Optimizer,
-    ParamInfo,
     Plan,
+    ProximalTraining,
+    SnippetRunner,
     Spec,
     UnsupportedError,
-    check_params,
-    check_shapes,
     proximal,
 )
 from regcore.export_support import load_snippet
@@ -27,15 +28,16 @@ from regcore_adapters.numpy.optim import Stepper
 from regcore_adapters.numpy.penalties import KERNELS, accumulation_dtype
 
 
-class NumpyBackend(Backend):
+class NumpyBackend(Backend, Harness, ProximalTraining, NativeTranslations, SnippetRunner):
     """Plain NumPy on the CPU, gradients derived by hand (no autodiff)."""
 
     name = "numpy"
     low_precision_dtypes = ("float16",)  # NumPy has no bfloat16 (ml_dtypes is not a dependency)
+    array_types = (np.ndarray,)
     #: :class:`InPlacePenalty` in a hand-written step: ``in_place`` adds the gradient in place
     #: and decays before the optimizer; ``folded_sgd`` is its one-factor plain-SGD step.
-    native_paths = ("in_place", "folded_sgd")
-    native_penalty_paths = ("in_place",)
+    native_translations = ("in_place", "folded_sgd")
+    native_penalty_translations = ("in_place",)
 
     def asarray(self, array: Any, *, dtype: str, device: str) -> np.ndarray:
         return np.array(array, dtype=dtype, copy=True)
@@ -48,7 +50,6 @@ class NumpyBackend(Backend):
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The value in the parameters' promoted dtype, float32 at least for float16 parameters
         (cast up before any reduction); each gradient in its parameter's dtype (rounded once)."""
-        _check(params, plan)
         wide = {name: w.astype(accumulation_dtype(w.dtype), copy=False)
                 for name, w in params.items()}
         total = np.zeros((), dtype=_common_dtype(wide))
@@ -64,7 +65,6 @@ class NumpyBackend(Backend):
         self, model: ModelSpec, plan: Plan, params: Mapping[str, np.ndarray],
         x: np.ndarray, y: np.ndarray,
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        _check(params, plan, complete=True)
         loss, grads = forward_backward(model, params, x, y)
         penalty, pgrads = self.penalty(plan, params)
         return loss + penalty, {k: grads[k] + pgrads[k] for k in grads}
@@ -73,7 +73,6 @@ class NumpyBackend(Backend):
         self, model: ModelSpec, plan: Plan, params: Mapping[str, np.ndarray],
         x: np.ndarray, y: np.ndarray, *, optimizer: Optimizer, steps: int,
     ) -> dict[str, np.ndarray]:
-        _check(params, plan, complete=True)
         params = {k: v.copy() for k, v in params.items()}
         stepper = Stepper(optimizer, plan.decay)
         for _ in range(steps):
@@ -85,7 +84,6 @@ class NumpyBackend(Backend):
         self, model: ModelSpec, plan: Plan, params: Mapping[str, np.ndarray],
         x: np.ndarray, y: np.ndarray, *, lr: float, steps: int,
     ) -> dict[str, np.ndarray]:
-        _check(params, plan, complete=True)
         smooth, ops = proximal.split(plan)
         ops = proximal.merged_shrinks(ops)
         params = {k: v.copy() for k, v in params.items()}
@@ -97,23 +95,20 @@ class NumpyBackend(Backend):
         return params
 
     def native_train(
-        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, np.ndarray],
+        self, translation: str, model: ModelSpec, spec: Spec, params: Mapping[str, np.ndarray],
         x: np.ndarray, y: np.ndarray, *, optimizer: Optimizer, steps: int,
     ) -> dict[str, np.ndarray]:
         """``train`` through :class:`InPlacePenalty`: gradients of the data loss, then the
         penalty's added in place and decay (``in_place``, any optimizer), or one folded SGD
         update (``folded_sgd``, plain SGD only)."""
-        _check(params, model.params())
-        if path not in self.native_paths:
-            raise ValueError(f"path: expected one of {', '.join(self.native_paths)}, got {path!r}")
-        if path == "folded_sgd" and optimizer.name != "sgd":
+        if translation == "folded_sgd" and optimizer.name != "sgd":
             raise UnsupportedError(f"numpy: folded_sgd is a plain-SGD step, not {optimizer.name}")
         params = {k: v.copy() for k, v in params.items()}
         penalty = InPlacePenalty(spec.resolve(model.params()))
         stepper = Stepper(optimizer, {})
         for _ in range(steps):
             _, grads = forward_backward(model, params, x, y)
-            if path == "folded_sgd":
+            if translation == "folded_sgd":
                 penalty.sgd_step_(params, grads, optimizer.lr)
                 continue
             penalty.add_grad_(params, grads)
@@ -122,14 +117,10 @@ class NumpyBackend(Backend):
         return params
 
     def native_penalty(
-        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, np.ndarray]
+        self, translation: str, model: ModelSpec, spec: Spec, params: Mapping[str, np.ndarray]
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """:meth:`InPlacePenalty.value` and what :meth:`InPlacePenalty.add_grad_` adds to zero
         gradients."""
-        _check(params, model.params())
-        if path not in self.native_penalty_paths:
-            raise ValueError(f"path: expected one of {', '.join(self.native_penalty_paths)}, "
-                             f"got {path!r}")
         penalty = InPlacePenalty(spec.resolve(model.params()))
         grads = {k: np.zeros_like(v) for k, v in params.items()}
         penalty.add_grad_(params, grads)
@@ -140,7 +131,6 @@ class NumpyBackend(Backend):
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The snippet's ``regularization(params, roles)``, roles from ``model``; its gradients
         are its own (written by hand, like this backend's)."""
-        _check(params, model.params())
         value, grads = load_snippet(code)["regularization"](_copies(params), _roles(model))
         return np.asarray(value), grads
 
@@ -148,14 +138,11 @@ class NumpyBackend(Backend):
         self, code: str, model: ModelSpec, params: Mapping[str, np.ndarray], lr: float
     ) -> dict[str, np.ndarray]:
         """The snippet's ``decay(params, roles, lr)``."""
-        _check(params, model.params())
         return load_snippet(code)["decay"](_copies(params), _roles(model), lr)
 
-    def native_plan(self, path: str, model: ModelSpec, spec: Spec) -> Plan:
-        """What :class:`InPlacePenalty` is built from on every path: ``spec`` resolved on the
+    def native_plan(self, translation: str, model: ModelSpec, spec: Spec) -> Plan:
+        """What :class:`InPlacePenalty` is built from in every translation: ``spec`` resolved on the
         canonical parameters (a hand-written NumPy step's dicts are its model)."""
-        if path not in self.native_paths + self.native_penalty_paths:
-            raise ValueError(f"path: expected one of {', '.join(self.native_paths)}, got {path!r}")
         return spec.resolve(model.params())
 
 
@@ -165,16 +152,6 @@ def _copies(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _roles(model: ModelSpec) -> dict[str, str]:
     return {p.name: p.role for p in model.params()}
-
-
-def _check(params: Mapping[str, Any], plan: Plan | Sequence[ParamInfo] | None = None, *,
-           complete: bool = False) -> None:
-    """:class:`TypeError` for anything but floating-point NumPy arrays; with ``plan`` (or the
-    model's parameters), :class:`regcore.SpecError` for names or shapes that are not its
-    (:func:`regcore.check_shapes`)."""
-    check_params("numpy", params, np.ndarray, lambda w: np.issubdtype(w.dtype, np.floating))
-    if plan is not None:
-        check_shapes("numpy", plan, params, complete=complete)
 
 
 def _common_dtype(params: Mapping[str, np.ndarray]) -> np.dtype:

@@ -4,7 +4,7 @@
 TensorFlow fixes its logical devices when it initializes, so the replicas live in a worker
 process of their own (:class:`regcore_adapters.workers.Workers`, started once per replica count
 and reused; every call bounded in time) that splits its CPU into ``world_size`` logical devices
-before anything else. Two paths, both with the Keras-native spec
+before anything else. Two translations, both with the Keras-native spec
 (:func:`~regcore_adapters.tf.keras_native.apply_spec` regularizers and
 :func:`~regcore_adapters.tf.keras_native.build_optimizer` decay), full-batch
 ``keras.optimizers.SGD``:
@@ -13,7 +13,7 @@ before anything else. Two paths, both with the Keras-native spec
   ``tf.nn.compute_average_loss(per_example, global_batch_size=N)`` (its share of the global mean)
   plus ``tf.nn.scale_regularization_loss(Σ model.losses)`` (the penalty divided by the replica
   count), and the optimizer sums the replicas' gradients. Adding ``Σ model.losses`` unscaled
-  counts the penalty once per replica — the trap this path is checked against;
+  counts the penalty once per replica — the trap this translation is checked against;
 * ``keras_fit`` — ``model.compile`` + ``model.fit`` under ``strategy.scope()``; Keras splits the
   batch and scales the regularization losses itself.
 
@@ -27,12 +27,13 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from regcore import ModelSpec, Optimizer, Spec, UnsupportedError
+from regcore import ModelSpec, Optimizer, Spec, UnsupportedError, capabilities
 from regcore_adapters.workers import Workers, serve
 
 CALL_TIMEOUT_S = 300.0
 START_TIMEOUT_S = 120.0
-PATHS = ("keras_loop", "keras_fit")
+TRANSLATIONS = ("keras_loop", "keras_fit")
+"""The data-parallel translations (``TFBackend.distributed_translations``)."""
 WORLD_SIZES = (2,)
 
 
@@ -62,8 +63,8 @@ def _train(strategy, job: tuple) -> dict[str, np.ndarray]:
     from regcore_adapters.tf import keras_training as kt
     from regcore_adapters.tf.keras_native import apply_spec
 
-    kind, path, model, spec, params, x, y, optimizer, steps = job
-    if kind == "grads" and path != "keras_loop":
+    kind, translation, model, spec, params, x, y, optimizer, steps = job
+    if kind == "grads" and translation != "keras_loop":
         raise UnsupportedError("tf: model.fit does not expose one step's gradient; keras_fit's "
                                "parameters after K steps are checked")
     dtype = tf.as_dtype(next(iter(params.values())).dtype)
@@ -71,12 +72,12 @@ def _train(strategy, job: tuple) -> dict[str, np.ndarray]:
     with kt.floatx(dtype), strategy.scope():
         net = kt.build_model(model, {k: tf.constant(v) for k, v in params.items()})
         apply_spec(spec, net)
-        opt = kt._sgd(optimizer, spec, net) if kind == "train" else None
+        opt = kt.sgd_optimizer(optimizer, spec, net) if kind == "train" else None
         loss_fn = kt.keras_loss(model.loss)
-        if path == "keras_fit":
+        if translation == "keras_fit":
             net.compile(optimizer=opt, loss=loss_fn)
     x_all, y_all = tf.constant(x), tf.constant(y)
-    if path == "keras_fit":
+    if translation == "keras_fit":
         data = tf.data.Dataset.from_tensors((x_all, y_all)).repeat(steps)
         net.fit(data, epochs=1, verbose=0, shuffle=False)
     else:
@@ -130,16 +131,20 @@ def _train(strategy, job: tuple) -> dict[str, np.ndarray]:
 _POOLS: dict[int, Workers] = {}
 
 
-def train(path: str, model: ModelSpec, spec: Spec, params: Mapping[str, np.ndarray],
-          x: np.ndarray, y: np.ndarray, *, optimizer: Optimizer, steps: int,
-          world_size: int) -> dict[str, np.ndarray]:
-    """The parameters after ``steps`` steps of ``path`` under ``MirroredStrategy`` over
-    ``world_size`` logical CPUs (NumPy in and out)."""
-    if path not in PATHS:
-        raise ValueError(f"path: expected one of {', '.join(PATHS)}, got {path!r}")
+def _check(translation: str, world_size: int) -> None:
+    capabilities.lookup("tf", dict.fromkeys(TRANSLATIONS), translation,
+                        "distributed_translations")
     if world_size not in WORLD_SIZES:
         raise ValueError(f"world_size: expected one of {WORLD_SIZES}, got {world_size!r}")
-    return _pool(world_size).run(("train", path, model, spec, dict(params),
+
+
+def train(translation: str, model: ModelSpec, spec: Spec, params: Mapping[str, np.ndarray],
+          x: np.ndarray, y: np.ndarray, *, optimizer: Optimizer, steps: int,
+          world_size: int) -> dict[str, np.ndarray]:
+    """The parameters after ``steps`` steps of ``translation`` under ``MirroredStrategy`` over
+    ``world_size`` logical CPUs (NumPy in and out)."""
+    _check(translation, world_size)
+    return _pool(world_size).run(("train", translation, model, spec, dict(params),
                                   np.ascontiguousarray(x), np.ascontiguousarray(y), optimizer,
                                   steps), CALL_TIMEOUT_S)[0]
 
@@ -153,14 +158,13 @@ def _pool(world_size: int) -> Workers:
     return pool
 
 
-def loss_and_grads(path: str, model: ModelSpec, spec: Spec, params: Mapping[str, np.ndarray],
+def loss_and_grads(translation: str, model: ModelSpec, spec: Spec, params: Mapping[str, np.ndarray],
                    x: np.ndarray, y: np.ndarray, *,
                    world_size: int) -> tuple[float, dict[str, np.ndarray]]:
     """One ``keras_loop`` step's global loss (``Σ`` over replicas of their scaled losses: the
     mean data loss plus the penalty) and gradient (``Σ`` over replicas, what the optimizer
     applies), canonical; ``keras_fit`` is an :class:`regcore.UnsupportedError`."""
-    if path not in PATHS:
-        raise ValueError(f"path: expected one of {', '.join(PATHS)}, got {path!r}")
-    return _pool(world_size).run(("grads", path, model, spec, dict(params),
+    _check(translation, world_size)
+    return _pool(world_size).run(("grads", translation, model, spec, dict(params),
                                   np.ascontiguousarray(x), np.ascontiguousarray(y), None, 0),
                                  CALL_TIMEOUT_S)[0]

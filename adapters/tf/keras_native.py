@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from regcore import Plan, Spec, SpecError
-from regcore_adapters.tf.backend import penalty_value
+from regcore_adapters.tf.functions import penalty_value
 from regcore_adapters.tf.keras_params import KerasParam, model_params
 from regcore_adapters.tf.keras_regularizers import to_keras
 

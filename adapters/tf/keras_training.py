@@ -1,12 +1,12 @@
 """The scenario network as a Keras model, driven through the native Keras translation, for the
 conformance suite.
 
-Every path builds ``keras.Sequential`` of ``Dense`` layers named ``dense_{i}`` (Keras's kernel
-layout is the canonical one), loads the canonical parameters and applies the spec with
+Every translation builds ``keras.Sequential`` of ``Dense`` layers named ``dense_{i}`` (Keras's
+kernel layout is the canonical one), loads the canonical parameters and applies the spec with
 :func:`~regcore_adapters.tf.keras_native.apply_spec` (penalties → layer regularizers) and
 :func:`~regcore_adapters.tf.keras_native.build_optimizer` (decoupled decay → ``weight_decay``):
 
-Training paths (:data:`PATHS`), full-batch ``keras.optimizers.SGD``:
+Training translations (:data:`TRANSLATIONS`), full-batch ``keras.optimizers.SGD``:
 
 * ``keras_loop``: seed 000's idiom, a ``tf.GradientTape`` loop over
   ``loss(y, model(x)) + Σ model.losses`` and ``optimizer.apply_gradients``;
@@ -14,17 +14,18 @@ Training paths (:data:`PATHS`), full-batch ``keras.optimizers.SGD``:
   ``model.losses`` to the loss itself).
 
 Keras's Adam is not the reference's (torch-style) Adam — Keras adds ε to ``√v`` before the bias
-correction, torch after — so the Keras paths train with SGD only and raise
+correction, torch after — so the Keras translations train with SGD only and raise
 :class:`regcore.UnsupportedError` for Adam.
 
-Penalty paths (:data:`PENALTY_PATHS`): ``keras_losses`` is ``Σ model.losses`` and its tape
-gradient; ``keras_saved`` is the same after ``model.save`` to a ``.keras`` file and
+Penalty translations (:data:`PENALTY_TRANSLATIONS`): ``keras_losses`` is ``Σ model.losses`` and
+its tape gradient; ``keras_saved`` is the same after ``model.save`` to a ``.keras`` file and
 ``keras.models.load_model`` back.
 
-:func:`plan` is what every path resolves the spec to on that model (:func:`~regcore_adapters.tf.
-keras_native.resolve`, the resolution :func:`~regcore_adapters.tf.keras_native.apply_spec` and
-:func:`~regcore_adapters.tf.keras_native.build_optimizer` run), for the suite to compare with the
-reference's plan.
+:func:`plan` is what every translation resolves the spec to on that model
+(:func:`~regcore_adapters.tf.keras_native.resolve`, the resolution
+:func:`~regcore_adapters.tf.keras_native.apply_spec` and
+:func:`~regcore_adapters.tf.keras_native.build_optimizer` run), for the suite to compare with
+the reference's plan.
 
 Everything runs under ``keras.config.floatx()`` set to the parameters' dtype (restored after), as
 a Keras user training in float64 sets it, so the optimizer's learning rate is not rounded to
@@ -38,16 +39,14 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from regcore import ModelSpec, Optimizer, Plan, Spec, UnsupportedError
+from regcore import ModelSpec, Optimizer, Plan, Spec, UnsupportedError, capabilities
 from regcore_adapters.tf.keras_native import apply_spec, build_optimizer, resolve
-
-PATHS = ("keras_loop", "keras_fit")
-PENALTY_PATHS = ("keras_losses", "keras_saved")
 
 
 @contextmanager
@@ -111,57 +110,84 @@ def _require_sgd(optimizer: Optimizer) -> None:
     the spec, so there is no model to build for it)."""
     if optimizer.name != "sgd":
         raise UnsupportedError(
-            f"tf: the Keras paths train with keras.optimizers.SGD only; Keras's {optimizer.name} "
-            "adds ε to √v before the bias correction, the reference's (torch's) after"
+            f"tf: the Keras translations train with keras.optimizers.SGD only; Keras's "
+            f"{optimizer.name} adds ε to √v before the bias correction, the reference's "
+            "(torch's) after"
         )
 
 
-def _sgd(optimizer: Optimizer, spec: Spec, net: keras.Model) -> keras.optimizers.Optimizer:
+def sgd_optimizer(optimizer: Optimizer, spec: Spec,
+                  net: keras.Model) -> keras.optimizers.Optimizer:
+    """``keras.optimizers.SGD`` at ``optimizer``'s learning rate with ``spec``'s decoupled decay
+    (:func:`~regcore_adapters.tf.keras_native.build_optimizer`); any other optimizer is an
+    :class:`regcore.UnsupportedError`."""
     _require_sgd(optimizer)
     return build_optimizer(spec, net, keras.optimizers.SGD, learning_rate=optimizer.lr)
 
 
-def train(path: str, model: ModelSpec, spec: Spec, params: Mapping[str, tf.Tensor],
+def tape_loop(net: keras.Model, opt: keras.optimizers.Optimizer, loss_fn: keras.losses.Loss,
+              x: tf.Tensor, y: tf.Tensor, steps: int) -> None:
+    """``keras_loop``: ``steps`` ``tf.GradientTape`` steps on ``loss + Σ model.losses``."""
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, net(x, training=True))
+            if net.losses:
+                loss = loss + tf.add_n(net.losses)
+        grads = tape.gradient(loss, net.trainable_variables)
+        opt.apply_gradients(zip(grads, net.trainable_variables, strict=True))
+
+
+def fit(net: keras.Model, opt: keras.optimizers.Optimizer, loss_fn: keras.losses.Loss,
+        x: tf.Tensor, y: tf.Tensor, steps: int) -> None:
+    """``keras_fit``: ``model.compile`` + ``model.fit``, one epoch of ``steps`` full batches."""
+    net.compile(optimizer=opt, loss=loss_fn)
+    data = tf.data.Dataset.from_tensors((x, y)).repeat(steps)
+    net.fit(data, epochs=1, verbose=0, shuffle=False)
+
+
+TRANSLATIONS = {"keras_loop": tape_loop, "keras_fit": fit}
+"""The training translations by name, each ``(net, optimizer, loss, x, y, steps) -> None``
+(``TFBackend.native_translations``)."""
+
+
+def _saved_and_reloaded(net: keras.Model) -> keras.Model:
+    with tempfile.TemporaryDirectory() as tmp:
+        file = Path(tmp) / "model.keras"
+        net.save(file)
+        return keras.models.load_model(file)
+
+
+PENALTY_TRANSLATIONS = {"keras_losses": lambda net: net, "keras_saved": _saved_and_reloaded}
+"""The penalty translations by name, each the model whose ``model.losses`` is evaluated
+(``TFBackend.native_penalty_translations``)."""
+
+
+def _lookup(table: Mapping[str, Any], name: str, what: str) -> Any:
+    return capabilities.lookup("tf", table, name, what)
+
+
+def train(translation: str, model: ModelSpec, spec: Spec, params: Mapping[str, tf.Tensor],
           x: tf.Tensor, y: tf.Tensor, *, optimizer: Optimizer,
           steps: int) -> dict[str, tf.Tensor]:
-    if path not in PATHS:
-        raise ValueError(f"path: expected one of {', '.join(PATHS)}, got {path!r}")
+    run = _lookup(TRANSLATIONS, translation, "native_translations")
     _require_sgd(optimizer)
     with floatx(next(iter(params.values())).dtype), tf.device(x.device):
         net = build_model(model, params)
         apply_spec(spec, net)
-        opt = _sgd(optimizer, spec, net)
-        loss_fn = keras_loss(model.loss)
-        if path == "keras_fit":
-            net.compile(optimizer=opt, loss=loss_fn)
-            data = tf.data.Dataset.from_tensors((x, y)).repeat(steps)
-            net.fit(data, epochs=1, verbose=0, shuffle=False)
-        else:
-            for _ in range(steps):
-                with tf.GradientTape() as tape:
-                    loss = loss_fn(y, net(x, training=True))
-                    if net.losses:
-                        loss = loss + tf.add_n(net.losses)
-                grads = tape.gradient(loss, net.trainable_variables)
-                opt.apply_gradients(zip(grads, net.trainable_variables, strict=True))
+        run(net, sgd_optimizer(optimizer, spec, net), keras_loss(model.loss), x, y, steps)
         return {k: tf.identity(v) for k, v in canonical_variables(net, model).items()}
 
 
-def penalty(path: str, model: ModelSpec, spec: Spec,
+def penalty(translation: str, model: ModelSpec, spec: Spec,
             params: Mapping[str, tf.Tensor]) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """``Σ model.losses`` of the Keras model with ``spec`` applied (``keras_losses``), or of that
     model saved and reloaded (``keras_saved``), and its gradient by canonical name."""
-    if path not in PENALTY_PATHS:
-        raise ValueError(f"path: expected one of {', '.join(PENALTY_PATHS)}, got {path!r}")
+    prepare = _lookup(PENALTY_TRANSLATIONS, translation, "native_penalty_translations")
     dtype = next(iter(params.values())).dtype
     with floatx(dtype), tf.device(next(iter(params.values())).device):
         net = build_model(model, params)
         apply_spec(spec, net)
-        if path == "keras_saved":
-            with tempfile.TemporaryDirectory() as tmp:
-                file = Path(tmp) / "model.keras"
-                net.save(file)
-                net = keras.models.load_model(file)
+        net = prepare(net)
         variables = canonical_variables(net, model)
         with tf.GradientTape() as tape:
             losses = net.losses
@@ -171,14 +197,13 @@ def penalty(path: str, model: ModelSpec, spec: Spec,
         return value, dict(zip(variables, grads, strict=True))
 
 
-
-def plan(path: str, model: ModelSpec, spec: Spec) -> Plan:
-    """The plan ``path`` runs: ``spec`` resolved on the path's Keras model by
+def plan(translation: str, model: ModelSpec, spec: Spec) -> Plan:
+    """The plan ``translation`` runs: ``spec`` resolved on its Keras model by
     :func:`~regcore_adapters.tf.keras_native.resolve` (its variable names are the canonical ones
     already). The model is built once per ``model`` (zeros, float32): the resolution reads only
     names, shapes and layer types, so the loaded numbers and dtype do not enter it."""
-    if path not in PATHS + PENALTY_PATHS:
-        raise ValueError(f"path: expected one of {', '.join(PATHS + PENALTY_PATHS)}, got {path!r}")
+    _lookup({**TRANSLATIONS, **PENALTY_TRANSLATIONS}, translation,
+            "native_translations + native_penalty_translations")
     return resolve(spec, _plain_model(model))[0]
 
 

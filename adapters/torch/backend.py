@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -11,87 +10,31 @@ import torch
 
 from regcore import (
     Backend,
+    DataParallel,
+    Harness,
     ModelSpec,
+    NativeTranslations,
     Optimizer,
-    ParamInfo,
     Plan,
+    ProximalTraining,
+    SnippetRunner,
     Spec,
     UnsupportedError,
-    check_params,
-    check_shapes,
     proximal,
 )
 from regcore.export_support import load_snippet
 from regcore_adapters.torch import distributed, native_training
 from regcore_adapters.torch import proximal as prox
+from regcore_adapters.torch.functional import fit, grads, leaves, penalty_value
 from regcore_adapters.torch.models import DenseNet, objective
-from regcore_adapters.torch.optim import torch_optimizer
-from regcore_adapters.torch.penalties import KERNELS, accumulation_dtype
+
+# penalty_value lives in regcore_adapters.torch.functional; re-exported here until
+# regcore_apps.path.torch_problem imports it from there.
+__all__ = ["TorchBackend", "penalty_value"]
 
 
-def _check(params: Mapping[str, Any], plan: Plan | Sequence[ParamInfo], *,
-           complete: bool = False) -> None:
-    """:class:`TypeError` for anything but floating-point tensors, :class:`regcore.SpecError`
-    for names or shapes that are not those of ``plan`` (or of the model's parameters;
-    :func:`regcore.check_shapes`)."""
-    check_params("torch", params, torch.Tensor, torch.Tensor.is_floating_point)
-    check_shapes("torch", plan, params, complete=complete)
-
-
-def _leaves(plan: Plan, params: Mapping[str, torch.Tensor],
-            complete: bool = True) -> dict[str, torch.Tensor]:
-    """Fresh leaf copies of ``params`` that require grad (the caller's tensors are untouched),
-    after :func:`_check`."""
-    _check(params, plan, complete=complete)
-    return {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
-
-
-def penalty_value(plan: Plan, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """``Σ`` over the plan's assignments of the term's penalty on its parameter (a 0-dim tensor
-    in the parameters' promoted dtype, float32 at least for float16/bfloat16 parameters)."""
-    dtype = functools.reduce(torch.promote_types,
-                             (accumulation_dtype(p.dtype) for p in params.values()))
-    device = next(iter(params.values())).device
-    total = torch.zeros((), dtype=dtype, device=device)
-    for a in plan.penalties:
-        total = total + KERNELS[type(a.term)](a.term, params[a.param])
-    return total
-
-
-def _grads(value: torch.Tensor, leaves: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``∂value/∂leaf`` for every leaf by autograd; zeros where ``value`` does not depend on it."""
-    if not value.requires_grad:
-        return {k: torch.zeros_like(v) for k, v in leaves.items()}
-    names = list(leaves)
-    got = torch.autograd.grad(value, [leaves[k] for k in names], allow_unused=True,
-                              materialize_grads=True)
-    return dict(zip(names, got, strict=True))
-
-
-def _fit(
-    model: ModelSpec, plan: Plan, params: Mapping[str, torch.Tensor], x: torch.Tensor,
-    y: torch.Tensor, optimizer: Optimizer, steps: int,
-    after_step: Callable[[dict[str, torch.Tensor]], None] | None = None,
-) -> dict[str, torch.Tensor]:
-    """``steps`` full-batch steps from copies of ``params``: gradients at the current parameters;
-    then, for decayed parameters, ``p ← (1 − lr·rate)·p``; then the optimizer's update; then
-    ``after_step(parameters)``, if given (the proximal step's shrinkage)."""
-    leaves = _leaves(plan, params)
-    opt = torch_optimizer(optimizer, list(leaves.values()))
-    for _ in range(steps):
-        value = objective(model, leaves, x, y) + penalty_value(plan, leaves)
-        for name, grad in _grads(value, leaves).items():
-            leaves[name].grad = grad
-        with torch.no_grad():
-            for name, rate in plan.decay.items():
-                leaves[name].mul_(1 - optimizer.lr * rate)
-        opt.step()
-        if after_step is not None:
-            after_step(leaves)
-    return {k: v.detach() for k, v in leaves.items()}
-
-
-class TorchBackend(Backend):
+class TorchBackend(Backend, Harness, ProximalTraining, NativeTranslations, DataParallel,
+                   SnippetRunner):
     """Native PyTorch: penalties and networks as torch ops, gradients by ``torch.autograd``,
     training with ``torch.optim.SGD`` plus AdamW-style decoupled decay."""
 
@@ -99,9 +42,10 @@ class TorchBackend(Backend):
     devices = ("cpu", "cuda", "mps")
     dtypes = ("float64", "float32")
     low_precision_dtypes = ("float16", "bfloat16")
-    native_paths = native_training.PATHS
-    native_penalty_paths = native_training.PENALTY_PATHS
-    distributed_paths = distributed.PATHS
+    array_types = (torch.Tensor,)
+    native_translations = tuple(native_training.TRANSLATIONS)
+    native_penalty_translations = tuple(native_training.PENALTY_TRANSLATIONS)
+    distributed_translations = tuple(distributed.TRANSLATIONS)
     distributed_world_sizes = distributed.WORLD_SIZES
 
     def __init__(self) -> None:
@@ -142,17 +86,17 @@ class TorchBackend(Backend):
     def penalty(
         self, plan: Plan, params: Mapping[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        leaves = _leaves(plan, params, complete=False)
-        value = penalty_value(plan, leaves)
-        return value.detach(), _grads(value, leaves)
+        copies = leaves(params)
+        value = penalty_value(plan, copies)
+        return value.detach(), grads(value, copies)
 
     def loss_and_grads(
         self, model: ModelSpec, plan: Plan, params: Mapping[str, torch.Tensor],
         x: torch.Tensor, y: torch.Tensor,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        leaves = _leaves(plan, params)
-        value = objective(model, leaves, x, y) + penalty_value(plan, leaves)
-        return value.detach(), _grads(value, leaves)
+        copies = leaves(params)
+        value = objective(model, copies, x, y) + penalty_value(plan, copies)
+        return value.detach(), grads(value, copies)
 
     def train(
         self, model: ModelSpec, plan: Plan, params: Mapping[str, torch.Tensor],
@@ -160,7 +104,7 @@ class TorchBackend(Backend):
     ) -> dict[str, torch.Tensor]:
         """Each step: gradients at the current parameters; then, for decayed parameters,
         ``p ← (1 − lr·rate)·p`` (as ``torch.optim.AdamW``); then ``torch.optim.SGD``/``Adam``."""
-        return _fit(model, plan, params, x, y, optimizer, steps)
+        return fit(model, plan, params, x, y, optimizer, steps)
 
     def proximal_train(
         self, model: ModelSpec, plan: Plan, params: Mapping[str, torch.Tensor],
@@ -170,61 +114,55 @@ class TorchBackend(Backend):
         shrinkage operators of :func:`regcore.proximal.split` (:mod:`.proximal`)."""
         smooth, ops = proximal.split(plan)
         ops = proximal.merged_shrinks(ops)
-        return _fit(model, smooth, params, x, y, Optimizer("sgd", lr), steps,
-                    after_step=lambda leaves: prox.apply_(ops, leaves, lr))
+        return fit(model, smooth, params, x, y, Optimizer("sgd", lr), steps,
+                   after_step=lambda copies: prox.apply_(ops, copies, lr))
 
     def native_train(
-        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Tensor],
+        self, translation: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Tensor],
         x: torch.Tensor, y: torch.Tensor, *, optimizer: Optimizer, steps: int,
     ) -> dict[str, torch.Tensor]:
         """``train`` through a native translation on an ``nn.Module`` (see ``native_training``)."""
-        _check(params, model.params())
-        return native_training.train(path, model, spec, params, x, y, optimizer=optimizer,
+        return native_training.train(translation, model, spec, params, x, y, optimizer=optimizer,
                                      steps=steps)
 
     def distributed_train(
-        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Tensor],
+        self, translation: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Tensor],
         x: torch.Tensor, y: torch.Tensor, *, optimizer: Optimizer, steps: int, world_size: int,
     ) -> dict[str, torch.Tensor]:
         """``native_train`` under ``DistributedDataParallel`` (gloo, CPU) over ``world_size``
         processes (see :mod:`regcore_adapters.torch.distributed`)."""
-        _check(params, model.params())
-        tensors = [*params.values(), x]
-        if any(t.device.type != "cpu" for t in tensors):
-            raise UnsupportedError("torch: data-parallel training runs on the CPU (gloo) here")
-        final = distributed.train(path, model, spec, {k: self.to_numpy(v) for k, v in
-                                                      params.items()},
-                                  self.to_numpy(x), self.to_numpy(y), optimizer=optimizer,
-                                  steps=steps, world_size=world_size)
+        final = distributed.train(translation, model, spec, *self._host(params, x, y),
+                                  optimizer=optimizer, steps=steps, world_size=world_size)
         return {k: torch.from_numpy(v) for k, v in final.items()}
 
     def distributed_loss_and_grads(
-        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Tensor],
+        self, translation: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Tensor],
         x: torch.Tensor, y: torch.Tensor, *, world_size: int,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One step's global loss and averaged (+ penalty) gradient under DDP or FSDP."""
-        _check(params, model.params())
+        loss, got = distributed.loss_and_grads(translation, model, spec, *self._host(params, x, y),
+                                               world_size=world_size)
+        dtype = next(iter(params.values())).dtype
+        return torch.tensor(loss, dtype=dtype), {k: torch.from_numpy(v) for k, v in got.items()}
+
+    def _host(self, params: Mapping[str, torch.Tensor], x: torch.Tensor,
+              y: torch.Tensor) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """``params``, ``x`` and ``y`` as NumPy arrays for the replica processes (CPU only)."""
         if any(t.device.type != "cpu" for t in [*params.values(), x]):
             raise UnsupportedError("torch: data-parallel training runs on the CPU (gloo) here")
-        loss, grads = distributed.loss_and_grads(
-            path, model, spec, {k: self.to_numpy(v) for k, v in params.items()},
-            self.to_numpy(x), self.to_numpy(y), world_size=world_size)
-        dtype = next(iter(params.values())).dtype
-        return torch.tensor(loss, dtype=dtype), {k: torch.from_numpy(v) for k, v in grads.items()}
+        return {k: self.to_numpy(v) for k, v in params.items()}, self.to_numpy(x), self.to_numpy(y)
 
     def native_penalty(
-        self, path: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Tensor]
+        self, translation: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The penalty through ``PenaltyLoss`` or ``GradientPenalty`` (see ``native_training``)."""
-        _check(params, model.params())
-        return native_training.penalty(path, model, spec, params)
+        return native_training.penalty(translation, model, spec, params)
 
     def exported_penalty(
         self, code: str, model: ModelSpec, params: Mapping[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The snippet's ``regularization(net)`` on :class:`DenseNet` loaded with ``params``,
         ``backward()``, and the ``.grad``s back in the canonical layout."""
-        _check(params, model.params())
         net = DenseNet(model).load_canonical(params)
         value = load_snippet(code)["regularization"](net)
         if value.requires_grad:
@@ -235,11 +173,10 @@ class TorchBackend(Backend):
         self, code: str, model: ModelSpec, params: Mapping[str, torch.Tensor], lr: float
     ) -> dict[str, torch.Tensor]:
         """The snippet's ``decay_(net, lr)`` on :class:`DenseNet` loaded with ``params``."""
-        _check(params, model.params())
         net = DenseNet(model).load_canonical(params)
         load_snippet(code)["decay_"](net, lr)
         return net.canonical()
 
-    def native_plan(self, path: str, model: ModelSpec, spec: Spec) -> Plan:
+    def native_plan(self, translation: str, model: ModelSpec, spec: Spec) -> Plan:
         """The plan the native translations resolve on :class:`DenseNet` (``native_training``)."""
-        return native_training.plan(path, model, spec)
+        return native_training.plan(translation, model, spec)

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from regcore import ModelSpec, Optimizer, Spec, UnsupportedError
+from regcore import ModelSpec, Optimizer, Spec, UnsupportedError, capabilities
 from regcore_adapters.workers import Workers, serve
 
 CALL_TIMEOUT_S = 120.0
@@ -48,7 +48,14 @@ CALL_TIMEOUT_S = 120.0
 START_TIMEOUT_S = 120.0
 """The longest the replicas may take to start and join the process group."""
 
-PATHS = ("loss_term", "param_groups", "grad_side", "fsdp_loss_term", "fsdp_grad_side")
+TRANSLATIONS = {
+    "loss_term": ("ddp", "loss_term"), "param_groups": ("ddp", "param_groups"),
+    "grad_side": ("ddp", "grad_side"),
+    "fsdp_loss_term": ("fsdp", "loss_term"), "fsdp_grad_side": ("fsdp", "grad_side"),
+}
+"""Per data-parallel translation: how the model is spread (``ddp``: whole on every replica;
+``fsdp``: sharded) and the native translation each replica trains through
+(:data:`~regcore_adapters.torch.native_training.TRANSLATIONS`)."""
 WORLD_SIZES = (2, 4)
 
 
@@ -84,9 +91,10 @@ def _replica(rank: int, world_size: int, port: int, jobs, results) -> None:
     dist.destroy_process_group()
 
 
-def _replica_net(rank: int, world_size: int, path: str, model, params, x, y):
-    """The replica's model (wrapped for ``path``), the path without its ``fsdp_`` prefix, the
-    module to run batches through, and the replica's shard of the batch and its weight."""
+def _replica_net(rank: int, world_size: int, translation: str, model, params, x, y):
+    """The replica's model (wrapped as ``translation`` says), the native translation it trains
+    through, the module to run batches through, and the replica's shard of the batch and its
+    weight."""
     import torch
     from torch.nn.parallel import DistributedDataParallel
 
@@ -96,14 +104,15 @@ def _replica_net(rank: int, world_size: int, path: str, model, params, x, y):
     net = DenseNet(model).load_canonical(
         {k: torch.from_numpy(v).to(dtype) for k, v in params.items()})
     where, weight = shard(len(x), world_size, rank)
-    if path.startswith("fsdp_"):
+    spread, native = TRANSLATIONS[translation]
+    if spread == "fsdp":
         from torch.distributed.fsdp import fully_shard
 
         fully_shard(net)  # parameters become dim-0 shards (DTensors); forward all-gathers
-        forward, path = net, path.removeprefix("fsdp_")
+        forward = net
     else:
         forward = DistributedDataParallel(net)
-    return (net, path, forward, torch.from_numpy(x[where]), torch.from_numpy(y[where]), weight)
+    return (net, native, forward, torch.from_numpy(x[where]), torch.from_numpy(y[where]), weight)
 
 
 def _whole(t):
@@ -117,30 +126,33 @@ def _train_replica(rank: int, world_size: int, job: tuple) -> Any:
 
     from regcore_adapters.torch.models import DenseNet, data_loss
     from regcore_adapters.torch.native import GradientPenalty, PenaltyLoss
+    from regcore_adapters.torch.native_training import TRANSLATIONS as NATIVE
     from regcore_adapters.torch.native_training import train_net
 
-    kind, path, model, spec, params, x, y, optimizer, steps = job
-    net, path, forward, xs, ys, weight = _replica_net(rank, world_size, path, model, params, x, y)
+    kind, translation, model, spec, params, x, y, optimizer, steps = job
+    net, native, forward, xs, ys, weight = _replica_net(rank, world_size, translation, model,
+                                                        params, x, y)
     dtype = next(iter(net.state_dict().values())).dtype
     if kind == "train":
-        train_net(path, model, spec, net, xs, ys, optimizer=optimizer, steps=steps,
+        train_net(native, model, spec, net, xs, ys, optimizer=optimizer, steps=steps,
                   forward=forward, data_weight=weight)
         whole = DenseNet(model).to(dtype)
         whole.load_state_dict({k: _whole(v) for k, v in net.state_dict().items()})
         return {k: v.detach().numpy() for k, v in whole.canonical().items()}
     # kind == "grads": one forward and backward; the global loss and what the optimizer sees
-    if path not in ("loss_term", "grad_side"):
-        raise UnsupportedError(f"torch: {path} applies the penalty in the optimizer, not in the "
-                               "loss or the gradient; its parameters after K steps are checked")
+    where = NATIVE[native].penalty
+    if where == "optimizer":
+        raise UnsupportedError(f"torch: {translation} applies the penalty in the optimizer, not in "
+                               "the loss or the gradient; its parameters after K steps are checked")
     loss = data_loss(model.loss, forward(xs), ys) * weight
-    penalty = PenaltyLoss(spec, net)() if path == "loss_term" else None
+    penalty = PenaltyLoss(spec, net)() if where == "loss" else None
     if penalty is not None:
         loss = loss + penalty
     loss.backward()
     total = loss.detach().clone()
     dist.all_reduce(total)  # Σ_r (w_r·data_r [+ P]) / W = the global mean [+ P]
     total = total / world_size
-    if path == "grad_side":
+    if where == "gradient":
         total = total + GradientPenalty(spec, net)(value=True)
     grads = {}
     for i in range(model.layers):
@@ -163,24 +175,23 @@ def _pool(world_size: int) -> Workers:
     return pool
 
 
-def _check(path: str, world_size: int, x: np.ndarray) -> None:
-    if path not in PATHS:
-        raise ValueError(f"path: expected one of {', '.join(PATHS)}, got {path!r}")
+def _check(translation: str, world_size: int, x: np.ndarray) -> None:
+    capabilities.lookup("torch", TRANSLATIONS, translation, "distributed_translations")
     if world_size not in WORLD_SIZES:
         raise ValueError(f"world_size: expected one of {WORLD_SIZES}, got {world_size!r}")
     if len(x) < world_size:
         raise ValueError(f"x: {len(x)} samples cannot be split over {world_size} replicas")
 
 
-def train(path: str, model: ModelSpec, spec: Spec, params: Mapping[str, np.ndarray],
+def train(translation: str, model: ModelSpec, spec: Spec, params: Mapping[str, np.ndarray],
           x: np.ndarray, y: np.ndarray, *, optimizer: Optimizer, steps: int,
           world_size: int) -> dict[str, np.ndarray]:
-    """The parameters after ``steps`` data-parallel steps of ``path`` over ``world_size``
+    """The parameters after ``steps`` data-parallel steps of ``translation`` over ``world_size``
     replicas (NumPy in and out; the dtype is the parameters'), after checking that every replica
     ends with the same parameters bit for bit."""
-    _check(path, world_size, x)
+    _check(translation, world_size, x)
     pool = _pool(world_size)
-    got = pool.run(("train", path, model, spec, dict(params), np.ascontiguousarray(x),
+    got = pool.run(("train", translation, model, spec, dict(params), np.ascontiguousarray(x),
                     np.ascontiguousarray(y), optimizer, steps), CALL_TIMEOUT_S)
     first = got[0]
     for rank, final in got.items():
@@ -191,14 +202,14 @@ def train(path: str, model: ModelSpec, spec: Spec, params: Mapping[str, np.ndarr
     return first
 
 
-def loss_and_grads(path: str, model: ModelSpec, spec: Spec, params: Mapping[str, np.ndarray],
+def loss_and_grads(translation: str, model: ModelSpec, spec: Spec, params: Mapping[str, np.ndarray],
                    x: np.ndarray, y: np.ndarray, *,
                    world_size: int) -> tuple[float, dict[str, np.ndarray]]:
-    """One data-parallel forward and backward through ``path``: the global loss (data loss over
-    the whole batch plus the penalty) and the gradient every replica holds for the optimizer
-    (canonical; gathered whole under FSDP), after checking that the replicas agree."""
-    _check(path, world_size, x)
-    got = _pool(world_size).run(("grads", path, model, spec, dict(params),
+    """One data-parallel forward and backward through ``translation``: the global loss (data
+    loss over the whole batch plus the penalty) and the gradient every replica holds for the
+    optimizer (canonical; gathered whole under FSDP), after checking that the replicas agree."""
+    _check(translation, world_size, x)
+    got = _pool(world_size).run(("grads", translation, model, spec, dict(params),
                                  np.ascontiguousarray(x), np.ascontiguousarray(y), None, 0),
                                 CALL_TIMEOUT_S)
     loss, grads = got[0]

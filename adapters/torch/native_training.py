@@ -1,33 +1,38 @@
-"""The scenario network trained through each native translation, for the conformance suite.
+"""The scenario network trained through each native translation, for the conformance suite: a
+table of :class:`Translation` objects keyed by name (:data:`TRANSLATIONS`), and of penalty
+functions (:data:`PENALTY_TRANSLATIONS`).
 
-Every path starts from the same canonical parameters, builds :class:`DenseNet` (``nn.Linear``
-layers) and runs full-batch ``torch.optim.SGD`` or ``Adam``; only where the spec enters differs:
+Every translation starts from the same canonical parameters, builds :class:`DenseNet`
+(``nn.Linear`` layers) and runs full-batch ``torch.optim.SGD`` or ``Adam``; only where the spec
+enters differs:
 
 * ``loss_term``: ``loss = data + PenaltyLoss()``; decoupled decay by :class:`DecoupledDecay`;
 * ``param_groups``: ``loss = data``; penalty and decay are the optimizer's ``weight_decay``
   (SGD for SGD; Adam for coupled L2 and AdamW for decoupled decay);
 * ``param_groups_fused``: the same optimizers built with ``fused=True`` (one kernel per step that
-  applies ``weight_decay`` in the same pass: the fastest CPU path, see the benchmarks);
+  applies ``weight_decay`` in the same pass: the fastest on the CPU, see the benchmarks);
 * ``grad_side``: ``loss = data``; :class:`GradientPenalty` after ``backward()``, then
   :class:`DecoupledDecay`.
 
-Penalty paths (:data:`PENALTY_PATHS`): ``loss_term`` is ``PenaltyLoss()`` and its autograd
-gradient; ``grad_side`` is what ``GradientPenalty(value=True)`` adds to zero ``.grad``s and the
-value it returns.
+Penalty translations (:data:`PENALTY_TRANSLATIONS`): ``loss_term`` is ``PenaltyLoss()`` and its
+autograd gradient; ``grad_side`` is what ``GradientPenalty(value=True)`` adds to zero ``.grad``s
+and the value it returns.
 
-:func:`plan` is what every path resolves the spec to on :class:`DenseNet` (roles from the module
-types, :func:`~regcore_adapters.torch.modules.module_params`), renamed to canonical names, for the
-suite to compare with the reference's plan.
+:func:`plan` is what every translation resolves the spec to on :class:`DenseNet` (roles from the
+module types, :func:`~regcore_adapters.torch.modules.module_params`), renamed to canonical names,
+for the suite to compare with the reference's plan.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from regcore import ModelSpec, Optimizer, Plan, Spec
+from regcore import ModelSpec, Optimizer, Plan, Spec, capabilities
 from regcore_adapters.torch.models import DenseNet, data_loss
 from regcore_adapters.torch.modules import module_params
 from regcore_adapters.torch.native import (
@@ -38,45 +43,70 @@ from regcore_adapters.torch.native import (
 )
 from regcore_adapters.torch.optim import torch_optimizer
 
-PATHS = ("loss_term", "param_groups", "param_groups_fused", "grad_side")
-PENALTY_PATHS = ("loss_term", "grad_side")
+
+@dataclass(frozen=True)
+class Translation:
+    """One native translation: where the spec enters a training step."""
+
+    name: str
+    #: ``loss``: ``PenaltyLoss()`` added to the data loss; ``gradient``: ``GradientPenalty``
+    #: after ``backward()``; ``optimizer``: the optimizer's ``weight_decay`` (param groups).
+    penalty: str
+    #: The optimizer built with ``fused=True`` (``optimizer`` translations only).
+    fused: bool = False
+
+    def optimizer(self, optimizer: Optimizer, spec: Spec, net: DenseNet) -> torch.optim.Optimizer:
+        """The optimizer the step ends with: ``build_optimizer``'s param groups where the spec
+        is the optimizer's (SGD for SGD; Adam for coupled L2 and AdamW for decoupled decay),
+        else the plain one."""
+        if self.penalty != "optimizer":
+            return torch_optimizer(optimizer, list(net.parameters()))
+        kw = {"fused": True} if self.fused else {}
+        if optimizer.name == "sgd":
+            return build_optimizer(spec, net, torch.optim.SGD, lr=optimizer.lr, **kw)
+        cls = torch.optim.AdamW if spec.weight_decay else torch.optim.Adam
+        return build_optimizer(spec, net, cls, lr=optimizer.lr, betas=optimizer.betas,
+                               eps=optimizer.eps, **kw)
 
 
-def _native_optimizer(optimizer: Optimizer, spec: Spec, net: DenseNet,
-                      **kw: bool) -> torch.optim.Optimizer:
-    if optimizer.name == "sgd":
-        return build_optimizer(spec, net, torch.optim.SGD, lr=optimizer.lr, **kw)
-    cls = torch.optim.AdamW if spec.weight_decay else torch.optim.Adam
-    return build_optimizer(spec, net, cls, lr=optimizer.lr, betas=optimizer.betas,
-                           eps=optimizer.eps, **kw)
+TRANSLATIONS = {t.name: t for t in (
+    Translation("loss_term", "loss"),
+    Translation("param_groups", "optimizer"),
+    Translation("param_groups_fused", "optimizer", fused=True),
+    Translation("grad_side", "gradient"),
+)}
+"""The training translations by name (``TorchBackend.native_translations``)."""
 
 
-def train(path: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Tensor],
+def lookup(table: Mapping[str, Any], name: str, what: str = "native_translations") -> Any:
+    """``table[name]``, or :class:`regcore.UnknownTranslationError` (calls past the backend's
+    check)."""
+    return capabilities.lookup("torch", table, name, what)
+
+
+def train(translation: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Tensor],
           x: torch.Tensor, y: torch.Tensor, *, optimizer: Optimizer,
           steps: int) -> dict[str, torch.Tensor]:
     net = DenseNet(model).load_canonical(params)
-    train_net(path, model, spec, net, x, y, optimizer=optimizer, steps=steps)
+    train_net(translation, model, spec, net, x, y, optimizer=optimizer, steps=steps)
     return net.canonical()
 
 
-def train_net(path: str, model: ModelSpec, spec: Spec, net: DenseNet, x: torch.Tensor,
+def train_net(translation: str, model: ModelSpec, spec: Spec, net: DenseNet, x: torch.Tensor,
               y: torch.Tensor, *, optimizer: Optimizer, steps: int,
               forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
               data_weight: float = 1.0) -> None:
-    """``steps`` steps of ``path`` on ``net`` in place. ``forward`` runs the batch (default
-    ``net`` itself; a ``DistributedDataParallel`` wrapper of it for data-parallel training, whose
-    backward averages the replicas' gradients); the data loss is multiplied by ``data_weight``
-    before the penalty is added (a replica's share of the global batch, see
-    :mod:`regcore_adapters.torch.distributed`)."""
+    """``steps`` steps of ``translation`` (a name of :data:`TRANSLATIONS`) on ``net`` in place.
+    ``forward`` runs the batch (default ``net`` itself; a ``DistributedDataParallel`` wrapper of
+    it for data-parallel training, whose backward averages the replicas' gradients); the data
+    loss is multiplied by ``data_weight`` before the penalty is added (a replica's share of the
+    global batch, see :mod:`regcore_adapters.torch.distributed`)."""
+    how = lookup(TRANSLATIONS, translation)
     forward = net if forward is None else forward
-    if path.startswith("param_groups"):
-        opt = _native_optimizer(optimizer, spec, net,
-                                **({"fused": True} if path == "param_groups_fused" else {}))
-    else:
-        opt = torch_optimizer(optimizer, list(net.parameters()))
-        decay = DecoupledDecay(spec, net)
-    penalty = PenaltyLoss(spec, net) if path == "loss_term" else None
-    grad_side = GradientPenalty(spec, net) if path == "grad_side" else None
+    opt = how.optimizer(optimizer, spec, net)
+    decay = None if how.penalty == "optimizer" else DecoupledDecay(spec, net)
+    penalty = PenaltyLoss(spec, net) if how.penalty == "loss" else None
+    grad_side = GradientPenalty(spec, net) if how.penalty == "gradient" else None
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
         loss = data_loss(model.loss, forward(x), y)
@@ -87,35 +117,45 @@ def train_net(path: str, model: ModelSpec, spec: Spec, net: DenseNet, x: torch.T
         loss.backward()
         if grad_side is not None:
             grad_side()
-        if not path.startswith("param_groups"):
+        if decay is not None:
             decay.step(optimizer.lr)
         opt.step()
 
 
-def penalty(path: str, model: ModelSpec, spec: Spec,
+def _loss_term_penalty(spec: Spec, net: DenseNet) -> torch.Tensor:
+    value = PenaltyLoss(spec, net)()
+    if value.requires_grad:
+        value.backward()
+    return value.detach()
+
+
+def _grad_side_penalty(spec: Spec, net: DenseNet) -> torch.Tensor:
+    return GradientPenalty(spec, net)(value=True)
+
+
+PENALTY_TRANSLATIONS: dict[str, Callable[[Spec, DenseNet], torch.Tensor]] = {
+    "loss_term": _loss_term_penalty, "grad_side": _grad_side_penalty}
+r"""The penalty translations by name (``TorchBackend.native_penalty_translations``): each
+returns the value, leaving the gradient in the zeroed ``.grad``\ s."""
+
+
+def penalty(translation: str, model: ModelSpec, spec: Spec,
             params: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The penalty and its gradient (canonical names and layout) through ``path``."""
-    if path not in PENALTY_PATHS:
-        raise ValueError(f"path: expected one of {', '.join(PENALTY_PATHS)}, got {path!r}")
+    """The penalty and its gradient (canonical names and layout) through ``translation``."""
+    evaluate = lookup(PENALTY_TRANSLATIONS, translation, "native_penalty_translations")
     net = DenseNet(model).load_canonical(params)
     net.zero_grad(set_to_none=True)
-    if path == "loss_term":
-        value = PenaltyLoss(spec, net)()
-        if value.requires_grad:
-            value.backward()
-        value = value.detach()
-    else:
-        value = GradientPenalty(spec, net)(value=True)
+    value = evaluate(spec, net)
     return value, net.canonical_grads()
 
 
-def plan(path: str, model: ModelSpec, spec: Spec) -> Plan:
-    """The plan ``path`` runs: ``spec`` resolved on :class:`DenseNet`'s parameters as the native
-    translations resolve it (:func:`~regcore_adapters.torch.modules.module_params`: roles from the
-    module types, shapes through the canonical views), with ``dense_{i}.weight`` renamed
-    ``dense_{i}.kernel``."""
-    if path not in PATHS + PENALTY_PATHS:
-        raise ValueError(f"path: expected one of {', '.join(PATHS + PENALTY_PATHS)}, got {path!r}")
+def plan(translation: str, model: ModelSpec, spec: Spec) -> Plan:
+    """The plan ``translation`` runs: ``spec`` resolved on :class:`DenseNet`'s parameters as the
+    native translations resolve it (:func:`~regcore_adapters.torch.modules.module_params`: roles
+    from the module types, shapes through the canonical views), with ``dense_{i}.weight``
+    renamed ``dense_{i}.kernel``."""
+    lookup({**TRANSLATIONS, **PENALTY_TRANSLATIONS}, translation,
+           "native_translations + native_penalty_translations")
     resolved = spec.resolve([p.info for p in module_params(DenseNet(model))])
     return dataclasses.replace(
         resolved,

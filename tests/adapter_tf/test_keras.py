@@ -288,7 +288,7 @@ def test_no_decay_means_no_weight_decay():
                            learning_rate=0.1).weight_decay is None
 
 
-def test_keras_paths_refuse_adam_with_the_reason():
+def test_keras_translations_refuse_adam_with_the_reason():
     params = {"dense_0.kernel": tf.zeros((1, 1), tf.float64),
               "dense_0.bias": tf.zeros((1,), tf.float64)}
     model = ModelSpec((1, 1), None, "mse")
@@ -298,7 +298,7 @@ def test_keras_paths_refuse_adam_with_the_reason():
                              steps=1)
 
 
-def test_backend_declares_the_keras_paths():
-    assert TFBackend.native_paths == keras_training.PATHS
-    assert TFBackend.native_penalty_paths == keras_training.PENALTY_PATHS
-    assert keras.config.floatx() == "float32"  # the paths restore floatx
+def test_backend_declares_the_keras_translations():
+    assert TFBackend.native_translations == tuple(keras_training.TRANSLATIONS)
+    assert TFBackend.native_penalty_translations == tuple(keras_training.PENALTY_TRANSLATIONS)
+    assert keras.config.floatx() == "float32"  # the translations restore floatx

@@ -8,7 +8,16 @@ import pytest
 
 pytest.importorskip("torch")
 
-from regcore import L2, ModelSpec, Optimizer, Orthogonal, Rule, Spec, SpecError  # noqa: E402
+from regcore import (  # noqa: E402
+    L2,
+    ModelSpec,
+    Optimizer,
+    Orthogonal,
+    Rule,
+    Spec,
+    SpecError,
+    UnknownTranslationError,
+)
 from regcore_adapters.torch import distributed  # noqa: E402
 
 
@@ -25,13 +34,14 @@ def test_shards_cover_the_batch_and_weights_make_the_mean(n, world_size):
     assert avg == pytest.approx(values.mean(), rel=1e-13)
 
 
-def _job(spec: Spec, path: str):
+def _job(spec: Spec, translation: str):
     model = ModelSpec((3, 4, 2), "tanh", "mse")
     rng = np.random.default_rng(0)
     params = {"dense_0.kernel": rng.standard_normal((3, 4)), "dense_0.bias": np.zeros(4),
               "dense_1.kernel": rng.standard_normal((4, 2)), "dense_1.bias": np.zeros(2)}
     x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 2))
-    return distributed.train(path, model, spec, params, x, y, optimizer=Optimizer("sgd", 0.1),
+    return distributed.train(translation, model, spec, params, x, y,
+                             optimizer=Optimizer("sgd", 0.1),
                              steps=2, world_size=2)
 
 
@@ -43,8 +53,9 @@ def test_fsdp_refuses_a_term_that_needs_the_whole_parameter():
     assert set(final) == {"dense_0.kernel", "dense_0.bias", "dense_1.kernel", "dense_1.bias"}
 
 
-def test_bad_path_or_world_size_is_a_value_error():
-    with pytest.raises(ValueError, match="path: expected one of"):
+def test_bad_translation_or_world_size_is_a_value_error():
+    with pytest.raises(UnknownTranslationError, match="unknown translation 'ddp'; "
+                                                      "distributed_translations declares"):
         _job(Spec([Rule(L2(0.1, convention="sum"))]), "ddp")
     with pytest.raises(ValueError, match="world_size: expected one of"):
         distributed.train("loss_term", ModelSpec((1, 1), None, "mse"), Spec(), {}, np.zeros((4, 1)),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import jax
@@ -13,12 +13,14 @@ import numpy as np
 from regcore import (
     Assignment,
     Backend,
+    Harness,
     ModelSpec,
     Optimizer,
-    ParamInfo,
     Plan,
-    check_params,
+    ProximalTraining,
+    SnippetRunner,
     check_shapes,
+    export_support,
     proximal,
 )
 from regcore_jax import optim
@@ -120,15 +122,7 @@ def train_fn(model: ModelSpec, penalties: Penalties, optimizer: Optimizer,
     return jax.jit(run)
 
 
-def _check(params: Mapping[str, Any], plan: Plan | Sequence[ParamInfo], *,
-           complete: bool = True) -> None:
-    """:class:`TypeError` for anything but floating-point JAX arrays, :class:`regcore.SpecError`
-    for names or shapes that are not those of ``plan`` (or of the model's parameters)."""
-    check_params("jax", params, jax.Array, lambda a: jnp.issubdtype(a.dtype, jnp.floating))
-    check_shapes("jax", plan, params, complete=complete)
-
-
-class JaxBackend(Backend):
+class JaxBackend(Backend, Harness, ProximalTraining, SnippetRunner):
     """Native JAX: penalties and networks as ``jax.numpy`` expressions, gradients by
     ``jax.grad``, everything run under ``jax.jit`` (training as one ``lax.fori_loop``).
 
@@ -142,9 +136,10 @@ class JaxBackend(Backend):
     devices = DEVICES
     dtypes = ("float64", "float32")
     low_precision_dtypes = ("float16", "bfloat16")
+    array_types = (jax.Array,)
 
     def device_available(self, device: str) -> bool:
-        return device in DEVICES and find_device(device) is not None
+        return find_device(device) is not None
 
     def versions(self) -> dict[str, str]:
         import jaxlib
@@ -166,7 +161,6 @@ class JaxBackend(Backend):
     def penalty(
         self, plan: Plan, params: Mapping[str, jax.Array]
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        _check(params, plan, complete=False)
         with x64():
             value, grads = penalty_fn(plan.penalties)(dict(params))
         return value, {k: grads[k] for k in params}
@@ -175,7 +169,6 @@ class JaxBackend(Backend):
         self, model: ModelSpec, plan: Plan, params: Mapping[str, jax.Array],
         x: jax.Array, y: jax.Array,
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
-        _check(params, plan)
         with x64():
             value, grads = loss_fn(model, plan.penalties)(dict(params), x, y)
         return value, {k: grads[k] for k in params}
@@ -187,7 +180,6 @@ class JaxBackend(Backend):
         """Each step: gradients at the current parameters (``jax.grad``); then, for decayed
         parameters, ``p ← (1 − lr·rate)·p``; then the SGD or Adam update. JAX arrays are
         immutable, so the caller's parameters are untouched; results keep their dtypes."""
-        _check(params, plan)
         run = train_fn(model, plan.penalties, optimizer, tuple(sorted(plan.decay.items())))
         with x64():
             final = run(dict(params), x, y, steps)
@@ -200,7 +192,6 @@ class JaxBackend(Backend):
         """:meth:`train`'s SGD steps on the smooth part of the plan, each followed by the
         shrinkage operators of :func:`regcore.proximal.split`, in the same jitted
         ``lax.fori_loop`` (:func:`train_fn` with ``shrinks``)."""
-        _check(params, plan)
         smooth, ops = proximal.split(plan)
         ops = proximal.merged_shrinks(ops)
         run = train_fn(model, smooth.penalties, Optimizer("sgd", lr),
@@ -215,7 +206,6 @@ class JaxBackend(Backend):
         """The snippet's ``regularization(params, roles)`` (roles from ``model``), its value and
         ``jax.grad`` under ``jax.jit``, in the scoped :func:`x64` context; gradients keep the
         parameters' dtypes."""
-        _check(params, model.params())
         regularization, roles = load_snippet(code)["regularization"], _roles(model)
         run = jax.jit(jax.value_and_grad(lambda p: regularization(p, roles)))
         with x64():
@@ -227,18 +217,12 @@ class JaxBackend(Backend):
     ) -> dict[str, jax.Array]:
         """The snippet's ``decay(params, roles, lr)`` once, in the scoped :func:`x64` context
         (JAX arrays are immutable: the caller's ``params`` are untouched)."""
-        _check(params, model.params())
         with x64():
             after = load_snippet(code)["decay"](dict(params), _roles(model), lr)
         return {k: after[k] for k in params}
 
 
-def load_snippet(code: str) -> dict[str, Any]:
-    """The namespace after running ``code`` (an exported snippet) in a fresh one, as a module
-    would be."""
-    namespace: dict[str, Any] = {"__name__": "regcore_exported_snippet"}
-    exec(compile(code, "<regcore exported snippet>", "exec"), namespace)
-    return namespace
+load_snippet = export_support.load_snippet  # the namespace a snippet's code leaves
 
 
 def _roles(model: ModelSpec) -> dict[str, str]:
