@@ -167,3 +167,20 @@ def test_adapters_import_one_way(framework):
                 assert module != f"regcore_adapters.{framework}.backend", path
             if isinstance(node, ast.ImportFrom) and node.module == f"regcore_adapters.{framework}":
                 assert "backend" not in [a.name for a in node.names], path
+
+
+def test_the_guides_minimal_backend_runs():
+    """docs/adding-a-backend.md's L2-only backend runs, prints what it says, declares the core
+    only, and agrees with the NumPy backend."""
+    from regcore_adapters.numpy import NumpyBackend
+    from tests.test_docs import doc_blocks, run_python
+
+    (block,) = doc_blocks("docs/adding-a-backend.md", "test_the_guides_minimal_backend_runs")
+    namespace, _ = run_python(block)
+    tiny = namespace["TinyBackend"]()
+    assert tiny.capabilities()["capabilities"] == []
+    plan, params = namespace["plan"], {"w": np.array([0.5, -3.0])}
+    value, grads = tiny.penalty(plan, params)
+    want, want_grads = NumpyBackend().penalty(plan, params)
+    np.testing.assert_allclose(value, want)
+    np.testing.assert_allclose(grads["w"], want_grads["w"])
