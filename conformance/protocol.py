@@ -1,11 +1,11 @@
 """What the adapter protocol promises about returned values, checked in one place.
 
-:class:`regcore.Backend`'s docstrings promise, for every method that returns parameters or
-gradients (``penalty``, ``loss_and_grads``, ``train``, ``proximal_train``, ``native_train``,
-``native_penalty``, ``distributed_*``, ``exported_*``): a ``{name: array}`` dict with exactly
-the parameters' names (a gradient for every parameter, zeros where no term applies), each array
-of its parameter's shape, dtype and device. A returned value (penalty, loss) is a 0-dim array of
-the parameters' dtype (float32 or wider for float16/bfloat16 parameters) on their device.
+The docstrings of :class:`regcore.Backend` and its capabilities promise, for every method that
+returns parameters or gradients (``penalty``, ``loss_and_grads``, ``train``, ``proximal_train``,
+``native_train``, ``native_penalty``, ``distributed_*``, ``exported_*``): a ``{name: array}`` dict
+with exactly the parameters' names (a gradient for every parameter, zeros where no term applies),
+each array of its parameter's shape, dtype and device. A returned value (penalty, loss) is a 0-dim
+array of the parameters' dtype (float32 or wider for float16/bfloat16 parameters) on their device.
 
 :func:`returned` records all of it as one check, ``returns:<call>`` (error 0 or inf against
 tolerance 0, like :meth:`~regcore_conformance.checker.Checker.holds`), whose detail names every
@@ -15,7 +15,7 @@ CUDA parameter, or a float64 gradient of a float32 parameter in a dict no check 
 pass.
 
 :func:`plan_differences` compares the plan a native translation resolved on the framework's own
-model (:meth:`regcore.Backend.native_plan`) with the reference's.
+model (:meth:`regcore.NativeTranslations.native_plan`) with the reference's.
 
 Devices are read the array API way, the array's ``device`` attribute (NumPy 2, torch,
 TensorFlow's device string, JAX; called where it is a method), and compared only where both the
