@@ -174,6 +174,15 @@ def test_bad_input_is_one_line_exit_2(tmp_path, files, message):
     assert proc.stdout == "" and not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("version", [1, REPORT_VERSION])
+def test_the_matrix_reads_reports_of_the_previous_version_too(tmp_path, version):
+    """Version 2 renamed the native tally (``native_paths`` -> ``native_translations``), which
+    the matrix does not read: a version 1 report from an older install still merges."""
+    path = tmp_path / "conformance-x.json"
+    path.write_text(_report(report_version=version))
+    assert matrix.load_report(path).backend == "x"
+
+
 def test_a_backend_with_a_second_report_of_other_rows(tmp_path):
     """A data-parallel run writes its own report for the same backend: its rows (devices
     ``cpu×2``...) join the backend's, each report keeps its own totals line, a failure in it
