@@ -100,7 +100,7 @@ class Backend(abc.ABC):
             "capabilities": [c.__name__ for c in offered],
         }
         for capability in offered:
-            out.update({k: list(getattr(cls, k)) for k in capability.declared})
+            out.update({k: list(getattr(cls, k)) for k in vars(capability).get("declared", ())})
         return out
 
     def device_available(self, device: str) -> bool:
@@ -243,6 +243,7 @@ def check_shapes(backend: str, plan: Plan | Sequence[ParamInfo], params: Mapping
     (``"grad"`` for gradients). Cheap: one dict lookup and one tuple comparison per parameter,
     so it runs on every penalty call.
     """
+    infos: Sequence[ParamInfo]
     if isinstance(plan, Plan):
         infos = plan.params
     else:

@@ -49,6 +49,9 @@ class Capability(abc.ABC):  # noqa: B024 (its subclasses declare the abstract me
     declared: ClassVar[tuple[str, ...]] = ()
     #: Per method, the check its implementations run first (``check(self, *args, **kwargs)``).
     checks: ClassVar[dict[str, Callable[..., None]]] = {}
+    #: True on the capability classes themselves (in their own ``__dict__``), which is what
+    #: ``Backend.capabilities()`` looks for in a backend's MRO.
+    _defines_capability: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -58,7 +61,8 @@ class Capability(abc.ABC):  # noqa: B024 (its subclasses declare the abstract me
             return
         for capability in cls.__mro__:
             if vars(capability).get("_defines_capability"):
-                for method, check in capability.checks.items():
+                checks: dict[str, Callable[..., None]] = vars(capability)["checks"]
+                for method, check in checks.items():
                     _renamed_parameter(cls, method)
                     _wrap(cls, method, check)
 
