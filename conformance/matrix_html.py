@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from html import escape
 
-from regcore_conformance.matrix import (
+from regcore_conformance.matrix_rows import (
     BackendReport,
     NotRun,
     Row,
