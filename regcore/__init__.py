@@ -3,13 +3,12 @@
 Importing regcore imports no framework (no torch, tensorflow, jax or keras) and not NumPy.
 """
 
-__version__ = "0.1.0"  # before the imports: export_support reads it
-
-from regcore import (  # noqa: E402  (public for backend authors)
+from regcore import (  # public for backend authors
     capabilities,  # the optional capabilities of a backend
     export_support,  # the exporter kit
     proximal,  # proximal_train's split of a plan into smooth terms and shrinkage
 )
+from regcore._version import __version__
 from regcore.backend import Backend, UnknownDeviceError, check_arrays, check_shapes
 from regcore.capabilities import (
     DataParallel,

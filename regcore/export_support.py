@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from regcore import __version__
+from regcore._version import __version__
 from regcore.errors import SpecError
 from regcore.selection import Select
 from regcore.spec import Spec

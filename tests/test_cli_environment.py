@@ -152,7 +152,7 @@ def test_version_has_one_source():
     assert (proc.returncode, proc.stdout) == (0, f"regcore {regcore.__version__}\n")
     assert "version" not in PYPROJECT["project"]
     assert PYPROJECT["tool"]["setuptools"]["dynamic"]["version"] == {
-        "attr": "regcore.__version__"}
+        "attr": "regcore._version.__version__"}
     assert version("regcore") == regcore.__version__
 
 

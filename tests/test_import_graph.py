@@ -1,0 +1,131 @@
+"""The import graph points one way: spec <- adapters <- suite <- applications, with no cycles.
+
+Read statically from the source (every ``import`` anywhere in a module, inside functions too), so
+an import hidden in a function body cannot bend the direction: ``import regcore`` staying clean at
+run time is not enough.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+#: installed package -> source folder, bottom layer first.
+PACKAGES = {
+    "regcore": "regcore",
+    "regcore_adapters": "adapters",
+    "regcore_jax": "external/regcore-jax/src/regcore_jax",
+    "regcore_conformance": "conformance",
+    "regcore_apps": "apps",
+}
+#: what each package may import (besides itself, the standard library and third parties).
+ALLOWED = {
+    "regcore": set(),
+    "regcore_adapters": {"regcore"},
+    "regcore_jax": {"regcore"},
+    "regcore_conformance": {"regcore", "regcore_adapters"},
+    "regcore_apps": {"regcore", "regcore_adapters", "regcore_conformance"},
+}
+
+
+def _modules() -> dict[str, Path]:
+    mods = {}
+    for package, folder in PACKAGES.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            parts = [package, *path.relative_to(ROOT / folder).with_suffix("").parts]
+            if parts[-1] == "__init__":
+                parts.pop()
+            mods[".".join(parts)] = path
+    return mods
+
+
+MODULES = _modules()
+
+
+def _owner(name: str) -> str | None:
+    """The module of ours that ``name`` (a module or a name in one) resolves to."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _imports(module: str) -> set[str]:
+    path = MODULES[module]
+    here = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(filter(None, (_owner(a.name) for a in node.names)))
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(here[: len(here) - node.level + 1] + [node.module or ""]).strip(".") \
+                if node.level else node.module or ""
+            for alias in node.names:
+                owner = _owner(f"{base}.{alias.name}") or _owner(base)
+                if owner:
+                    found.add(owner)
+    found.discard(module)
+    return found
+
+
+GRAPH = {module: _imports(module) for module in MODULES}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one node (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def _package(module: str) -> str:
+    return module.split(".", 1)[0]
+
+
+@pytest.mark.parametrize("package", sorted(PACKAGES))
+def test_a_package_imports_only_the_layers_below_it(package):
+    wrong = sorted(f"{module} imports {target}" for module, targets in GRAPH.items()
+                   if _package(module) == package for target in targets
+                   if _package(target) not in ALLOWED[package] | {package})
+    assert not wrong, "imports against the layering:\n" + "\n".join(wrong)
+
+
+def test_no_module_imports_itself_through_others():
+    assert _cycles(GRAPH) == []
+
+
+def test_the_graph_was_read():
+    """The test above cannot pass vacuously: every package has modules, and edges exist."""
+    assert {_package(m) for m in MODULES} == set(PACKAGES)
+    assert any("regcore.spec" in targets for targets in GRAPH.values())
+    assert _cycles({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b"]]
