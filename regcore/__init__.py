@@ -39,6 +39,7 @@ from regcore.terms import (
 )
 
 __all__ = [
+    "__version__",
     "CONVENTIONS",
     "DEFAULT_SELECT",
     "L1",

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 from regcore.backend import Backend
 
 if TYPE_CHECKING:
+    from importlib.metadata import EntryPoints
+
     from regcore.spec import Spec
 
 GROUP = "regcore.backends"
@@ -84,7 +86,7 @@ def _instance(cls: object, label: str) -> Backend:
     return cls()
 
 
-def _entry_points():
+def _entry_points() -> EntryPoints:
     """The ``regcore.backends`` entry points. importlib.metadata is imported here, not at module
     level: it costs about half of ``import regcore`` (email, zipfile, pathlib...) and only
     backend lookups need it."""
@@ -124,7 +126,7 @@ def load_exporter(name: str) -> Callable[[Spec], str]:
     return export
 
 
-def _exporter_entry_points():
+def _exporter_entry_points() -> EntryPoints:
     """The ``regcore.exporters`` entry points (importlib.metadata imported here, as above)."""
     from importlib.metadata import entry_points
 
