@@ -53,6 +53,17 @@ def test_check_without_scikit_learn_skips_iris_and_still_agrees(tmp_path):
         "seed004_iris_mlp": "needs scikit-learn, not installed (pip install scikit-learn)"}
 
 
+def test_check_runs_without_pytest(tmp_path):
+    """regcore check is an application: it compares through the suite's Checker, which needs
+    pytest only to fail a test."""
+    spec = tmp_path / "spec.json"
+    spec.write_text(regcore.to_json(regcore.Spec(penalties=(regcore.Rule(regcore.L1(0.01, convention="sum")),))))
+    proc = run_without({"pytest", "_pytest"}, "regcore", "check", str(spec), "--backends",
+                       "numpy", "--dtypes", "float64", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["agree"]
+
+
 def test_conformance_without_pytest_is_one_line_with_the_install_hint():
     proc = run_without({"pytest", "_pytest"}, "regcore_conformance", "--backend", "numpy")
     assert proc.returncode == 2, proc.stdout + proc.stderr
