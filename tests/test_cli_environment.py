@@ -57,7 +57,8 @@ def test_check_runs_without_pytest(tmp_path):
     """regcore check is an application: it compares through the suite's Checker, which needs
     pytest only to fail a test."""
     spec = tmp_path / "spec.json"
-    spec.write_text(regcore.to_json(regcore.Spec(penalties=(regcore.Rule(regcore.L1(0.01, convention="sum")),))))
+    spec.write_text(regcore.to_json(regcore.Spec(
+        penalties=(regcore.Rule(regcore.L1(0.01, convention="sum")),))))
     proc = run_without({"pytest", "_pytest"}, "regcore", "check", str(spec), "--backends",
                        "numpy", "--dtypes", "float64", "--json")
     assert proc.returncode == 0, proc.stderr

@@ -26,26 +26,19 @@ from regcore import (
 from regcore.export_support import load_snippet
 from regcore_adapters.tf import distributed, keras_training, optim
 from regcore_adapters.tf import proximal as prox
-from regcore_adapters.tf.functions import (  # Penalties ... plan_structure: see __all__
+from regcore_adapters.tf.functions import (
     DEFAULT_MODE,
     MODES,
-    Penalties,
     compile_fn,
     loss_fn,
     penalty_coefs,
     penalty_fn,
-    penalty_value,
-    plan_structure,
     proximal_step_fn,
     step_fn,
 )
 
 DEVICES = {"cpu": "/CPU:0", "gpu": "/GPU:0"}
 """Each device name as TensorFlow's device string."""
-# Penalties ... plan_structure live in regcore_adapters.tf.functions; re-exported here until
-# regcore_apps.path.keras_problem imports them from there.
-__all__ = ["DEVICES", "Penalties", "TFBackend", "compile_fn", "penalty_coefs", "penalty_value",
-           "plan_structure"]
 
 
 class TFBackend(Backend, Harness, ProximalTraining, NativeTranslations, DataParallel,

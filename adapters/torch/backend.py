@@ -28,10 +28,6 @@ from regcore_adapters.torch import proximal as prox
 from regcore_adapters.torch.functional import fit, grads, leaves, penalty_value
 from regcore_adapters.torch.models import DenseNet, objective
 
-# penalty_value lives in regcore_adapters.torch.functional; re-exported here until
-# regcore_apps.path.torch_problem imports it from there.
-__all__ = ["TorchBackend", "penalty_value"]
-
 
 class TorchBackend(Backend, Harness, ProximalTraining, NativeTranslations, DataParallel,
                    SnippetRunner):

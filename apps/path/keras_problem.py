@@ -43,7 +43,7 @@ from regcore.selection import ParamInfo
 from regcore.spec import Plan
 from regcore_adapters.tf import optim
 from regcore_adapters.tf import proximal as prox
-from regcore_adapters.tf.backend import (
+from regcore_adapters.tf.functions import (
     Penalties,
     compile_fn,
     penalty_coefs,

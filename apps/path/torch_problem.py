@@ -35,7 +35,7 @@ from regcore import Backend, SpecError
 from regcore.selection import ParamInfo
 from regcore.spec import Plan
 from regcore_adapters.torch import proximal as prox
-from regcore_adapters.torch.backend import penalty_value
+from regcore_adapters.torch.functional import penalty_value
 from regcore_adapters.torch.models import data_loss
 from regcore_adapters.torch.modules import module_params
 from regcore_apps.path.user_model import UserModelFitter, UserModelProblem
