@@ -5,12 +5,11 @@ decoupled decay when run on the framework's own model object, and imports nothin
 from __future__ import annotations
 
 import ast
-from importlib import metadata
 
 import numpy as np
 import pytest
 
-from regcore.export_support import GROUP
+from regcore.registry import available_exporters, load_exporter
 from regcore_conformance import reference
 from regcore_conformance.cases import scenario_specs
 from regcore_conformance.inputs import inputs
@@ -22,11 +21,10 @@ from regcore_conformance.tolerance import Bound, Tolerance, penalty_chain
 def _export(backend, name: str, spec_name: str) -> str:
     """The backend's exporter's snippet for the scenario's spec (a skip where there is none),
     checked to import nothing from regcore."""
-    found = [ep for ep in metadata.entry_points(group=GROUP) if ep.name == backend.name]
-    if not found:
+    if backend.name not in available_exporters():
         pytest.skip(f"{backend.name}: no exporter registered")
-    code = found[0].load()(scenario_specs(name)[spec_name])
-    assert isinstance(code, str), f"{found[0].value} returned {type(code).__name__}, not str"
+    code = load_exporter(backend.name)(scenario_specs(name)[spec_name])
+    assert isinstance(code, str), f"{backend.name}'s exporter returned {type(code).__name__}"
     assert not regcore_imports(code), f"the snippet imports {regcore_imports(code)}"
     return code
 

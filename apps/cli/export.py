@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import argparse
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from regcore.registry import ExporterNotFoundError, load_exporter
 from regcore_apps.cli.common import EXIT_OK, CliError, load_spec
 
 
@@ -19,9 +19,9 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
-    found = {ep.name: ep for ep in entry_points(group="regcore.exporters")}
-    if args.backend not in found:
-        raise CliError(f"no exporter for backend {args.backend!r}; installed exporters: "
-                       f"{', '.join(sorted(found)) or 'none'}")
-    print(found[args.backend].load()(spec), end="")
+    try:
+        export = load_exporter(args.backend)
+    except ExporterNotFoundError as exc:
+        raise CliError(str(exc)) from None
+    print(export(spec), end="")
     return EXIT_OK
