@@ -8,27 +8,29 @@ run time is not enough.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-#: installed package -> source folder, bottom layer first.
-PACKAGES = {
-    "regcore": "regcore",
-    "regcore_adapters": "adapters",
-    "regcore_jax": "external/regcore-jax/src/regcore_jax",
-    "regcore_conformance": "conformance",
-    "regcore_apps": "apps",
-}
-#: what each package may import (besides itself, the standard library and third parties).
-ALLOWED = {
-    "regcore": set(),
-    "regcore_adapters": {"regcore"},
-    "regcore_jax": {"regcore"},
-    "regcore_conformance": {"regcore", "regcore_adapters"},
-    "regcore_apps": {"regcore", "regcore_adapters", "regcore_conformance"},
-}
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+LAYER_ROW = re.compile(r"^\| [^|]+ \| `([^`]+)/` \| `(\w+)` \| (.+) \|$", re.M)
+
+
+def _layers() -> tuple[dict[str, str], dict[str, set[str]]]:
+    """docs/architecture.md's layer table: package -> source folder, and what it may import
+    (besides itself, the standard library and third parties)."""
+    packages, allowed = {}, {}
+    for folder, package, may in LAYER_ROW.findall(ARCHITECTURE.read_text(encoding="utf-8")):
+        if package == "regcore_jax":
+            folder += "/src/regcore_jax"
+        packages[package] = folder
+        allowed[package] = set(re.findall(r"`(\w+)`", may))
+    return packages, allowed
+
+
+PACKAGES, ALLOWED = _layers()
 
 
 def _modules() -> dict[str, Path]:
@@ -126,6 +128,26 @@ def test_no_module_imports_itself_through_others():
 
 def test_the_graph_was_read():
     """The test above cannot pass vacuously: every package has modules, and edges exist."""
+    assert set(PACKAGES) == {"regcore", "regcore_adapters", "regcore_jax", "regcore_conformance",
+                             "regcore_apps"}
+    assert ALLOWED["regcore"] == set() and ALLOWED["regcore_conformance"] == {
+        "regcore", "regcore_adapters"}
     assert {_package(m) for m in MODULES} == set(PACKAGES)
     assert any("regcore.spec" in targets for targets in GRAPH.values())
     assert _cycles({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b"]]
+
+
+def test_every_file_the_architecture_page_names_exists():
+    named = set(re.findall(r"`((?:regcore|adapters|conformance|apps|tests|external)/[\w/.-]+)`",
+                           ARCHITECTURE.read_text(encoding="utf-8")))
+    assert len(named) > 10
+    assert sorted(p for p in named if "<" not in p and not (ROOT / p).exists()) == []
+
+
+def test_a_backend_class_is_imported_by_no_module_of_its_adapter():
+    """An adapter goes one way: its backend.py imports the modules that do the work, and only the
+    package's __init__ (the entry point) imports backend.py."""
+    wrong = sorted(f"{module} imports {target}" for module, targets in GRAPH.items()
+                   for target in targets if target.endswith(".backend")
+                   and _package(target) != "regcore" and module != target.rpartition(".")[0])
+    assert not wrong, "\n".join(wrong)
