@@ -23,8 +23,10 @@ TOML, one array of tables per kind; every entry needs a ``reason``::
 check name (``loss``, ``grad:dense_0.kernel``, ``sgd_20_steps:dense_0.bias``...). The first
 matching entry of a kind applies. An entry that matches no collected test (or, for tolerances, no
 check by the end of the run) is reported with an :class:`UnmatchedExpectationWarning`: it is stale
-or misspelled. Every check run under an override carries it in the JSON report (``override``),
-and the report lists every override with how many checks it touched.
+or misspelled; one that names a scenario by an id it had before a rename
+(:data:`regcore_conformance.scenarios.RENAMED`) is refused with the new id. Every check run
+under an override carries it in the JSON report (``override``), and the report lists every
+override with how many checks it touched.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ import tomllib
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
+
+from regcore_conformance.scenarios import RENAMED
 
 KINDS = {"skip": ("test", "reason"), "xfail": ("test", "reason", "strict"),
          "tolerance": ("test", "check", "factor", "reason")}
@@ -122,6 +126,7 @@ def _entry(where: str, kind: str, allowed: tuple[str, ...], item: object) -> Exp
     for key in ("test", "check", "reason"):
         if key in item and (not isinstance(item[key], str) or not item[key].strip()):
             raise ExpectationError(f"{where}.{key}: expected a non-empty string")
+    _refuse_renamed_scenarios(where, item.get("test", "*"))
     factor = item.get("factor", 1.0)
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not (
             math.isfinite(factor) and factor > 0):
@@ -131,3 +136,13 @@ def _entry(where: str, kind: str, allowed: tuple[str, ...], item: object) -> Exp
         raise ExpectationError(f"{where}.strict: expected true or false, got {strict!r}")
     return Expectation(kind, item.get("test", "*"), item["reason"], item.get("check", "*"),
                        float(factor), strict)
+
+
+def _refuse_renamed_scenarios(where: str, test: str) -> None:
+    """A pattern naming a scenario by its id from before the rename would match nothing and only
+    warn; refuse it with the id to write instead."""
+    for old, new in RENAMED.items():
+        if old in test:
+            raise ExpectationError(
+                f"{where}.test: scenario {old!r} is now called {new!r}; write "
+                f"test = {test.replace(old, new)!r}")

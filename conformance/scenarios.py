@@ -1,5 +1,8 @@
 """The conformance scenarios: data, model and initial parameters, all deterministic from seeds.
 
+Scenario ids are test ids and report keys. :data:`RENAMED` maps the ids of earlier releases to
+today's, so an expectations file written against an old id is refused with the new one named.
+
 Data and parameters are made once in NumPy float64; every backend receives the same numbers cast
 to its dtype.
 """
@@ -19,29 +22,30 @@ from regcore import ModelSpec, Optimizer
 class Scenario:
     """A model, its data and the plain-SGD settings of the trajectory check.
 
-    Named after the seed tutorials they reproduce: ``linreg_seed`` is the seeds' one-feature
-    ``y = 3x + 1 + noise`` with ``1/(2m)Σ(h−y)²`` from θ = 0 (seeds 000/002 data);
-    ``seed000_keras_linreg`` is seed 000's Keras system, that data with Keras's ``"mse"`` from
-    θ = 0 (run with ``all_params_l2``, its ``λΣθ²`` in a ``tf.GradientTape`` SGD loop, which the
-    tf backend's ``keras_loop`` native path is, among every other spec);
-    ``seed002_linreg`` is seed 002's PyTorch system, the same data with ``MSELoss`` (run with
-    ``l2_half``, its ``λ/2·Σw²``, among every other spec); ``seed004_iris_mlp`` is seed 004's
-    Iris MLP. ``mlp_relu_half_mse`` crosses the other activation with the other regression loss on
-    two outputs, where ``Σ(ŷ−y)²/(2m)`` (summed over outputs) and ½·MSE (averaged) differ.
+    Three linear scenarios share one feature, ``y = 3x + 1 + noise``, the data of the classic
+    linear-regression tutorials: ``linreg_half_mse`` fits it with ``1/(2m)Σ(h−y)²`` from θ = 0;
+    ``linreg_mse`` with ``"mse"`` (Keras's loss, torch's ``MSELoss``) from θ = 0 — run with
+    ``all_params_l2``, Keras's ``λΣθ²`` in a ``tf.GradientTape`` SGD loop, which the tf backend's
+    ``keras_loop`` translation is, among every other spec; ``linreg_mse_glorot`` the same loss
+    from a seeded Glorot start (run with ``l2_half``, torch's ``λ/2·Σw²``, among every other
+    spec). ``linreg_multi`` has five correlated features; ``iris_mlp`` is a 4-16-16-3 ReLU MLP
+    with cross-entropy on Iris. ``mlp_relu_half_mse`` crosses the other activation with the other
+    regression loss on two outputs, where ``Σ(ŷ−y)²/(2m)`` (summed over outputs) and ½·MSE
+    (averaged) differ.
 
     Numbers a backend could take from elsewhere are made to differ from it somewhere:
     ``spec_batch_size`` is the ``m`` the scenario's ``batch_mean`` and ``sklearn_ridge`` specs
-    state (default: the rows of the data, as in the seeds' tutorials); the scenarios not named
-    after a seed state another, so a backend that reads ``m`` from ``x.shape[0]`` instead of the
-    term fails. ``adam_betas``/``adam_eps`` are the Adam trajectory's (torch's defaults unless
-    set); two scenarios set others, so a backend that builds Adam from the learning rate alone
-    fails, and ``adam_lr`` differs between scenarios too.
+    state (default: the rows of the data, as the tutorials' ``λ/(2m)`` has it); ``linreg_multi``
+    and the two regression MLPs state another, so a backend that reads ``m`` from ``x.shape[0]``
+    instead of the term fails. ``adam_betas``/``adam_eps`` are the Adam trajectory's (torch's
+    defaults unless set); two scenarios set others, so a backend that builds Adam from the
+    learning rate alone fails, and ``adam_lr`` differs between scenarios too.
     """
 
     name: str
     model: ModelSpec
     make_data: Callable[[], tuple[np.ndarray, np.ndarray]]
-    init: str  # "zeros" (the seeds' θ = 0) or "glorot" (seeded uniform Glorot)
+    init: str  # "zeros" (θ = 0) or "glorot" (seeded uniform Glorot)
     seed: int
     lr: float
     steps: int
@@ -78,8 +82,8 @@ class Scenario:
         return self.spec_batch_size or self.batch_size
 
 
-def _linear_seed() -> tuple[np.ndarray, np.ndarray]:
-    """Seeds 000/002: one feature, y = 3x + 1 + noise."""
+def _linear_one_feature() -> tuple[np.ndarray, np.ndarray]:
+    """One feature, y = 3x + 1 + noise."""
     rng = np.random.default_rng(0)
     x = rng.uniform(0.0, 2.0, size=(100, 1))
     return x, 3.0 * x + 1.0 + 0.1 * rng.standard_normal((100, 1))
@@ -111,14 +115,18 @@ def _iris() -> tuple[np.ndarray, np.ndarray]:
     return x.astype(np.float64), y.astype(np.int64)
 
 
+RENAMED = {"linreg_seed": "linreg_half_mse", "seed000_keras_linreg": "linreg_mse",
+           "seed002_linreg": "linreg_mse_glorot", "seed004_iris_mlp": "iris_mlp"}
+"""Scenario ids before regcore 0.1's rename -> today's (they named tutorials not in the project)."""
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
-        Scenario("linreg_seed", ModelSpec((1, 1), None, "half_mse"), _linear_seed,
+        Scenario("linreg_half_mse", ModelSpec((1, 1), None, "half_mse"), _linear_one_feature,
                  "zeros", 0, lr=0.1, steps=20),
-        Scenario("seed000_keras_linreg", ModelSpec((1, 1), None, "mse"), _linear_seed,
+        Scenario("linreg_mse", ModelSpec((1, 1), None, "mse"), _linear_one_feature,
                  "zeros", 0, lr=0.1, steps=20),
-        Scenario("seed002_linreg", ModelSpec((1, 1), None, "mse"), _linear_seed,
+        Scenario("linreg_mse_glorot", ModelSpec((1, 1), None, "mse"), _linear_one_feature,
                  "glorot", 3, lr=0.1, steps=20),
         Scenario("linreg_multi", ModelSpec((5, 1), None, "mse"), _linear_multi,
                  "glorot", 1, lr=0.05, steps=20, adam_lr=0.02, adam_betas=(0.8, 0.99),
@@ -128,7 +136,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("mlp_relu_half_mse", ModelSpec((3, 8, 8, 2), "relu", "half_mse"),
                  _mlp_regression, "glorot", 5, lr=0.05, steps=10, adam_betas=(0.85, 0.98),
                  adam_eps=1e-4, spec_batch_size=16),  # 64 rows
-        Scenario("seed004_iris_mlp", ModelSpec((4, 16, 16, 3), "relu", "softmax_xent"), _iris,
+        Scenario("iris_mlp", ModelSpec((4, 16, 16, 3), "relu", "softmax_xent"), _iris,
                  "glorot", 4, lr=0.1, steps=10),
     )
 }

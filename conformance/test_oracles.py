@@ -13,9 +13,9 @@ from regcore_conformance import reference
 from regcore_conformance.scenarios import SCENARIOS
 from regcore_conformance.tolerance import UNIT_ROUNDOFF, Bound, gamma, network_chain
 
-RIDGE_COEF = {"linreg_seed": L2(1.0, convention="batch_mean", batch_size=100),
-              "seed000_keras_linreg": L2(0.01, convention="sum"),  # Keras L2(0.01)
-              "seed002_linreg": L2(0.02, convention="half"),
+RIDGE_COEF = {"linreg_half_mse": L2(1.0, convention="batch_mean", batch_size=100),
+              "linreg_mse": L2(0.01, convention="sum"),  # Keras L2(0.01)
+              "linreg_mse_glorot": L2(0.02, convention="half"),
               "linreg_multi": L2(0.05, convention="sum")}
 
 

@@ -13,8 +13,8 @@ that way; :func:`table_rows` gives it as rows of text (the README's table is tho
 The scikit-learn forms are statements about a whole objective for one target (``y`` of shape
 ``(n,)``), so they need the data loss the penalty is added to: ``data_loss="mse"``
 (``mean((y-ŷ)²)``: torch ``MSELoss``, Keras ``"mse"``) or ``"half_mse"`` (``1/(2n)·Σ(y-ŷ)²``: the
-seeds, scikit-learn's Lasso). The factors above are for ``mse``; with ``half_mse`` every
-scikit-learn factor is halved. For the elastic net ``l1 = α·ρ`` and
+linear-regression tutorials', scikit-learn's Lasso). The factors above are for ``mse``; with
+``half_mse`` every scikit-learn factor is halved. For the elastic net ``l1 = α·ρ`` and
 ``l2 = α·(1-ρ)`` (see :meth:`regcore.ElasticNet.from_sklearn`).
 
 Conversions multiply exact rationals and round once, so a factor that is a power of two

@@ -50,7 +50,8 @@ class ModelSpec:
     layer and a linear output, trained on ``loss``:
 
     * ``mse``: ``mean((ŷ - y)²)`` over all entries (torch ``MSELoss()``, Keras ``"mse"``);
-    * ``half_mse``: ``1/(2m) Σ (ŷ - y)²`` over the batch of ``m`` rows (the seeds' objective);
+    * ``half_mse``: ``1/(2m) Σ (ŷ - y)²`` over the batch of ``m`` rows (the linear-regression
+      tutorials' objective);
     * ``softmax_xent``: mean over the batch of ``-log softmax(ŷ)[label]`` with integer labels.
 
     ``sizes = (d, 1)`` with no activation is linear regression.

@@ -211,7 +211,7 @@ class DecoupledAsCoupled(NumpyBackend):
 
 class BatchSizeFromData(NumpyBackend):
     """The ``m`` of a term read from the batch in hand (``x.shape[0]``) instead of the term: the
-    seeds' ``λ/(2m)·Σθ²`` with ``m`` the rows the loss sees, not the spec's ``batch_size``, and
+    tutorials' ``λ/(2m)·Σθ²`` with ``m`` the rows the loss sees, not the spec's ``batch_size``, and
     scikit-learn's ``n_samples`` the same way. Right only while the loss sees exactly the batch
     the spec was written for."""
 

@@ -162,9 +162,9 @@ def test_check_says_which_scenarios_a_spec_does_not_apply_to(tmp_path):
     proc = cli("check", _spec_file(tmp_path, spec), "--backends", "numpy", "--json")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert "linreg_seed" in result["scenarios_not_applicable"]
+    assert "linreg_half_mse" in result["scenarios_not_applicable"]
     assert result["rows"][0]["scenarios"] == ["mlp_regression", "mlp_relu_half_mse",
-                                              "seed004_iris_mlp"]
+                                              "iris_mlp"]
 
 
 def test_check_lists_a_reason_once_for_all_the_scenarios_it_applies_to(tmp_path):
@@ -174,7 +174,7 @@ def test_check_lists_a_reason_once_for_all_the_scenarios_it_applies_to(tmp_path)
     assert proc.returncode == 0, proc.stderr
     text = " ".join(proc.stdout.split())  # undo the table's line wrapping
     assert text.count("selects no parameter") == 1
-    assert ("not applicable: linreg_seed, seed000_keras_linreg, seed002_linreg, linreg_multi: "
+    assert ("not applicable: linreg_half_mse, linreg_mse, linreg_mse_glorot, linreg_multi: "
             "penalties[0]: Select(name='dense_2\\\\..*') selects no parameter") in text
 
 

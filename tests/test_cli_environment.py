@@ -50,7 +50,7 @@ def test_check_without_scikit_learn_skips_iris_and_still_agrees(tmp_path):
     result = json.loads(proc.stdout)
     assert result["agree"] and len(result["rows"][0]["scenarios"]) == 6
     assert result["scenarios_skipped"] == {
-        "seed004_iris_mlp": "needs scikit-learn, not installed (pip install scikit-learn)"}
+        "iris_mlp": "needs scikit-learn, not installed (pip install scikit-learn)"}
 
 
 def test_check_runs_without_pytest(tmp_path):

@@ -80,7 +80,7 @@ def test_tolerance_overrides_apply_and_every_one_is_in_the_report(tmp_path):
 
 def test_a_backend_without_capabilities_gets_skips_naming_them(tmp_path):
     proc, report = run_suite(tmp_path, "tests.author_backends:MinimalBackend", "-k",
-                             "seed004_iris_mlp-l2_sum or test_penalty and l2_half")
+                             "iris_mlp-l2_sum or test_penalty and l2_half")
     assert proc.returncode == 0, proc.stdout[-2000:]
     reasons = {r["detail"] for r in report["records"] if r["outcome"] == "skip"}
     for capability in ("Harness", "NativeTranslations", "SnippetRunner"):
@@ -110,6 +110,9 @@ def test_a_device_check_that_raises_is_a_skip_not_a_collection_error(tmp_path):
     ("[[skips]]\ntest = 'x'\n", "unknown section(s) ['skips']"),
     ("skip = 3\n", "skip must be an array of tables"),
     ("[[skip]\n", "not valid TOML"),
+    ("[[xfail]]\ntest = '*seed004_iris_mlp-l2_sum*'\nreason = 'r'\n",
+     "xfail[0].test: scenario 'seed004_iris_mlp' is now called 'iris_mlp'; "
+     "write test = '*iris_mlp-l2_sum*'"),
 ])
 def test_malformed_expectations_are_one_clear_error(tmp_path, text, message):
     with pytest.raises(expectations.ExpectationError, match=None) as info:
@@ -122,3 +125,9 @@ def test_a_malformed_file_is_a_usage_error_without_traceback(tmp_path):
     assert proc.returncode == 4 and report is None
     assert "--regcore-expect:" in proc.stderr and "cannot read" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_every_renamed_scenario_names_one_that_exists():
+    from regcore_conformance.scenarios import RENAMED, SCENARIOS
+
+    assert set(RENAMED.values()) <= set(SCENARIOS) and not set(RENAMED) & set(SCENARIOS)

@@ -8,7 +8,7 @@ kernel layout is the canonical one), loads the canonical parameters and applies 
 
 Training translations (:data:`TRANSLATIONS`), full-batch ``keras.optimizers.SGD``:
 
-* ``keras_loop``: seed 000's idiom, a ``tf.GradientTape`` loop over
+* ``keras_loop``: Keras's custom-training-loop idiom, a ``tf.GradientTape`` loop over
   ``loss(y, model(x)) + Σ model.losses`` and ``optimizer.apply_gradients``;
 * ``keras_fit``: ``model.compile`` + ``model.fit``, one epoch of ``steps`` full batches (Keras adds
   ``model.losses`` to the loss itself).

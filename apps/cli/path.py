@@ -108,7 +108,7 @@ def run_path(args: argparse.Namespace, spec: Spec) -> int:
     if lr is None and not prob.linear:
         from regcore_conformance.scenarios import SCENARIOS
 
-        preset = SCENARIOS.get("seed004_iris_mlp" if args.data == "iris" else args.data)
+        preset = SCENARIOS.get("iris_mlp" if args.data == "iris" else args.data)
         if preset is None:
             raise CliError("a network on a data file needs --lr")
         lr = preset.lr

@@ -1,6 +1,6 @@
 """The problems ``regcore path --data`` knows by name, and loading a user's data file.
 
-* ``iris``: the conformance suite's Iris MLP (``seed004_iris_mlp``: 4-16-16-3, ReLU,
+* ``iris``: the conformance suite's Iris MLP (``iris_mlp``: 4-16-16-3, ReLU,
   cross-entropy, standardized features; needs scikit-learn, which ships the data);
 * ``synthetic``: a linear problem made for a path (:func:`synthetic`): 200 samples, 8 correlated
   features, 4 of them without effect, noisy enough that the best coefficient is inside the grid;
@@ -45,7 +45,7 @@ def problem(data: str, *, hidden: tuple[int, ...] = (), activation: str | None =
     cannot be read, or data that does not fit the model."""
     from regcore_conformance.scenarios import SCENARIOS, glorot
 
-    name = "seed004_iris_mlp" if data == "iris" else data
+    name = "iris_mlp" if data == "iris" else data
     if name in SCENARIOS:
         if hidden or activation or loss:
             raise SpecError(f"--data {data}: the preset fixes its model; --hidden, --activation "

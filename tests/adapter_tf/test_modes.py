@@ -19,9 +19,9 @@ import pytest
 pytest.importorskip("tensorflow")
 
 ROOT = Path(__file__).resolve().parents[2]
-SUBSET = ("test_penalty or test_subgradient_at_zero or (test_trajectory and seed004_iris_mlp "
+SUBSET = ("test_penalty or test_subgradient_at_zero or (test_trajectory and iris_mlp "
           "and (l2_sum or decoupled_decay or orthogonal_rows)) or (test_exported_snippet "
-          "and seed004_iris_mlp and (orthogonal_rows or group_lasso_rows))")
+          "and iris_mlp and (orthogonal_rows or group_lasso_rows))")
 
 
 @pytest.mark.parametrize("backend", ["TFEager", "TFJit"])
