@@ -1,8 +1,8 @@
 """The Keras-native translation: roles by layer type, regularizers from terms and back, applying a
 spec to a model, saving and reloading it, and decoupled decay as an optimizer's weight_decay.
 
-The conformance suite's ``keras_*`` native translations check the numbers on the scenario networks; these
-tests cover the model shapes and error cases those networks do not have.
+The conformance suite's ``keras_*`` native translations check the numbers on the scenario
+networks; these tests cover the model shapes and error cases those networks do not have.
 """
 
 from __future__ import annotations
