@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import DTYPES, TRANSFORMS, ZERO_CASES
 from regcore_jax.backend import load_snippet, penalty_value, x64
 from regcore_jax.export import export
 
@@ -37,9 +38,6 @@ from regcore import (
     SpecError,
 )
 from regcore.registry import load_exporter
-
-TRANSFORMS = {"eager": lambda f: f, "jit": jax.jit}
-DTYPES = ("float32", "float64")
 
 SPEC = Spec(
     penalties=[
@@ -175,28 +173,6 @@ def test_snippet_matches_the_backend_penalty(dtype, transform):
         np.testing.assert_allclose(got, np.asarray(expected[k]), rtol=rtol, atol=rtol * 1e-3)
     assert not np.asarray(grads["conv.kernel"])[..., 1].any()
     assert not np.asarray(grads["embed.embeddings"]).any()  # decayed, not penalized
-
-
-# (term, parameter, entries whose reference subgradient is exactly 0)
-def _with_zero(shape: tuple[int, ...], index) -> np.ndarray:
-    w = np.random.default_rng(1).standard_normal(shape)
-    w[index] = 0.0
-    return w
-
-
-_W_L1 = _with_zero((5, 4), (np.array([0, 2, 4]), np.array([1, 3, 0])))
-_W_ROW = _with_zero((5, 4), 2)
-_W_COLUMN = _with_zero((5, 4), (slice(None), 1))
-ZERO_CASES = {
-    "l1": (L1(0.3, convention="sum"), _W_L1, _W_L1 == 0),
-    "elastic_net": (ElasticNet(0.3, 0.2, convention="sum"), _W_L1, _W_L1 == 0),
-    "group_lasso_zero_group": (GroupLasso(0.4, convention="sum", axis=1), _W_COLUMN,
-                               _W_COLUMN == 0),
-    "orthogonal_zero_row": (Orthogonal(0.5, "rows", convention="sum"), _W_ROW, _W_ROW == 0),
-    # rows 0 ⟂ 1 exactly: |G_01| sits at its kink; with abs'(0) = 1 both rows would move
-    "orthogonal_exact_pair": (Orthogonal(0.5, "rows", convention="sum"),
-                              np.array([[1.0, 0.0], [0.0, 2.0]]), np.ones((2, 2), bool)),
-}
 
 
 @pytest.mark.parametrize("transform", TRANSFORMS)

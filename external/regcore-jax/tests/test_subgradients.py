@@ -7,14 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import term_plan
+from helpers import DTYPES, TRANSFORMS, ZERO_CASES, term_plan
 from regcore_jax.backend import penalty_value, x64
 from regcore_jax.penalties import abs0, safe_norm
 
-from regcore import L1, ElasticNet, GroupLasso, Orthogonal, load_backend
-
-TRANSFORMS = {"eager": lambda f: f, "jit": jax.jit}
-DTYPES = ("float32", "float64")
+from regcore import load_backend
 
 
 def test_the_traps_are_real_in_this_jax():
@@ -42,28 +39,6 @@ def test_safe_norm_of_zeros_has_zero_gradient(transform, keepdims):
             lambda v: jnp.sum(safe_norm(v, axis=1, keepdims=keepdims))))(x)
     assert float(value) == 5.0
     np.testing.assert_allclose(np.asarray(grad), [[0.0, 0.0], [0.6, 0.8]], rtol=1e-15, atol=0)
-
-
-def _with_zero(shape: tuple[int, ...], index) -> np.ndarray:
-    w = np.random.default_rng(1).standard_normal(shape)
-    w[index] = 0.0
-    return w
-
-
-# (term, parameter, entries whose reference subgradient is exactly 0)
-_W_L1 = _with_zero((5, 4), (np.array([0, 2, 4]), np.array([1, 3, 0])))
-_W_ROW = _with_zero((5, 4), 2)
-_W_COLUMN = _with_zero((5, 4), (slice(None), 1))
-ZERO_CASES = {
-    "l1": (L1(0.3, convention="sum"), _W_L1, _W_L1 == 0),
-    "elastic_net": (ElasticNet(0.3, 0.2, convention="sum"), _W_L1, _W_L1 == 0),
-    "group_lasso_zero_group": (GroupLasso(0.4, convention="sum", axis=1), _W_COLUMN,
-                               _W_COLUMN == 0),
-    "orthogonal_zero_row": (Orthogonal(0.5, "rows", convention="sum"), _W_ROW, _W_ROW == 0),
-    # rows 0 ⟂ 1 exactly: |G_01| sits at its kink; with abs'(0) = 1 both rows would move
-    "orthogonal_exact_pair": (Orthogonal(0.5, "rows", convention="sum"),
-                              np.array([[1.0, 0.0], [0.0, 2.0]]), np.ones((2, 2), bool)),
-}
 
 
 @pytest.mark.parametrize("transform", TRANSFORMS)
