@@ -10,16 +10,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from regcore_conformance.report import DEVICE_UNAVAILABLE
+
 PATTERN = "conformance-*.json"
 OUTCOMES = ("pass", "fail", "error", "skip", "xfail")
 RECORD_STRINGS = ("backend", "device", "dtype", "scenario", "check", "outcome")
 EXAMPLES = 3  # example test ids per skip reason
-NO_REASON = "(no reason given)"
-
-
-EXAMPLES = 3  # example test ids per skip reason
-
-
 NO_REASON = "(no reason given)"
 
 
@@ -57,6 +53,7 @@ class Row:
     xfailed: int = 0
     ratios: list[float] = field(default_factory=list)
     skip_reasons: Counter = field(default_factory=Counter)  # cause (see skip_cause) -> count
+    unavailable: int = 0  # device-level skip records (the device ran no test at all)
 
     @property
     def worst(self) -> float | None:
@@ -69,7 +66,10 @@ class Row:
 
     def add(self, record: dict) -> None:
         outcome = record["outcome"]
-        if outcome == "skip":
+        if outcome == "skip" and record["check"] == DEVICE_UNAVAILABLE:
+            self.unavailable += 1
+            self.skip_reasons[skip_cause(str(record.get("detail") or ""), record["backend"])] += 1
+        elif outcome == "skip":
             self.skipped += 1
             self.skip_reasons[skip_cause(str(record.get("detail") or ""), record["backend"])] += 1
         elif outcome == "xfail":
@@ -109,11 +109,13 @@ class NotRun:
         return device if self.dtype is None else f"{device} {self.dtype}"
 
     def line(self) -> str:
-        """``cuda: not run, 96 tests skipped: device 'cuda' not available here``."""
+        """``cuda: not run: device 'cuda' not available here`` (a device the suite ran nothing
+        on), ``cpu bfloat16: not run, 96 tests skipped: bfloat16 not declared``."""
         reasons = self.reasons
         shown = "; ".join(c if len(reasons) == 1 else f"{c} ({n})" for c, n in reasons[:3])
         more = f"; {len(reasons) - 3} more reasons" if len(reasons) > 3 else ""
-        return f"{self.where}: not run, {plural(self.skipped, 'test')} skipped: {shown}{more}"
+        tests = f", {plural(self.skipped, 'test')} skipped" if self.skipped else ""
+        return f"{self.where}: not run{tests}: {shown}{more}"
 
 
 @dataclass

@@ -6,7 +6,8 @@
 
 Registered through the ``pytest11`` entry point, so it is active wherever regcore is installed; it
 does nothing unless the suite's own modules are collected. Devices come from what the backend
-declares (an unavailable one is a skip naming backend and device); dtypes the backend lacks are
+declares, decided at collection: the tests run on the usable ones only, and each unavailable one
+is a single skip record naming backend, device and reason; dtypes the backend lacks are
 skips naming the backend, and so is any check that needs a capability class of
 :mod:`regcore.capabilities` the backend does not inherit (a test marked
 ``@pytest.mark.regcore_needs("Harness")``, found with ``isinstance``; the reason names the
@@ -41,7 +42,7 @@ from regcore.harness import OPTIMIZERS
 from regcore_conformance import expectations
 from regcore_conformance.cases import TERM_CASES, scenario_specs, shrinkage_cases
 from regcore_conformance.checker import Checker
-from regcore_conformance.report import Record, Report
+from regcore_conformance.report import DEVICE_UNAVAILABLE, Record, Report
 from regcore_conformance.scenarios import SCENARIOS
 
 SUITE_DTYPES = ("float64", "float32")
@@ -84,6 +85,7 @@ def pytest_configure(config: pytest.Config) -> None:
         state["backend"] = backend
         state["report"] = Report(backend.name)
         state["report"].capabilities = type(backend).capabilities()
+        _decide_devices(state, backend)
     config.stash[_STATE] = state
 
 
@@ -109,11 +111,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.config.stash[_STATE]["needs_backend"] = True
         return
     names = metafunc.fixturenames
-    if "device" in names:
-        metafunc.parametrize("device", [
-            pytest.param(d, id=d, marks=_device_marks(backend, d))
-            for d in dict.fromkeys(("cpu", *backend.devices))  # cpu always
-        ])
+    if "device" in names:  # only the usable ones: the others are one record each
+        metafunc.parametrize("device", metafunc.config.stash[_STATE]["devices"])
     if "dtype" in names:
         metafunc.parametrize("dtype", [
             pytest.param(t, id=t, marks=() if t in backend.dtypes else pytest.mark.skip(
@@ -151,17 +150,32 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("linear_scenario", LINEAR_SCENARIOS)
 
 
-def _device_marks(backend: Backend, device: str) -> tuple[pytest.MarkDecorator, ...]:
-    """No marks for a usable device; a skip naming backend and device (and what went wrong, if
-    asking the backend raised) otherwise — never a collection error."""
+def _unavailable_reason(backend: Backend, device: str) -> str | None:
+    """``None`` for a usable device; else the reason naming backend and device (and what went
+    wrong, if asking the backend raised) — never a collection error."""
     try:
         available = backend.device_available(device)
     except Exception as exc:  # a broken driver must not take the whole run down
-        return (pytest.mark.skip(reason=f"{backend.name}: device {device!r}: "
-                                        f"device_available raised {type(exc).__name__}: {exc}"),)
-    if available:
-        return ()
-    return (pytest.mark.skip(reason=f"{backend.name}: device {device!r} not available here"),)
+        return (f"{backend.name}: device {device!r}: device_available raised "
+                f"{type(exc).__name__}: {exc}")
+    return None if available else f"{backend.name}: device {device!r} not available here"
+
+
+def _decide_devices(state: dict[str, Any], backend: Backend) -> None:
+    """Decide at collection which declared devices run (``cpu`` always first): the suite's tests
+    are parametrized over those only, and each other device is one ``skip`` record
+    (:data:`DEVICE_UNAVAILABLE`) with its reason, so the run's counts say what ran."""
+    state["devices"] = []
+    for device in dict.fromkeys(("cpu", *backend.devices)):
+        reason = _unavailable_reason(backend, device)
+        if reason is None:
+            state["devices"].append(device)
+            continue
+        state["report"].add(Record(
+            backend=backend.name, device=device, dtype="-", scenario="-", case="-",
+            check=DEVICE_UNAVAILABLE, error=0.0, max_abs_error=0.0, scale=0.0, tolerance=0.0,
+            tolerance_formula="-", outcome="skip", test="regcore_conformance::collection",
+            detail=reason))
 
 
 @pytest.hookimpl(tryfirst=True)  # before -k/-m deselect, so patterns see every suite test

@@ -15,6 +15,9 @@ REPORT_VERSION = 2
 ``capabilities`` lists the backend's capability classes (``implements`` in 1)."""
 READABLE_VERSIONS = (1, 2)
 """Versions the matrix reads (the fields it reads are the same in both)."""
+DEVICE_UNAVAILABLE = "device_unavailable"
+"""The check name of the one ``skip`` record a declared device that is not usable here gets (the
+suite collects no test on it)."""
 
 
 @dataclass
@@ -103,8 +106,10 @@ class Report:
     def summary_lines(self) -> list[str]:
         """One line per (device, dtype, scenario): checks, failures and worst error/tolerance."""
         groups: dict[tuple[str, str, str, str], list[Record]] = defaultdict(list)
+        unavailable = [r for r in self.records if r.check == DEVICE_UNAVAILABLE]
         for r in self.records:
-            groups[(r.backend, r.device, r.dtype, r.scenario)].append(r)
+            if r.check != DEVICE_UNAVAILABLE:
+                groups[(r.backend, r.device, r.dtype, r.scenario)].append(r)
         header = (f"{'backend':<9} {'device':<6} {'dtype':<7} {'scenario':<16} {'checks':>6} "
                   f"{'failed':>6} {'skipped':>7} {'worst err/tol':>13}")
         lines = [header, "-" * len(header)]
@@ -118,7 +123,8 @@ class Report:
             )
         c = self.counts()
         lines.append(f"total: {c['checks']} checks, {c['passed']} passed, {c['failed']} failed, "
-                     f"{c['skipped']} skipped tests")
+                     f"{c['skipped'] - len(unavailable)} skipped tests")
+        lines += [f"device {r.device}: not run ({r.detail})" for r in unavailable]
         for key, tally in sorted(self.native.items()):
             refused = ", ".join(f"{n} {k}" for k, n in sorted(tally.items()) if k != "ran")
             lines.append(f"{key}: {tally.get('ran', 0)} cases ran"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from regcore_conformance import matrix, matrix_html
-from regcore_conformance.report import REPORT_VERSION, Record, Report
+from regcore_conformance.report import DEVICE_UNAVAILABLE, REPORT_VERSION, Record, Report
 
 ENV = {"regcore": "0.1.0", "numpy": "2.4.6"}
 
@@ -434,6 +434,27 @@ def test_absent_expected_backends_are_named(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("regcore.available_backends", lambda: ["alpha", "beta", "gamma"])
     assert matrix.main([str(tmp_path)]) == 0  # default: the registered backends
     assert "no report from expected backends: gamma" in capsys.readouterr().out
+
+
+def test_a_device_decided_unavailable_at_collection_is_one_line(tmp_path):
+    """The suite records a device it cannot use as one skip record (no test is collected on it):
+    the matrix says it did not run, and why, without counting tests."""
+    write(tmp_path, "alpha", [
+        rec("alpha", "s1", error=1e-8),
+        *(Record(backend="alpha", device=device, dtype="-", scenario="-", case="-",
+                 check=DEVICE_UNAVAILABLE, error=0.0, max_abs_error=0.0, scale=0.0,
+                 tolerance=0.0, tolerance_formula="-", outcome="skip",
+                 test="regcore_conformance::collection",
+                 detail=f"alpha: device {device!r} not available here")
+          for device in ("cuda", "mps")),
+    ])
+    assert matrix.main([str(tmp_path)]) == 0
+    md = (tmp_path / "matrix.md").read_text()
+    assert "  - cuda: not run: device 'cuda' not available here" in md
+    assert "  - mps: not run: device 'mps' not available here" in md
+    assert [k for k in md_rows(md) if k[1] == "cuda"] == [("alpha", "cuda", "(all)", "(all)")]
+    page = (tmp_path / "matrix.html").read_text()
+    assert "cuda: not run: device &#x27;cuda&#x27; not available here" in page
 
 
 def test_a_device_where_nothing_ran_is_one_line_with_its_reason(tmp_path):
