@@ -61,9 +61,21 @@ def _conformance(session: nox.Session, backend: str, extra_installs: tuple[str, 
         "-q", "--regcore-backend", backend,
         "--regcore-report", f"{REPORTS}/conformance-{backend}.json", *session.posargs,
     )
+    _check_coverage(session, backend)
     for tests in (f"tests/adapter_{backend}", *extra_tests):  # the adapter's own tests
         if Path(tests).exists():
             session.run("python", "-m", "pytest", tests, "-q", "-p", "no:cacheprovider")
+
+
+COVERAGE = "tests/coverage"  # the committed baseline of each default run's combinations
+
+
+def _check_coverage(session: nox.Session, run: str) -> None:
+    """Fail when the default run checked fewer combinations than its committed baseline
+    (``regcore_conformance.coverage``); a run narrowed by posargs (``-k``...) is not compared."""
+    if not session.posargs:
+        session.run("python", "-m", "regcore_conformance.coverage",
+                    f"{REPORTS}/conformance-{run}.json", "--baseline", f"{COVERAGE}/{run}.json")
 
 
 @nox.session
@@ -105,6 +117,7 @@ def distributed(session: nox.Session) -> None:
                     "-p", "no:cacheprovider", "-q", "--regcore-backend", backend,
                     "--regcore-report", f"{REPORTS}/conformance-{backend}-distributed.json",
                     *session.posargs)
+        _check_coverage(session, f"{backend}-distributed")
 
 
 PATH_RUNS = {"iris": "docs/examples/iris-l2.json", "synthetic": "docs/examples/synthetic-l1.json"}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from regcore import (
 )
 from regcore.capabilities import missing
 from regcore.harness import OPTIMIZERS
-from regcore_conformance import expectations
+from regcore_conformance import coverage, expectations
 from regcore_conformance.cases import TERM_CASES, scenario_specs, shrinkage_cases
 from regcore_conformance.checker import Checker
 from regcore_conformance.report import DEVICE_UNAVAILABLE, Record, Report
@@ -70,7 +71,7 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "(else a skip naming it)")
     name = config.getoption("--regcore-backend")
     state: dict[str, Any] = {"backend": None, "report": None, "failed_tests": set(),
-                             "expect": expectations.Expectations()}
+                             "expect": expectations.Expectations(), "scanned": 0}
     expect = config.getoption("--regcore-expect")
     if expect:
         try:
@@ -85,8 +86,28 @@ def pytest_configure(config: pytest.Config) -> None:
         state["backend"] = backend
         state["report"] = Report(backend.name)
         state["report"].capabilities = type(backend).capabilities()
-        _decide_devices(state, backend)
+        _decide_devices(state, backend, record=not _is_worker(config))
     config.stash[_STATE] = state
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    """A pytest-xdist worker (``-n N``): it runs tests and sends what it recorded to the
+    controller, which writes the one report."""
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook, called in the controller
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    state = node.config.stash.get(_STATE, None)
+    sent = getattr(node, "workeroutput", {}).get("regcore")
+    if not state or state["report"] is None or not sent:
+        return
+    state["report"].merge(sent["report"])
+    for entry, matched in zip(state["expect"].entries, sent["matched"], strict=True):
+        # skips and xfails match at collection, which every worker does in full; tolerance
+        # overrides match checks, which the workers share out
+        entry.matched = entry.matched + matched if entry.kind == "tolerance" else max(
+            entry.matched, matched)
 
 
 def backend_of(config: pytest.Config) -> Backend | None:
@@ -161,7 +182,7 @@ def _unavailable_reason(backend: Backend, device: str) -> str | None:
     return None if available else f"{backend.name}: device {device!r} not available here"
 
 
-def _decide_devices(state: dict[str, Any], backend: Backend) -> None:
+def _decide_devices(state: dict[str, Any], backend: Backend, record: bool = True) -> None:
     """Decide at collection which declared devices run (``cpu`` always first): the suite's tests
     are parametrized over those only, and each other device is one ``skip`` record
     (:data:`DEVICE_UNAVAILABLE`) with its reason, so the run's counts say what ran."""
@@ -171,11 +192,12 @@ def _decide_devices(state: dict[str, Any], backend: Backend) -> None:
         if reason is None:
             state["devices"].append(device)
             continue
-        state["report"].add(Record(
-            backend=backend.name, device=device, dtype="-", scenario="-", case="-",
-            check=DEVICE_UNAVAILABLE, error=0.0, max_abs_error=0.0, scale=0.0, tolerance=0.0,
-            tolerance_formula="-", outcome="skip", test="regcore_conformance::collection",
-            detail=reason))
+        if record:  # once per run: by the controller under pytest-xdist
+            state["report"].add(Record(
+                backend=backend.name, device=device, dtype="-", scenario="-", case="-",
+                check=DEVICE_UNAVAILABLE, error=0.0, max_abs_error=0.0, scale=0.0,
+                tolerance=0.0, tolerance_formula="-", outcome="skip",
+                test="regcore_conformance::collection", detail=reason))
 
 
 @pytest.hookimpl(tryfirst=True)  # before -k/-m deselect, so patterns see every suite test
@@ -294,7 +316,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if not state or state["report"] is None or module is None or not _is_suite(module.__name__):
         return rep
     test = _test_id(item)
-    ctx = _context(getattr(getattr(item, "callspec", None), "params", {}))
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    _note_coverage(state, params)
+    state["report"].note_time(_timing_key(item, params), rep.when, rep.duration)
+    ctx = _context(params)
     if rep.skipped and hasattr(rep, "wasxfail"):  # failed as the expectations file says
         for r in state["report"].records:
             if r.test == test and r.outcome == "fail":
@@ -321,6 +346,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return rep
 
 
+TRANSLATION_PARAMS = ("native_translation", "native_penalty_translation",
+                      "distributed_translation")
+
+
+def _note_coverage(state: dict[str, Any], params: dict[str, Any]) -> None:
+    """Add the combinations the records since the last call checked to the run's coverage set
+    (:mod:`regcore_conformance.coverage`), with the test's native translation."""
+    records = state["report"].records
+    translation = next((str(params[k]) for k in TRANSLATION_PARAMS if params.get(k)), "-")
+    for record in records[state["scanned"]:]:
+        if record.outcome in coverage.CHECKED:
+            state["report"].coverage.add(coverage.combination(asdict(record), translation))
+    state["scanned"] = len(records)
+
+
+def _timing_key(item: pytest.Item, params: dict[str, Any]) -> str:
+    """The test function, with its translation where it has one: the rows of the timing table."""
+    name = getattr(item, "originalname", item.name)
+    translation = next((str(params[k]) for k in TRANSLATION_PARAMS if params.get(k)), None)
+    return f"{name}[{translation}]" if translation else name
+
+
 def _report_path(config: pytest.Config, backend: str) -> Path:
     given = config.getoption("--regcore-report")
     return Path(given) if given else Path("reports") / f"conformance-{backend}.json"
@@ -329,6 +376,11 @@ def _report_path(config: pytest.Config, backend: str) -> Path:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(_STATE, None)
     if not state or state["report"] is None or not state["report"].records:
+        return
+    if _is_worker(session.config):  # the controller merges and writes (pytest_testnodedown)
+        session.config.workeroutput["regcore"] = {  # type: ignore[attr-defined]
+            "report": state["report"].to_transfer(),
+            "matched": [e.matched for e in state["expect"].entries]}
         return
     backend, expect = state["backend"], state["expect"]
     for e in expect.unmatched():
@@ -351,6 +403,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     terminalreporter.section(f"regcore conformance: {state['backend'].name}")
     for line in state["report"].summary_lines():
+        terminalreporter.write_line(line)
+    terminalreporter.write_line("where the time went, by test function (setup + call):")
+    for line in state["report"].timing_lines():
         terminalreporter.write_line(line)
     for e in state["expect"].unmatched():
         terminalreporter.write_line(

@@ -7,7 +7,7 @@ import math
 import platform
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
 
 REPORT_VERSION = 2
@@ -62,6 +62,10 @@ class Report:
         self.expectations: dict[str, object] = {}
         #: ``{"native_train:loss_term": {"ran": n, "skipped: UnsupportedError": n, ...}}``
         self.native: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        #: the combinations checked (:mod:`regcore_conformance.coverage`)
+        self.coverage: set[str] = set()
+        #: ``{test function[translation]: {"tests": n, "setup_s": s, "call_s": s, ...}}``
+        self.timing: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
 
     def add(self, record: Record) -> None:
         self.records.append(record)
@@ -72,6 +76,42 @@ class Report:
         count of cases run cannot drop without the report saying how many were skipped and
         why."""
         self.native[f"{test}:{translation}"][outcome] += 1
+
+    def to_transfer(self) -> dict:
+        """What this run collected, as plain lists and dicts: a pytest-xdist worker sends it to
+        the controller, which :meth:`merge` s every worker's into one report."""
+        return {"records": [astuple(r) for r in self.records],
+                "native": {k: dict(v) for k, v in self.native.items()},
+                "coverage": sorted(self.coverage),
+                "timing": {k: dict(v) for k, v in self.timing.items()}}
+
+    def merge(self, data: dict) -> None:
+        """Add a worker's :meth:`to_transfer` to this report."""
+        self.records += [Record(*r) for r in data["records"]]
+        for key, tally in data["native"].items():
+            for outcome, n in tally.items():
+                self.native[key][outcome] += n
+        self.coverage.update(data["coverage"])
+        for key, row in data["timing"].items():
+            for column, value in row.items():
+                self.timing[key][column] += value
+
+    def note_time(self, key: str, when: str, seconds: float) -> None:
+        """Add one test phase's wall time (``setup``, ``call``, ``teardown``) to ``key``'s row
+        of the timing table."""
+        row = self.timing[key]
+        row[f"{when}_s"] += seconds
+        row["tests"] += when == "call"
+
+    def timing_lines(self, top: int = 12) -> list[str]:
+        """The test functions that took longest, with their share of the run."""
+        total = sum(sum(v for k, v in row.items() if k != "tests")
+                    for row in self.timing.values()) or 1.0
+        rows = sorted(((sum(v for k, v in row.items() if k != "tests"), int(row["tests"]), key)
+                       for key, row in self.timing.items()), reverse=True)
+        lines = [f"{'time (s)':>9} {'share':>6} {'tests':>6}  test"]
+        lines += [f"{t:9.1f} {t / total:6.1%} {n:6d}  {key}" for t, n, key in rows[:top]]
+        return lines
 
     def counts(self) -> dict[str, int]:
         """``checks`` counts comparisons and crashed tests; skips and expected failures are
@@ -96,6 +136,9 @@ class Report:
             "capabilities": self.capabilities,
             "expectations": self.expectations,
             "native_translations": {k: dict(v) for k, v in sorted(self.native.items())},
+            "coverage": {"count": len(self.coverage), "combinations": sorted(self.coverage)},
+            "timing": {k: {kk: round(vv, 4) for kk, vv in sorted(v.items())}
+                       for k, v in sorted(self.timing.items())},
             "records": [
                 {**asdict(r), "ratio": r.ratio if math.isfinite(r.ratio) else None}
                 for r in self.records
@@ -123,7 +166,8 @@ class Report:
             )
         c = self.counts()
         lines.append(f"total: {c['checks']} checks, {c['passed']} passed, {c['failed']} failed, "
-                     f"{c['skipped'] - len(unavailable)} skipped tests")
+                     f"{c['skipped'] - len(unavailable)} skipped tests; {len(self.coverage)} "
+                     "distinct combinations checked")
         lines += [f"device {r.device}: not run ({r.detail})" for r in unavailable]
         for key, tally in sorted(self.native.items()):
             refused = ", ".join(f"{n} {k}" for k, n in sorted(tally.items()) if k != "ran")
