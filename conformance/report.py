@@ -51,6 +51,12 @@ class Record:
         return self.error / self.tolerance if self.tolerance > 0 else math.inf
 
 
+def _plain(value: object) -> object:
+    """A NumPy scalar as the Python number it holds (pytest-xdist sends Python types only)."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
+
+
 class Report:
     """Collects records during a run; writes them as JSON and summarizes them."""
 
@@ -80,7 +86,7 @@ class Report:
     def to_transfer(self) -> dict:
         """What this run collected, as plain lists and dicts: a pytest-xdist worker sends it to
         the controller, which :meth:`merge` s every worker's into one report."""
-        return {"records": [astuple(r) for r in self.records],
+        return {"records": [tuple(map(_plain, astuple(r))) for r in self.records],
                 "native": {k: dict(v) for k, v in self.native.items()},
                 "coverage": sorted(self.coverage),
                 "timing": {k: dict(v) for k, v in self.timing.items()}}
