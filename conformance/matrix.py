@@ -10,9 +10,10 @@ heatmap of the worst error/tolerance ratio) to ``DIR`` (default ``REPORT_DIR``).
 dtype on a device) where every test was skipped, an unavailable ``cuda`` say, is one line with
 its skip reasons instead of a row per dtype and scenario. A backend may have
 several reports (``conformance-torch.json`` and ``conformance-torch-distributed.json``, whose
-devices are ``cpu×2``...) as long as no row is in two of them (a stale copy would be). A row's
-``checks`` count comparisons and crashed tests; skips and expected failures are counted apart; its
-worst ratio is ``max error/tolerance`` over its checks (``inf`` for a crash or a zero tolerance).
+devices are ``cpu×2``...) as long as no row is in two of them (a stale copy would be; a device
+recorded as unavailable may be in each). A row's ``checks`` count comparisons and crashed
+tests; skips and expected failures are counted apart; its worst ratio is ``max error/tolerance``
+over its checks (``inf`` for a crash or a zero tolerance).
 
 The summary line counts the backends reported against the ones expected (``--expect
 numpy,torch,tf,jax``; default: the registered backends) and names those with no report. Each
@@ -50,7 +51,7 @@ from regcore_conformance.matrix_rows import (  # noqa: F401  (re-exported: matri
     table_order,
     totals,
 )
-from regcore_conformance.report import READABLE_VERSIONS
+from regcore_conformance.report import DEVICE_UNAVAILABLE, READABLE_VERSIONS
 
 PATTERN = "conformance-*.json"
 OUTCOMES = ("pass", "fail", "error", "skip", "xfail")
@@ -73,6 +74,8 @@ def load_dir(directory: Path) -> list[BackendReport]:
     seen: dict[tuple[str, str, str, str], Path] = {}
     for r in reports:
         for rec in r.records:
+            if rec["check"] == DEVICE_UNAVAILABLE:
+                continue  # every run of a backend may say the same device is absent
             key = (r.backend, rec["device"], rec["dtype"], rec["scenario"])
             if seen.setdefault(key, r.path) != r.path:
                 raise BadInput(f"{r.path}: a second report for backend {r.backend!r} with rows "

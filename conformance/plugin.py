@@ -21,6 +21,7 @@ table at the end of the run.
 from __future__ import annotations
 
 import os
+import types
 import warnings
 from dataclasses import asdict
 from importlib import metadata
@@ -120,12 +121,18 @@ def _load(name: str) -> Backend:
     return load_backend(name)
 
 
-def _is_suite(module_name: str) -> bool:
-    return module_name.startswith("regcore_conformance.")
+_SUITE_DIR = Path(__file__).resolve().parent
+
+
+def _is_suite(module: types.ModuleType) -> bool:
+    """A test module of this package, by its file: pytest names it ``conformance.test_terms``
+    rather than ``regcore_conformance.test_terms`` when the package is installed editable."""
+    file = getattr(module, "__file__", None)
+    return file is not None and Path(file).resolve().parent == _SUITE_DIR
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if not _is_suite(metafunc.module.__name__):
+    if not _is_suite(metafunc.module):
         return
     backend: Backend | None = metafunc.config.stash[_STATE]["backend"]
     if backend is None:
@@ -213,7 +220,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     for item in items:
         module = getattr(item, "module", None)
-        if module is None or not _is_suite(module.__name__):
+        if module is None or not _is_suite(module):
             continue
         test = _test_id(item)
         skip = expect.first("skip", test)
@@ -285,7 +292,8 @@ def checker(request: pytest.FixtureRequest):
 
 
 def _test_id(item: pytest.Item) -> str:
-    return f"{item.module.__name__}::{item.name}"
+    """``regcore_conformance.test_terms::test_penalty[...]``, however pytest named the module."""
+    return f"{__package__}.{Path(item.module.__file__).stem}::{item.name}"
 
 
 def _context(params: dict[str, Any]) -> dict[str, str]:
@@ -313,7 +321,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     rep = yield
     state = item.config.stash.get(_STATE, None)
     module = getattr(item, "module", None)
-    if not state or state["report"] is None or module is None or not _is_suite(module.__name__):
+    if not state or state["report"] is None or module is None or not _is_suite(module):
         return rep
     test = _test_id(item)
     params = getattr(getattr(item, "callspec", None), "params", {})

@@ -457,6 +457,22 @@ def test_a_device_decided_unavailable_at_collection_is_one_line(tmp_path):
     assert "cuda: not run: device &#x27;cuda&#x27; not available here" in page
 
 
+def test_each_report_of_a_backend_may_record_the_same_unavailable_device(tmp_path):
+    """A backend's conformance run and its data-parallel run both record the GPU they could not
+    use: not a stale copy (CI's report session once failed on exactly this pair)."""
+    def unavailable(run: str) -> Record:
+        return Record(backend="alpha", device="gpu", dtype="-", scenario="-", case="-",
+                      check=DEVICE_UNAVAILABLE, error=0.0, max_abs_error=0.0, scale=0.0,
+                      tolerance=0.0, tolerance_formula="-", outcome="skip",
+                      test="regcore_conformance::collection", detail=f"{run}: no gpu here")
+    write(tmp_path, "alpha", [rec("alpha", "s1", error=1e-8), unavailable("alpha")])
+    write(tmp_path, "alpha", [rec("alpha", "s1", error=1e-8, device="cpu×2"),
+                              unavailable("alpha-distributed")], run="alpha-distributed")
+    assert matrix.main([str(tmp_path)]) == 0
+    md = (tmp_path / "matrix.md").read_text()
+    assert md.count("  - gpu: not run: ") == 2
+
+
 def test_a_device_where_nothing_ran_is_one_line_with_its_reason(tmp_path):
     unavailable = "alpha: device 'cuda' not available here"
     write(tmp_path, "alpha", [
