@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-from sklearn.linear_model import Ridge
 
 from regcore import L2, ModelSpec, Optimizer, Rule, Spec, convert
 from regcore_conformance import reference
@@ -87,6 +86,8 @@ def test_ridge_oracles(backend, device, dtype, linear_scenario, checker):
 
     sk_term = convert(RIDGE_COEF[linear_scenario], "sklearn_ridge", n_samples=m,
                       data_loss=scenario.model.loss)
+    from sklearn.linear_model import Ridge  # here: importing it costs every run a second
+
     sk = Ridge(alpha=sk_term.coef, fit_intercept=True, solver="cholesky").fit(x, y.ravel())
     sk_theta = np.concatenate([np.ravel(sk.coef_), np.ravel(sk.intercept_)])
     check.compare("sklearn_ridge", got, sk_theta, tol)
