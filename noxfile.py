@@ -27,6 +27,14 @@ nox.options.sessions = ["lint", "tests", "numpy", "torch", "tf", "jax", "distrib
 nox.options.reuse_venv = "yes"
 
 REPORTS = "reports"
+# Both cores of a CI machine: pytest-xdist workers, each taking the next test when it is free
+# (worksteal evens out tests of very different lengths); the suite's controller merges the
+# workers' records into one report, equal to a serial run's (tests/test_coverage_baseline.py).
+PARALLEL = ("-n", "auto", "--dist", "worksteal")
+# pytest rewrites and compiles test modules in every process: where the machine sets
+# PYTHONDONTWRITEBYTECODE it could not cache them, and each worker and each of the tests' suite
+# subprocesses would pay it again. The sessions' own virtualenvs may hold bytecode.
+ENV = {"PYTHONDONTWRITEBYTECODE": ""}
 PROPERTY_TESTS = ("tests/test_properties.py", "tests/test_loader_fuzz.py")
 # Framework pins: the versions CI installs. torch 2.13.0 is the CPU wheel this project's machines
 # carry locally (a newer or unpinned torch from the registry is a multi-GB CUDA build);
@@ -58,13 +66,14 @@ def _conformance(session: nox.Session, backend: str, extra_installs: tuple[str, 
         session.skip(f"no {backend!r} backend is registered yet: its adapter is not written")
     session.run(
         "python", "-m", "pytest", "--pyargs", "regcore_conformance", "-p", "no:cacheprovider",
-        "-q", "--regcore-backend", backend,
-        "--regcore-report", f"{REPORTS}/conformance-{backend}.json", *session.posargs,
+        "-q", *PARALLEL, "--regcore-backend", backend,
+        "--regcore-report", f"{REPORTS}/conformance-{backend}.json", *session.posargs, env=ENV,
     )
     _check_coverage(session, backend)
-    for tests in (f"tests/adapter_{backend}", *extra_tests):  # the adapter's own tests
-        if Path(tests).exists():
-            session.run("python", "-m", "pytest", tests, "-q", "-p", "no:cacheprovider")
+    tests = [t for t in (f"tests/adapter_{backend}", *extra_tests) if Path(t).exists()]
+    if tests:  # the adapter's own tests
+        session.run("python", "-m", "pytest", *tests, "-q", "-p", "no:cacheprovider", *PARALLEL,
+                    env=ENV)
 
 
 COVERAGE = "tests/coverage"  # the committed baseline of each default run's combinations
@@ -176,7 +185,8 @@ def report(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The project's own unit tests (spec, plugin, import isolation)."""
     session.install(".[test]")
-    session.run("python", "-m", "pytest", "tests", "-p", "no:cacheprovider", *session.posargs)
+    session.run("python", "-m", "pytest", "tests", "-p", "no:cacheprovider", *PARALLEL,
+                *session.posargs, env=ENV)
 
 
 # The linters CI runs, pinned: a new release's new rules must not turn a green main red.

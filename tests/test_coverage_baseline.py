@@ -71,3 +71,27 @@ def test_the_report_holds_the_combinations_its_run_checked(tmp_path):
                       for r in report["records"] if r["outcome"] in coverage.CHECKED}
     assert "cpu|float64|iris_mlp|l2_sum|test_native_training|native_in_place_sgd:dense_0.kernel|" \
            "in_place" in combos
+
+
+def test_a_run_split_over_pytest_xdist_workers_reports_what_a_serial_run_does(tmp_path):
+    """The nox sessions run the suite with ``-n auto``: the controller merges its workers'
+    records, coverage and native tallies into one report equal to a serial run's (the order of
+    records aside; durations differ)."""
+    pytest.importorskip("xdist")
+    selection = "linreg_multi and (test_trajectory or test_native or test_penalty)"
+    serial_dir, split_dir = tmp_path / "serial", tmp_path / "split"
+    serial_dir.mkdir(), split_dir.mkdir()
+    proc, serial = run_suite(serial_dir, "numpy", "-k", selection, "-p", "no:xdist")
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    proc, split = run_suite(split_dir, "numpy", "-k", selection, "-n", "2")
+    assert proc.returncode == 0, proc.stdout[-2000:]
+
+    def records(report: dict) -> list[str]:
+        return sorted(json.dumps({k: v for k, v in r.items() if k != "duration_s"},
+                                 sort_keys=True) for r in report["records"])
+
+    assert len(serial["records"]) > 100
+    assert records(split) == records(serial)
+    assert split["coverage"] == serial["coverage"] and split["summary"] == serial["summary"]
+    assert split["native_translations"] == serial["native_translations"]
+    assert split["timing"].keys() == serial["timing"].keys()
