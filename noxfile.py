@@ -34,7 +34,12 @@ PARALLEL = ("-n", "auto", "--dist", "worksteal")
 # pytest rewrites and compiles test modules in every process: where the machine sets
 # PYTHONDONTWRITEBYTECODE it could not cache them, and each worker and each of the tests' suite
 # subprocesses would pay it again. The sessions' own virtualenvs may hold bytecode.
-ENV = {"PYTHONDONTWRITEBYTECODE": ""}
+# One thread per framework per worker: the workers already use every core, and the suite's
+# tensors are far too small for a framework's own thread pool to pay (torch's two threads per
+# worker on two workers made the torch run slower than a serial one: 73 s against 65 s).
+ENV = {"PYTHONDONTWRITEBYTECODE": "", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+       "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
+       "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
 PROPERTY_TESTS = ("tests/test_properties.py", "tests/test_loader_fuzz.py")
 # Framework pins: the versions CI installs. torch 2.13.0 is the CPU wheel this project's machines
 # carry locally (a newer or unpinned torch from the registry is a multi-GB CUDA build);

@@ -94,15 +94,27 @@ def _options(cls: type[Term]) -> tuple[str, ...]:
     return _OPTIONS[cls]
 
 
+def term_structure(term: Term) -> tuple[object, ...]:
+    """What a kernel's computation depends on besides the coefficients: the term's class and its
+    options (:func:`term_data` less the coefficients). Terms of one structure compile to one
+    graph when a backend passes the coefficients as inputs (:func:`term_kernel`'s ``coefs``)."""
+    return (type(term), *((name, getattr(term, name)) for name in _options(type(term))))
+
+
 def term_kernel(kernel: Callable[..., Any],
                 prepare: Callable[[Any], Any] | None = None) -> Callable[..., Any]:
-    """``kernel(rule, w, *rest)``, a backend's kernel on a term as data, as a function of the term
-    itself: ``f(term, w, *rest) = kernel(term_data(term), prepare(w), *rest)`` (``prepare``: the
+    """``kernel(rule, w)``, a backend's kernel on a term as data, as a function of the term
+    itself: ``f(term, w, coefs=None) = kernel(term_data(term), prepare(w))`` (``prepare``: the
     backend's cast to the accumulation dtype, if it has its kernels do it), named as the term
-    kind, with the kernel's docstring."""
+    kind, with the kernel's docstring. ``coefs``, the values of ``term.scaled()`` in its order as
+    the backend's arrays (the same numbers), replace the term's own: a compiled function then
+    depends on :func:`term_structure` only and serves any coefficients."""
 
-    def run(term: Term, w: Any, *rest: Any) -> Any:
-        return kernel(term_data(term), w if prepare is None else prepare(w), *rest)
+    def run(term: Term, w: Any, coefs: Any = None) -> Any:
+        rule = term_data(term)
+        if coefs is not None:
+            rule.update(zip(term.scaled(), coefs, strict=True))
+        return kernel(rule, w if prepare is None else prepare(w))
 
     run.__name__ = run.__qualname__ = kernel.__name__.lstrip("_")
     run.__doc__ = kernel.__doc__

@@ -25,13 +25,12 @@ orthogonal term's ``|G_ij|`` give the reference subgradient there. ``tf.norm`` a
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
 from regcore import L1, L2, ORTHOGONAL_EPSILON, ElasticNet, GroupLasso, Orthogonal, Term
-from regcore.export_support import term_data
+from regcore.export_support import term_kernel, term_structure
 
 _LOW_PRECISION = (tf.float16, tf.bfloat16)
 
@@ -57,9 +56,6 @@ Coefs = Sequence[tf.Tensor] | None
 """A term's ``scaled()`` coefficients as 0-dim tensors of the accumulation dtype, in the order of
 ``term.coefficients`` (:func:`coefficients`), or ``None``: take them from the term itself."""
 
-_CONVENTION_FIELDS = frozenset(f.name for f in dataclasses.fields(Term))
-
-
 def coefficients(term: Term, dtype: tf.DType) -> tuple[tf.Tensor, ...]:
     """``term.scaled()`` as 0-dim tensors of the accumulation dtype of a ``dtype`` parameter
     (each one rounding of the float64 value, as :func:`_coef`), for the kernels' ``coefs``."""
@@ -67,14 +63,10 @@ def coefficients(term: Term, dtype: tf.DType) -> tuple[tf.Tensor, ...]:
     return tuple(tf.constant(v, dtype=acc) for v in term.scaled().values())
 
 
-def structure(term: Term) -> tuple:
-    """What a kernel's graph depends on besides the coefficients: the term's class and its
-    fields other than the coefficients and the convention (with its ``batch_size``/...), which
-    only change ``scaled()``. Terms with the same structure trace to the same graph when their
-    coefficients are passed as tensors (``coefs``)."""
-    return (type(term), *((f.name, getattr(term, f.name)) for f in dataclasses.fields(term)
-                          if f.name not in term.coefficients
-                          and f.name not in _CONVENTION_FIELDS))
+structure = term_structure
+"""What a kernel's graph depends on besides the coefficients
+(:func:`regcore.export_support.term_structure`): terms with the same structure trace to the same
+graph when their coefficients are passed as tensors (``coefs``)."""
 
 
 def safe_norm(x: tf.Tensor, axis: int, keepdims: bool = False) -> tf.Tensor:
@@ -148,19 +140,9 @@ def _orthogonal(rule: dict, w: tf.Tensor) -> tf.Tensor:
 
 
 def _for_terms(kernel: Callable[[dict, tf.Tensor], tf.Tensor]) -> Callable[..., tf.Tensor]:
-    """``kernel(rule, w)`` as ``f(term, w, coefs=None)``: on :func:`term_data` of the term, with
-    ``coefs`` (if given) in place of its coefficients, and ``w`` cast to its accumulation
-    dtype."""
-
-    def run(term: Term, w: tf.Tensor, coefs: Coefs = None) -> tf.Tensor:
-        rule = term_data(term)
-        if coefs is not None:
-            rule.update(zip(term.scaled(), coefs, strict=True))
-        return kernel(rule, _accumulate(w))
-
-    run.__name__ = run.__qualname__ = kernel.__name__.lstrip("_")
-    run.__doc__ = kernel.__doc__
-    return run
+    """``kernel(rule, w)`` as ``f(term, w, coefs=None)``
+    (:func:`regcore.export_support.term_kernel`), ``w`` cast to its accumulation dtype."""
+    return term_kernel(kernel, _accumulate)
 
 
 l2, l1, elastic_net = _for_terms(_l2), _for_terms(_l1), _for_terms(_elastic_net)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from helpers import MLP, mlp_case
 from regcore_jax import JaxBackend
-from regcore_jax.backend import loss_fn, train_fn, x64
+from regcore_jax.backend import loss_fn, penalty_coefs, train_fn, x64
 
 import regcore
 from regcore import Optimizer, UnknownDeviceError
@@ -78,10 +78,33 @@ def test_repeated_calls_are_bitwise_equal(dtype, optimizer):
 def test_every_matmul_runs_at_highest_precision(compiled):
     """No TF32/bf16 passes on GPUs: each dot_general, forward and backward, says HIGHEST."""
     plan, params, x, y = mlp_case(BACKEND, "float32")
-    fn, args = ((loss_fn(MLP, plan.penalties), (params, x, y)) if compiled == "loss" else
-                (train_fn(MLP, plan.penalties, Optimizer("adam", 0.1), ()), (params, x, y, 2)))
+    coefs = penalty_coefs(plan.penalties, params)
+    fn, args = ((loss_fn(MLP, plan.penalties), (params, x, y, coefs)) if compiled == "loss" else
+                (train_fn(MLP, plan.penalties, Optimizer("adam", 0.1), ()),
+                 (params, x, y, 2, coefs)))
     with x64():
         text = str(jax.make_jaxpr(fn)(*args))
     dots = text.count("dot_general[")
     assert dots >= 6  # forward, backward, the orthogonal Gram matrices
     assert text.count("precision=(Precision.HIGHEST, Precision.HIGHEST)") == dots
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_plans_that_differ_only_in_coefficients_share_one_compilation(dtype):
+    """Coefficients are inputs of the compiled functions: L2 at two strengths and conventions
+    runs through one compiled loss function and one compiled training run, and each plan still
+    gets its own penalty (the suite checks every plan against the reference; here the loss is
+    linear in the coefficient)."""
+    _, params, x, y = mlp_case(BACKEND, dtype)
+    weights = regcore.Select(roles=("weight",))
+    plans = [regcore.Spec(penalties=(regcore.Rule(regcore.L2(c, convention=conv), weights),))
+             .resolve(MLP.params()) for c, conv in ((0.01, "sum"), (0.04, "half"), (0.0, "sum"))]
+    assert loss_fn(MLP, plans[0].penalties) is loss_fn(MLP, plans[1].penalties)
+    sgd = Optimizer("sgd", 0.05)
+    assert train_fn(MLP, plans[0].penalties, sgd, ()) is train_fn(MLP, plans[1].penalties, sgd, ())
+    losses = [float(BACKEND.loss_and_grads(MLP, p, params, x, y)[0]) for p in plans]
+    penalty = float(BACKEND.penalty(plans[0], params)[0])
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    assert penalty > 0
+    assert losses[0] - losses[2] == pytest.approx(penalty, rel=tol)  # 0.01·Σw²
+    assert losses[1] - losses[2] == pytest.approx(2 * penalty, rel=tol)  # ½·0.04·Σw²

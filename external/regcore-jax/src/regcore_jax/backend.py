@@ -37,6 +37,9 @@ DEVICES = ("cpu", "gpu")
 _CACHE_SIZE = 128  # compiled functions kept per kind (penalty, loss, training run)
 
 Penalties = tuple[Assignment, ...]
+Coefs = tuple[tuple[Any, ...], ...] | None
+"""Per assignment of a plan, its term's ``scaled()`` coefficients as arrays
+(:func:`penalty_coefs`), or ``None`` (each term's own, as constants)."""
 
 
 def x64() -> Any:
@@ -56,9 +59,12 @@ def find_device(name: str) -> jax.Device | None:
         return None
 
 
-def penalty_value(penalties: Penalties | Plan, params: Mapping[str, jax.Array]) -> jax.Array:
+def penalty_value(penalties: Penalties | Plan, params: Mapping[str, jax.Array],
+                  coefs: Coefs = None) -> jax.Array:
     """``Σ`` over ``penalties`` (a plan's assignments) of the term's penalty on its parameter: a
     0-dim array in the parameters' promoted dtype, float32 at least for float16/bfloat16.
+    ``coefs`` (:func:`penalty_coefs`) replaces the terms' coefficients, so that a compiled
+    function serves every plan of the same :func:`plan_structure`.
 
     Given the :class:`regcore.Plan` itself, it first checks ``params`` against the plan's names
     and shapes (:func:`regcore.check_shapes`; under ``jax.jit`` at trace time only, so free)."""
@@ -68,58 +74,106 @@ def penalty_value(penalties: Penalties | Plan, params: Mapping[str, jax.Array]) 
     dtype = functools.reduce(jnp.promote_types,
                              (accumulation_dtype(p.dtype) for p in params.values()))
     total = jnp.zeros((), dtype=dtype)
-    for a in penalties:
-        total = total + KERNELS[type(a.term)](a.term, params[a.param]).astype(dtype)
+    for i, a in enumerate(penalties):
+        value = KERNELS[type(a.term)](a.term, params[a.param], None if coefs is None else coefs[i])
+        total = total + value.astype(dtype)
     return total
 
 
+def plan_structure(penalties: Penalties) -> tuple[Hashable, ...]:
+    """What the computation of :func:`penalty_value` with ``coefs`` depends on: each assignment's
+    parameter and :func:`regcore.export_support.term_structure` (not its coefficients)."""
+    return tuple((a.param, export_support.term_structure(a.term)) for a in penalties)
+
+
+def penalty_coefs(penalties: Penalties, params: Mapping[str, jax.Array]) -> Coefs:
+    """Each assignment's ``term.scaled()`` coefficients as 0-dim arrays of its parameter's
+    accumulation dtype: each one rounding of the float64 value, as the kernels' own ``_coef``."""
+    return tuple(tuple(np.asarray(v, dtype=accumulation_dtype(params[a.param].dtype))
+                       for v in a.term.scaled().values()) for a in penalties)
+
+
 def total_loss(model: ModelSpec, penalties: Penalties, params: Mapping[str, jax.Array],
-               x: jax.Array, y: jax.Array) -> jax.Array:
+               x: jax.Array, y: jax.Array, coefs: Coefs = None) -> jax.Array:
     """Data loss plus penalty, in the wider of their dtypes."""
-    loss, penalty = objective(model, params, x, y), penalty_value(penalties, params)
+    loss, penalty = objective(model, params, x, y), penalty_value(penalties, params, coefs)
     dtype = jnp.promote_types(loss.dtype, penalty.dtype)
     return loss.astype(dtype) + penalty.astype(dtype)
 
 
 # -- compiled functions --------------------------------------------------------------------------
-# Each factory closes over the static configuration only (model, penalties, optimizer, decay) and
-# takes every array as an argument, so a cached jax.jit function is traced once per input
-# signature (shapes, dtypes, device) and reused by every later call with the same configuration.
+# Each factory closes over the static configuration only (model, the plan's structure, optimizer,
+# decay) and takes every array as an argument, the penalty coefficients included, so a cached
+# jax.jit function is traced once per input signature (shapes, dtypes, device) and reused by every
+# later call with the same configuration: plans that differ only in their coefficients (L2 at 0.01
+# or 0.02, any convention) share one compilation. The cache is keyed on the structure; the plan
+# whose assignments the function closes over is any one of that structure (only the parameter
+# names, term classes and options are read from it once coefficients are passed).
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
-def penalty_fn(penalties: Penalties) -> Callable[..., Any]:
-    """``params -> (penalty, grads)``."""
+def _penalty_fn(structure: tuple[Hashable, ...], penalties: Penalties) -> Callable[..., Any]:
     return jax.jit(jax.value_and_grad(functools.partial(penalty_value, penalties)))
 
 
+def penalty_fn(penalties: Penalties) -> Callable[..., Any]:
+    """``(params, coefs) -> (penalty, grads)``, ``coefs`` from :func:`penalty_coefs`; one
+    function per :func:`plan_structure`."""
+    return _cached(_penalty_fn, penalties)
+
+
 @functools.lru_cache(maxsize=_CACHE_SIZE)
-def loss_fn(model: ModelSpec, penalties: Penalties) -> Callable[..., Any]:
-    """``(params, x, y) -> (loss + penalty, grads)``."""
+def _loss_fn(model: ModelSpec, structure: tuple[Hashable, ...],
+             penalties: Penalties) -> Callable[..., Any]:
     return jax.jit(jax.value_and_grad(functools.partial(total_loss, model, penalties)))
 
 
+def loss_fn(model: ModelSpec, penalties: Penalties) -> Callable[..., Any]:
+    """``(params, x, y, coefs) -> (loss + penalty, grads)``; one function per model and
+    :func:`plan_structure`."""
+    return _cached(_loss_fn, penalties, model)
+
+
 @functools.lru_cache(maxsize=_CACHE_SIZE)
-def train_fn(model: ModelSpec, penalties: Penalties, optimizer: Optimizer,
-             decay: tuple[tuple[str, float], ...],
-             shrinks: tuple[Hashable, ...] = ()) -> Callable[..., Any]:
-    """``(params, x, y, steps, thresholds=()) -> params``: ``steps`` training steps as one
-    ``lax.fori_loop`` (``steps`` is traced, so one compilation serves every run length). Each
-    step: gradients at the current parameters, then :func:`optim.update`, then the shrinkage
-    operators of :func:`prox.structure` ``shrinks`` (none for :meth:`JaxBackend.train`) with
-    their ``thresholds``, traced too: one compilation serves every λ."""
+def _train_fn(model: ModelSpec, optimizer: Optimizer, decay: tuple[tuple[str, float], ...],
+              shrinks: tuple[Hashable, ...], structure: tuple[Hashable, ...],
+              penalties: Penalties) -> Callable[..., Any]:
     factors = optim.decay_factors(optimizer, dict(decay))
     grad = jax.grad(functools.partial(total_loss, model, penalties))
 
-    def run(params, x, y, steps, thresholds=()):
+    def run(params, x, y, steps, coefs, thresholds=()):
         def step(i, carry):
-            p, state = optim.update(optimizer, factors, carry[0], grad(carry[0], x, y),
+            p, state = optim.update(optimizer, factors, carry[0], grad(carry[0], x, y, coefs),
                                     carry[1], i + 1)
             return prox.apply(shrinks, p, thresholds), state
 
         return jax.lax.fori_loop(0, steps, step, (params, optim.init(optimizer, params)))[0]
 
     return jax.jit(run)
+
+
+def train_fn(model: ModelSpec, penalties: Penalties, optimizer: Optimizer,
+             decay: tuple[tuple[str, float], ...],
+             shrinks: tuple[Hashable, ...] = ()) -> Callable[..., Any]:
+    """``(params, x, y, steps, coefs, thresholds=()) -> params``: ``steps`` training steps as one
+    ``lax.fori_loop`` (``steps`` is traced, so one compilation serves every run length). Each
+    step: gradients at the current parameters, then :func:`optim.update`, then the shrinkage
+    operators of :func:`prox.structure` ``shrinks`` (none for :meth:`JaxBackend.train`) with
+    their ``thresholds``, traced too: one compilation serves every λ, and every plan of the same
+    :func:`plan_structure`."""
+    return _cached(_train_fn, penalties, model, optimizer, decay, shrinks)
+
+
+_FIRST_OF_STRUCTURE: dict[tuple[Hashable, ...], Penalties] = {}
+
+
+def _cached(factory: Callable[..., Any], penalties: Penalties, *config: Hashable) -> Any:
+    """``factory(*config, structure, penalties)`` through its cache, keyed by the structure:
+    ``penalties`` is replaced by the first plan seen with that structure, so a plan with other
+    coefficients finds the same compiled function."""
+    structure = plan_structure(penalties)
+    first = _FIRST_OF_STRUCTURE.setdefault(structure, penalties)
+    return factory(*config, structure, first)
 
 
 class JaxBackend(Backend, Harness, ProximalTraining, SnippetRunner):
@@ -162,7 +216,8 @@ class JaxBackend(Backend, Harness, ProximalTraining, SnippetRunner):
         self, plan: Plan, params: Mapping[str, jax.Array]
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         with x64():
-            value, grads = penalty_fn(plan.penalties)(dict(params))
+            value, grads = penalty_fn(plan.penalties)(dict(params),
+                                                      penalty_coefs(plan.penalties, params))
         return value, {k: grads[k] for k in params}
 
     def loss_and_grads(
@@ -170,7 +225,8 @@ class JaxBackend(Backend, Harness, ProximalTraining, SnippetRunner):
         x: jax.Array, y: jax.Array,
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         with x64():
-            value, grads = loss_fn(model, plan.penalties)(dict(params), x, y)
+            value, grads = loss_fn(model, plan.penalties)(
+                dict(params), x, y, penalty_coefs(plan.penalties, params))
         return value, {k: grads[k] for k in params}
 
     def train(
@@ -182,7 +238,7 @@ class JaxBackend(Backend, Harness, ProximalTraining, SnippetRunner):
         immutable, so the caller's parameters are untouched; results keep their dtypes."""
         run = train_fn(model, plan.penalties, optimizer, tuple(sorted(plan.decay.items())))
         with x64():
-            final = run(dict(params), x, y, steps)
+            final = run(dict(params), x, y, steps, penalty_coefs(plan.penalties, params))
         return {k: final[k] for k in params}
 
     def proximal_train(
@@ -197,7 +253,8 @@ class JaxBackend(Backend, Harness, ProximalTraining, SnippetRunner):
         run = train_fn(model, smooth.penalties, Optimizer("sgd", lr),
                        tuple(sorted(smooth.decay.items())), prox.structure(ops))
         with x64():
-            final = run(dict(params), x, y, steps, prox.thresholds(ops, params, lr))
+            final = run(dict(params), x, y, steps, penalty_coefs(smooth.penalties, params),
+                        prox.thresholds(ops, params, lr))
         return {k: final[k] for k in params}
 
     def exported_penalty(
