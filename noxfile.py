@@ -158,7 +158,7 @@ def path(session: nox.Session) -> None:
                     "--out", f"{REPORTS}/path/{data}")
     session.run("python", "-m", "pytest", "tests/test_path_backends.py",
                 "tests/test_path_sklearn.py", "tests/test_path_user_models.py", "-q", "-p",
-                "no:cacheprovider", *session.posargs)
+                "no:cacheprovider", *PARALLEL, *session.posargs, env=ENV)
 
 
 @nox.session
@@ -170,8 +170,8 @@ def hypothesis(session: nox.Session) -> None:
     session.install(".[test]", "./external/regcore-jax",
                     *(pin for pins in FRAMEWORKS.values() for pin in pins))
     session.run("python", "-m", "pytest", *PROPERTY_TESTS, "-q", "-p", "no:cacheprovider",
-                "--hypothesis-profile=thorough", *session.posargs,
-                env={"REGCORE_MIN_EXAMPLES": "10000"})
+                "--hypothesis-profile=thorough", *PARALLEL, *session.posargs,
+                env={**ENV, "REGCORE_MIN_EXAMPLES": "10000"})
 
 
 @nox.session

@@ -31,10 +31,22 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: the controller adds the counts up
+        workeroutput["regcore_examples"] = examples_run()
+        return
     needed = os.environ.get("REGCORE_MIN_EXAMPLES")
     if needed is None:
         return
-    count = examples_run()
+    count = examples_run() + _WORKER_EXAMPLES["count"]
     print(f"\nhypothesis: {count} property examples ran to completion (needed {needed})")
     if count < int(needed) and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_WORKER_EXAMPLES = {"count": 0}
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist, in the controller: a worker finished
+def pytest_testnodedown(node, error) -> None:
+    _WORKER_EXAMPLES["count"] += getattr(node, "workeroutput", {}).get("regcore_examples", 0)
