@@ -133,11 +133,13 @@ def distributed(session: nox.Session) -> None:
     ``DistributedDataParallel`` over gloo with 2 and 4 processes, and tf ``MirroredStrategy`` over
     2 logical CPUs (custom loop and ``model.fit``), against the single-process reference. One
     report per backend, ``conformance-<backend>-distributed.json``, whose rows (devices
-    ``cpu×2``, ``cpu×4``) the matrix shows beside the backend's own."""
+    ``cpu×2``, ``cpu×4``) the matrix shows beside the backend's own. Two xdist workers, each with
+    its own replica pools: one's replicas compute while the other's wait on an all-reduce
+    (torch 249 s -> 208 s, tf 179 s -> 114 s on 2 cores)."""
     session.install(".[test]", *FRAMEWORKS["torch"], *FRAMEWORKS["tf"])
     for backend in ("torch", "tf"):
         session.run("python", "-m", "pytest", "--pyargs", "regcore_conformance.distributed",
-                    "-p", "no:cacheprovider", "-q", "--regcore-backend", backend,
+                    "-p", "no:cacheprovider", "-q", *PARALLEL, "--regcore-backend", backend,
                     "--regcore-report", f"{REPORTS}/conformance-{backend}-distributed.json",
                     *session.posargs)
         _check_coverage(session, f"{backend}-distributed")
