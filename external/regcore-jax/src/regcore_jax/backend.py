@@ -106,40 +106,52 @@ def total_loss(model: ModelSpec, penalties: Penalties, params: Mapping[str, jax.
 # decay) and takes every array as an argument, the penalty coefficients included, so a cached
 # jax.jit function is traced once per input signature (shapes, dtypes, device) and reused by every
 # later call with the same configuration: plans that differ only in their coefficients (L2 at 0.01
-# or 0.02, any convention) share one compilation. The cache is keyed on the structure; the plan
-# whose assignments the function closes over is any one of that structure (only the parameter
-# names, term classes and options are read from it once coefficients are passed).
+# or 0.02, any convention) share one compilation.
+
+
+class _Structure:
+    """A plan's assignments as a cache key that compares by :func:`plan_structure`: the cache
+    keeps the first plan of a structure, whose parameter names, term classes and options are all
+    its compiled function reads once coefficients are passed."""
+
+    def __init__(self, penalties: Penalties) -> None:
+        self.penalties, self.key = penalties, plan_structure(penalties)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Structure) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
-def _penalty_fn(structure: tuple[Hashable, ...], penalties: Penalties) -> Callable[..., Any]:
-    return jax.jit(jax.value_and_grad(functools.partial(penalty_value, penalties)))
+def _penalty_fn(plan: _Structure) -> Callable[..., Any]:
+    return jax.jit(jax.value_and_grad(functools.partial(penalty_value, plan.penalties)))
 
 
 def penalty_fn(penalties: Penalties) -> Callable[..., Any]:
     """``(params, coefs) -> (penalty, grads)``, ``coefs`` from :func:`penalty_coefs`; one
     function per :func:`plan_structure`."""
-    return _cached(_penalty_fn, penalties)
+    return _penalty_fn(_Structure(penalties))
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
-def _loss_fn(model: ModelSpec, structure: tuple[Hashable, ...],
-             penalties: Penalties) -> Callable[..., Any]:
-    return jax.jit(jax.value_and_grad(functools.partial(total_loss, model, penalties)))
+def _loss_fn(model: ModelSpec, plan: _Structure) -> Callable[..., Any]:
+    return jax.jit(jax.value_and_grad(functools.partial(total_loss, model, plan.penalties)))
 
 
 def loss_fn(model: ModelSpec, penalties: Penalties) -> Callable[..., Any]:
     """``(params, x, y, coefs) -> (loss + penalty, grads)``; one function per model and
     :func:`plan_structure`."""
-    return _cached(_loss_fn, penalties, model)
+    return _loss_fn(model, _Structure(penalties))
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
-def _train_fn(model: ModelSpec, optimizer: Optimizer, decay: tuple[tuple[str, float], ...],
-              shrinks: tuple[Hashable, ...], structure: tuple[Hashable, ...],
-              penalties: Penalties) -> Callable[..., Any]:
+def _train_fn(model: ModelSpec, plan: _Structure, optimizer: Optimizer,
+              decay: tuple[tuple[str, float], ...],
+              shrinks: tuple[Hashable, ...]) -> Callable[..., Any]:
     factors = optim.decay_factors(optimizer, dict(decay))
-    grad = jax.grad(functools.partial(total_loss, model, penalties))
+    grad = jax.grad(functools.partial(total_loss, model, plan.penalties))
 
     def run(params, x, y, steps, coefs, thresholds=()):
         def step(i, carry):
@@ -161,19 +173,7 @@ def train_fn(model: ModelSpec, penalties: Penalties, optimizer: Optimizer,
     operators of :func:`prox.structure` ``shrinks`` (none for :meth:`JaxBackend.train`) with
     their ``thresholds``, traced too: one compilation serves every λ, and every plan of the same
     :func:`plan_structure`."""
-    return _cached(_train_fn, penalties, model, optimizer, decay, shrinks)
-
-
-_FIRST_OF_STRUCTURE: dict[tuple[Hashable, ...], Penalties] = {}
-
-
-def _cached(factory: Callable[..., Any], penalties: Penalties, *config: Hashable) -> Any:
-    """``factory(*config, structure, penalties)`` through its cache, keyed by the structure:
-    ``penalties`` is replaced by the first plan seen with that structure, so a plan with other
-    coefficients finds the same compiled function."""
-    structure = plan_structure(penalties)
-    first = _FIRST_OF_STRUCTURE.setdefault(structure, penalties)
-    return factory(*config, structure, first)
+    return _train_fn(model, _Structure(penalties), optimizer, decay, shrinks)
 
 
 class JaxBackend(Backend, Harness, ProximalTraining, SnippetRunner):
