@@ -45,7 +45,7 @@ from regcore_conformance import coverage, expectations
 from regcore_conformance.cases import TERM_CASES, scenario_specs, shrinkage_cases
 from regcore_conformance.checker import Checker
 from regcore_conformance.report import DEVICE_UNAVAILABLE, Record, Report
-from regcore_conformance.scenarios import SCENARIOS
+from regcore_conformance.scenarios import MLP_SCENARIOS, SCENARIOS
 
 SUITE_DTYPES = ("float64", "float32")
 LOW_PRECISION_DTYPES = ("float16", "bfloat16")  # parameter dtypes of test_low_precision
@@ -176,6 +176,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("optimizer", OPTIMIZERS)
     if "linear_scenario" in names:
         metafunc.parametrize("linear_scenario", LINEAR_SCENARIOS)
+    if "mlp_case" in names:  # last, so a scenario's specs are neighbours (one data-parallel call)
+        pairs = [(s, c) for s in MLP_SCENARIOS for c in scenario_specs(s)]
+        metafunc.parametrize("mlp_case", pairs, ids=[f"{s}-{c}" for s, c in pairs])
 
 
 def _unavailable_reason(backend: Backend, device: str) -> str | None:

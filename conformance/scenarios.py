@@ -152,6 +152,9 @@ SCENARIOS: dict[str, Scenario] = {
     )
 }
 
+MLP_SCENARIOS = tuple(n for n, s in SCENARIOS.items() if len(s.model.sizes) > 2)
+"""The scenarios with hidden layers (the data-parallel run trains these)."""
+
 
 @cache
 def _data(name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from regcore.backend import CAPABILITY_OF, Backend, _wrap, check_arrays, check_shapes
-from regcore.errors import SpecError
+from regcore.errors import SpecError, UnsupportedError
 from regcore.harness import ModelSpec, Optimizer
 from regcore.spec import Plan, Spec
 
@@ -222,6 +222,7 @@ class DataParallel(Capability):
     distributed_world_sizes: ClassVar[tuple[int, ...]] = ()
     declared = ("distributed_translations", "distributed_world_sizes")
     checks = {"distributed_train": _distributed_args,
+              "distributed_train_many": _distributed_args,
               "distributed_loss_and_grads": _distributed_args}
 
     @abc.abstractmethod
@@ -236,6 +237,27 @@ class DataParallel(Capability):
         :attr:`distributed_translations`. Returns the parameters after ``steps`` (canonical
         names and layout), after checking that every replica holds the same ones. A replica
         that fails or hangs is a :class:`RuntimeError` within a bounded time, never a hang."""
+
+    def distributed_train_many(
+        self, translation: str, model: ModelSpec, specs: Mapping[str, Spec],
+        params: Mapping[str, Any], x: Any, y: Any, *, optimizer: Optimizer, steps: int,
+        world_size: int,
+    ) -> dict[str, dict[str, Any] | Exception]:
+        """:meth:`distributed_train` for each spec of ``specs`` from the same parameters and
+        batch: per spec name, the parameters after ``steps``, or the :class:`regcore.SpecError`
+        or :class:`regcore.UnsupportedError` the translation refused that spec with.
+        The suite calls this once per scenario, translation, replica count, dtype and optimizer.
+        By default one :meth:`distributed_train` call per spec; a backend whose steps cost mostly
+        the collectives' latency overrides it to train the specs side by side."""
+        out: dict[str, dict[str, Any] | Exception] = {}
+        for name, spec in specs.items():
+            try:
+                out[name] = self.distributed_train(translation, model, spec, params, x, y,
+                                                   optimizer=optimizer, steps=steps,
+                                                   world_size=world_size)
+            except (SpecError, UnsupportedError) as exc:
+                out[name] = exc
+        return out
 
     @abc.abstractmethod
     def distributed_loss_and_grads(

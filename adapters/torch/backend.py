@@ -131,6 +131,19 @@ class TorchBackend(Backend, Harness, ProximalTraining, NativeTranslations, DataP
                                   optimizer=optimizer, steps=steps, world_size=world_size)
         return {k: torch.from_numpy(v) for k, v in final.items()}
 
+    def distributed_train_many(
+        self, translation: str, model: ModelSpec, specs: Mapping[str, Spec],
+        params: Mapping[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, *,
+        optimizer: Optimizer, steps: int, world_size: int,
+    ) -> dict[str, dict[str, torch.Tensor] | Exception]:
+        """Every spec in one call, side by side in one DDP/FSDP module (one gradient reduction
+        per step for all; see :func:`regcore_adapters.torch.distributed.train_many`)."""
+        got = distributed.train_many(translation, model, specs, *self._host(params, x, y),
+                                     optimizer=optimizer, steps=steps, world_size=world_size)
+        return {name: final if isinstance(final, Exception)
+                else {k: torch.from_numpy(v) for k, v in final.items()}
+                for name, final in got.items()}
+
     def distributed_loss_and_grads(
         self, translation: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Tensor],
         x: torch.Tensor, y: torch.Tensor, *, world_size: int,

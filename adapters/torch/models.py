@@ -89,3 +89,15 @@ class DenseNet(nn.Module):
             out[f"dense_{i}.kernel"] = weight.detach().T.contiguous()
             out[f"dense_{i}.bias"] = bias.detach().clone()
         return out
+
+
+class NetStack(nn.Module):
+    """Independent networks side by side, for training several cases in one data-parallel
+    wrapper: ``forward(x)`` is the list of each network's output on ``x``."""
+
+    def __init__(self, nets: list[DenseNet]) -> None:
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [net(x) for net in self.nets]

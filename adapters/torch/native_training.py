@@ -26,7 +26,7 @@ for the suite to compare with the reference's plan.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,34 +92,65 @@ def train(translation: str, model: ModelSpec, spec: Spec, params: Mapping[str, t
     return net.canonical()
 
 
-def train_net(translation: str, model: ModelSpec, spec: Spec, net: DenseNet, x: torch.Tensor,
-              y: torch.Tensor, *, optimizer: Optimizer, steps: int,
-              forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+@dataclass
+class NetStep:
+    """One network's part of a training step under a translation: its optimizer and the pieces
+    that put the spec into the loss, the gradient or the parameters. Building it is where a
+    translation refuses a spec (:class:`regcore.SpecError`)."""
+
+    net: DenseNet
+    opt: torch.optim.Optimizer
+    penalty: PenaltyLoss | None
+    grad_side: GradientPenalty | None
+    decay: DecoupledDecay | None
+
+    @classmethod
+    def build(cls, translation: str, optimizer: Optimizer, spec: Spec, net: DenseNet) -> NetStep:
+        how = lookup(TRANSLATIONS, translation)
+        return cls(net, how.optimizer(optimizer, spec, net),
+                   PenaltyLoss(spec, net) if how.penalty == "loss" else None,
+                   GradientPenalty(spec, net) if how.penalty == "gradient" else None,
+                   None if how.penalty == "optimizer" else DecoupledDecay(spec, net))
+
+
+def run_steps(parts: Sequence[NetStep], model: ModelSpec, x: torch.Tensor, y: torch.Tensor, *,
+              lr: float, steps: int,
+              forward: Callable[[torch.Tensor], Sequence[torch.Tensor]],
               data_weight: float = 1.0) -> None:
-    """``steps`` steps of ``translation`` (a name of :data:`TRANSLATIONS`) on ``net`` in place.
-    ``forward`` runs the batch (default ``net`` itself; a ``DistributedDataParallel`` wrapper of
-    it for data-parallel training, whose backward averages the replicas' gradients); the data
-    loss is multiplied by ``data_weight`` before the penalty is added (a replica's share of the
-    global batch, see :mod:`regcore_adapters.torch.distributed`)."""
-    how = lookup(TRANSLATIONS, translation)
-    forward = net if forward is None else forward
-    opt = how.optimizer(optimizer, spec, net)
-    decay = None if how.penalty == "optimizer" else DecoupledDecay(spec, net)
-    penalty = PenaltyLoss(spec, net) if how.penalty == "loss" else None
-    grad_side = GradientPenalty(spec, net) if how.penalty == "gradient" else None
+    """``steps`` training steps of the networks of ``parts`` at once. ``forward(x)`` returns one
+    output per network (a ``DistributedDataParallel`` wrapper of all of them averages their
+    gradients in one reduction per step); one ``backward()`` of the summed losses gives each
+    network its own loss's gradient exactly, since the networks share no parameter."""
     for _ in range(steps):
-        opt.zero_grad(set_to_none=True)
-        loss = data_loss(model.loss, forward(x), y)
-        if data_weight != 1.0:
-            loss = loss * data_weight
-        if penalty is not None:
-            loss = loss + penalty()
-        loss.backward()
-        if grad_side is not None:
-            grad_side()
-        if decay is not None:
-            decay.step(optimizer.lr)
-        opt.step()
+        for part in parts:
+            part.opt.zero_grad(set_to_none=True)
+        total = None
+        for part, out in zip(parts, forward(x), strict=True):
+            loss = data_loss(model.loss, out, y)
+            if data_weight != 1.0:
+                loss = loss * data_weight
+            if part.penalty is not None:
+                loss = loss + part.penalty()
+            total = loss if total is None else total + loss
+        if total is None:
+            raise ValueError("run_steps: no network to train")
+        total.backward()
+        for part in parts:
+            if part.grad_side is not None:
+                part.grad_side()
+        for part in parts:
+            if part.decay is not None:
+                part.decay.step(lr)
+        for part in parts:
+            part.opt.step()
+
+
+def train_net(translation: str, model: ModelSpec, spec: Spec, net: DenseNet, x: torch.Tensor,
+              y: torch.Tensor, *, optimizer: Optimizer, steps: int) -> None:
+    """``steps`` steps of ``translation`` (a name of :data:`TRANSLATIONS`) on ``net`` in
+    place."""
+    run_steps([NetStep.build(translation, optimizer, spec, net)], model, x, y, lr=optimizer.lr,
+              steps=steps, forward=lambda batch: [net(batch)])
 
 
 def _loss_term_penalty(spec: Spec, net: DenseNet) -> torch.Tensor:
