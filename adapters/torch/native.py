@@ -99,6 +99,8 @@ class PenaltyLoss(nn.Module):
     def __init__(self, spec: Spec, module: nn.Module) -> None:
         super().__init__()
         self._split = _Split(spec, module)
+        #: The spec it applies (what :func:`regcore_adapters.torch.reading.read_setup` reads).
+        self.spec = spec
 
     def forward(self) -> torch.Tensor:
         return self._split.value()
