@@ -4,9 +4,9 @@
 :func:`read_setup` looks at the optimizer's param groups (each group's ``weight_decay`` and
 whether the optimizer's decay is coupled or decoupled) and, if given, the
 :class:`~regcore_adapters.torch.native.PenaltyLoss` added to the loss. The result is a
-:class:`Reading`: a :class:`regcore.Spec` whose rules select parameters by the model's own names
-(:func:`~regcore_adapters.torch.modules.module_params`), and a list of what it could not express,
-never a silent drop:
+:class:`regcore.reading.Reading`: a :class:`regcore.Spec` whose rules select parameters by the
+model's own names (:func:`~regcore_adapters.torch.modules.module_params`), and a list of what it
+could not express, never a silent drop:
 
 * ``weight_decay`` on SGD, Adam, RMSprop and Adagrad (and Adam without
   ``decoupled_weight_decay``) adds ``wd·p`` to the gradient: coupled L2, convention
@@ -21,34 +21,17 @@ never a silent drop:
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from regcore import L2, DecoupledWeightDecay, Rule, Select, Spec
+from regcore import L2, DecoupledWeightDecay, Rule, Spec
+from regcore.reading import Reading, select_names
 from regcore_adapters.torch.modules import module_params
 from regcore_adapters.torch.native import PenaltyLoss
 
 _COUPLED = (torch.optim.SGD, torch.optim.Adam, torch.optim.RMSprop, torch.optim.Adagrad)
-
-
-@dataclass(frozen=True)
-class Reading:
-    """What a setup applies: ``spec`` (rules by the model's parameter names) and ``notes``, one
-    line per thing the spec does not say (a frozen parameter in a decayed group, an optimizer
-    whose decay regcore cannot read)."""
-
-    spec: Spec
-    notes: tuple[str, ...] = field(default=())
-
-
-def _select(names: Sequence[str]) -> Select:
-    """Exactly these parameter names."""
-    return Select(name="|".join(re.escape(n) for n in names))
 
 
 def _decoupled(optimizer: torch.optim.Optimizer, group: dict) -> bool:
@@ -86,8 +69,8 @@ def read_setup(model: nn.Module, optimizer: torch.optim.Optimizer,
         target = decoupled if _decoupled(optimizer, group) else coupled
         target[wd] += [names[id(p)] for p in params if p.requires_grad]
     rules = list(penalty.spec.penalties) if penalty is not None else []
-    rules += [Rule(L2(wd, convention="torch_weight_decay"), _select(ps))
+    rules += [Rule(L2(wd, convention="torch_weight_decay"), select_names(ps))
               for wd, ps in coupled.items() if ps]
     decay = list(penalty.spec.weight_decay) if penalty is not None else []
-    decay += [DecoupledWeightDecay(wd, _select(ps)) for wd, ps in decoupled.items() if ps]
+    decay += [DecoupledWeightDecay(wd, select_names(ps)) for wd, ps in decoupled.items() if ps]
     return Reading(Spec(rules, weight_decay=decay), tuple(notes))

@@ -1,0 +1,56 @@
+"""Read an existing Keras training setup back into a spec: the layers' regularizers
+(``kernel_regularizer``, ``bias_regularizer``, ``gamma_regularizer``...) and the optimizer's
+``weight_decay`` with its exclusions (``exclude_from_weight_decay``), as a
+:class:`regcore.reading.Reading` whose rules select variables by their paths in the model
+(:func:`~regcore_adapters.tf.keras_params.model_params`).
+
+* a regularizer regcore knows (Keras's ``L1``, ``L2``, ``L1L2``, ``OrthogonalRegularizer``,
+  regcore's own) becomes its terms in the ``sum`` convention, which is Keras's
+  (:func:`~regcore_adapters.tf.keras_regularizers.from_keras`); any other is noted, not read;
+* a regularizer on a frozen variable is noted: Keras's ``model.losses`` skips it;
+* ``weight_decay`` is decoupled in every Keras 3 optimizer (``v ← v − lr·wd·v``), applied to
+  each trainable variable the optimizer does not exclude — asked of the optimizer itself
+  (``Optimizer._use_weight_decay``, the check its update runs), so name patterns
+  (``var_names``) and variable lists are read as Keras reads them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import keras
+
+from regcore import DecoupledWeightDecay, Rule, Spec, SpecError, Term
+from regcore.reading import Reading, select_names
+from regcore_adapters.tf.keras_params import model_params
+from regcore_adapters.tf.keras_regularizers import from_keras
+
+
+def read_setup(model: keras.layers.Layer,
+               optimizer: keras.optimizers.Optimizer | None = None) -> Reading:
+    """The regularization ``model``'s layers and ``optimizer`` (if any) apply, as a
+    :class:`regcore.reading.Reading`."""
+    by_term: dict[Term, list[str]] = defaultdict(list)
+    notes: list[str] = []
+    params = model_params(model)
+    for p in params:
+        try:
+            terms = from_keras(p.variable.regularizer)
+        except SpecError as exc:
+            notes.append(f"{p.info.name}: {exc}: not read")
+            continue
+        if terms and not p.info.trainable:
+            notes.append(f"{p.info.name}: its regularizer is on a frozen variable, which "
+                         "model.losses skips: not applied")
+            continue
+        for term in terms:
+            by_term[term].append(p.info.name)
+    decay: list[DecoupledWeightDecay] = []
+    wd = None if optimizer is None else optimizer.weight_decay
+    if wd:
+        decayed = [p.info.name for p in params
+                   if p.info.trainable and optimizer._use_weight_decay(p.variable)]
+        if decayed:
+            decay.append(DecoupledWeightDecay(float(wd), select_names(decayed)))
+    rules = [Rule(term, select_names(names)) for term, names in by_term.items()]
+    return Reading(Spec(rules, weight_decay=decay), tuple(notes))
