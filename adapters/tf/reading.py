@@ -20,7 +20,7 @@ from collections import defaultdict
 
 import keras
 
-from regcore import DecoupledWeightDecay, Rule, Spec, SpecError, Term
+from regcore import DecoupledWeightDecay, ParamInfo, Rule, Spec, SpecError, Term
 from regcore.reading import Reading, select_names
 from regcore_adapters.tf.keras_params import model_params
 from regcore_adapters.tf.keras_regularizers import from_keras
@@ -54,3 +54,8 @@ def read_setup(model: keras.layers.Layer,
             decay.append(DecoupledWeightDecay(float(wd), select_names(decayed)))
     rules = [Rule(term, select_names(names)) for term, names in by_term.items()]
     return Reading(Spec(rules, weight_decay=decay), tuple(notes))
+
+
+def param_infos(model: keras.layers.Layer) -> list[ParamInfo]:
+    """``model``'s variables as the spec sees them (the names :func:`read_setup` selects)."""
+    return [p.info for p in model_params(model)]

@@ -26,7 +26,7 @@ from collections import defaultdict
 import torch
 from torch import nn
 
-from regcore import L2, DecoupledWeightDecay, Rule, Spec
+from regcore import L2, DecoupledWeightDecay, ParamInfo, Rule, Spec
 from regcore.reading import Reading, select_names
 from regcore_adapters.torch.modules import module_params
 from regcore_adapters.torch.native import PenaltyLoss
@@ -74,3 +74,8 @@ def read_setup(model: nn.Module, optimizer: torch.optim.Optimizer,
     decay = list(penalty.spec.weight_decay) if penalty is not None else []
     decay += [DecoupledWeightDecay(wd, select_names(ps)) for wd, ps in decoupled.items() if ps]
     return Reading(Spec(rules, weight_decay=decay), tuple(notes))
+
+
+def param_infos(model: nn.Module) -> list[ParamInfo]:
+    """``model``'s parameters as the spec sees them (the names :func:`read_setup` selects)."""
+    return [p.info for p in module_params(model)]

@@ -9,12 +9,15 @@ the verbs, one module each.
     regcore export SPEC.json --backend NAME        a native snippet, no regcore import
     regcore path SPEC.json --data iris|synthetic|FILE [--backends a,b] [--folds 5] [--grid ...]
                  [--rule min|1se] [--out DIR]  k-fold choice of the coefficient, plots
+    regcore audit FRAMEWORK:MODULE:FUNCTION [--json]   what a torch or Keras setup regularizes
+    regcore diff A B [--map order|names] [--rename RE=NEW] [--spec-a F] [--spec-b F] [--json]
 
 Exit codes (the same for every command):
 
 * ``0`` — done; for ``check``, every backend agrees with the reference;
 * ``1`` — ``check`` ran and some backend disagrees with the reference; ``path`` ran and the
-  backends chose differently (or their losses differ beyond tolerance);
+  backends chose differently (or their losses differ beyond tolerance); ``diff`` found a
+  parameter regularized differently;
 * ``2`` — bad input or environment: missing file, malformed JSON, invalid spec, unknown term,
   convention, backend or device, a device not available here, a missing optional dependency
   that the command cannot do without, a conversion asked for with ``--to`` that is refused (the
@@ -35,13 +38,13 @@ from typing import NoReturn
 import regcore
 from regcore.errors import SpecError
 from regcore.registry import BackendNotFoundError
-from regcore_apps.cli import backends, check, convert, export, path
+from regcore_apps.cli import audit, backends, check, convert, diff, export, path
 from regcore_apps.cli.common import EXIT_BAD_INPUT, CliError, one_line
 
 #: The verbs, in the order ``regcore --help`` lists them: each module's ``add_parser(sub)``
 #: declares its arguments and ``run(args)`` returns the exit code.
 VERBS = {"backends": backends, "convert": convert, "check": check, "export": export,
-         "path": path}
+         "path": path, "audit": audit, "diff": diff}
 
 
 class Parser(argparse.ArgumentParser):
