@@ -1,6 +1,6 @@
 """The README's "Is my port the same?" example and ``regcore diff`` on the same pair: a Keras
-model and its torch port read back and compared, in the ``path`` nox session (torch and tensorflow in one environment); skipped where
-either is missing."""
+model and its torch port read back and compared, in the ``path`` nox session (torch and
+tensorflow in one environment); skipped where either is missing."""
 
 from __future__ import annotations
 
