@@ -3,6 +3,7 @@
     nox -s numpy torch tf jax distributed path report   # the conformance matrix (reports/)
     nox -s tests                       # the project's unit tests
     nox -s hypothesis                  # property-based tests, >= 10,000 examples
+    nox -s presets                     # the presets against timm's and transformers' own groups
     nox -s bench                       # benchmarks (not tests; not run by default or in CI)
     nox -s lint                        # ruff on the tree, mypy on the spec package (pinned)
 
@@ -23,7 +24,7 @@ from pathlib import Path
 import nox
 
 nox.options.sessions = ["lint", "tests", "numpy", "torch", "tf", "jax", "distributed", "path",
-                        "report"]
+                        "report", "presets"]
 nox.options.reuse_venv = "yes"
 
 REPORTS = "reports"
@@ -163,6 +164,26 @@ def path(session: nox.Session) -> None:
                 "tests/test_path_sklearn.py", "tests/test_path_user_models.py",
                 "tests/test_readme_port.py", "-q", "-p",
                 "no:cacheprovider", *PARALLEL, *session.posargs, env=ENV)
+
+
+# The recipe libraries the presets are proven against (tests/presets/), pinned. timm needs
+# torchvision, and PyPI's torchvision does not load beside the local CPU torch 2.13.0 wheel, so
+# this session takes the torch/torchvision pair the machines carry on disk (a CUDA build: 5.5 GB
+# in the venv, 81 s to install here; it runs on the CPU).
+PRESET_LIBRARIES = ["torch==2.14.1", "torchvision==0.29.1", "timm==1.0.31",
+                    "transformers==5.25.0", "accelerate==1.16.0"]
+
+
+@nox.session
+def presets(session: nox.Session) -> None:
+    """regcore's presets (``regcore.presets``, ``regcore_adapters.torch.presets``) against the
+    libraries' own optimizer set-ups: timm's ``create_optimizer_v2`` on a ResNet and a ViT, Hugging
+    Face ``Trainer.create_optimizer`` on a tiny BERT and GPT-2, from configs with random weights
+    (nothing downloaded): the same decay per parameter and the same weights after training, bit
+    for bit."""
+    session.install(".[test]", *PRESET_LIBRARIES)
+    session.run("python", "-m", "pytest", "tests/presets", "-q", "-p", "no:cacheprovider",
+                *session.posargs, env={**ENV, "HF_HUB_OFFLINE": "1"})
 
 
 @nox.session
