@@ -154,15 +154,16 @@ def path(session: nox.Session) -> None:
     """Choosing λ (docs/path.md): ``regcore path`` on the Iris MLP and on the synthetic linear
     problem with numpy, torch and tf in one environment, each writing path.json and its plots to
     reports/path/<problem>/ and failing unless every backend makes the same choice; then the
-    path's cross-backend, scikit-learn and user-model (nn.Module, Keras model) tests, and the
-    README's torch-against-Keras port check (the one session with both frameworks)."""
+    path's cross-backend, scikit-learn and user-model (nn.Module, Keras model) tests, the
+    README's torch-against-Keras port check and the layer twins (torch and Keras layers with the
+    same weights: the same function and penalty), the one session with both frameworks."""
     session.install(".[test,plot]", *FRAMEWORKS["torch"], *FRAMEWORKS["tf"])
     for data, spec in PATH_RUNS.items():
         session.run("regcore", "path", spec, "--data", data, "--backends", "numpy,torch,tf",
                     "--out", f"{REPORTS}/path/{data}")
     session.run("python", "-m", "pytest", "tests/test_path_backends.py",
                 "tests/test_path_sklearn.py", "tests/test_path_user_models.py",
-                "tests/test_readme_port.py", "-q", "-p",
+                "tests/test_readme_port.py", "tests/test_layer_twins.py", "-q", "-p",
                 "no:cacheprovider", *PARALLEL, *session.posargs, env=ENV)
 
 

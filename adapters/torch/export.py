@@ -1,6 +1,6 @@
 """A spec as a plain PyTorch snippet: ``export(spec) -> str`` (entry point ``regcore.exporters``).
 
-The snippet imports ``re`` and ``torch`` only, never regcore, and defines:
+The snippet imports ``re``, ``collections.abc`` and ``torch`` only, never regcore, and defines:
 
 * ``regularization(model) -> torch.Tensor``: the spec's penalty on an ``nn.Module``'s parameters,
   a 0-dim tensor that autograd differentiates; add it to the training loss. Parameters are named
@@ -10,12 +10,13 @@ The snippet imports ``re`` and ``torch`` only, never regcore, and defines:
   ``norm_scale``, shift ``bias``; ``Embedding``: ``embedding``; other modules: ``*bias*`` →
   ``bias``, ``ndim >= 2`` → ``weight``, else ``other``; the snippet holds ``role_of`` itself,
   copied as written). Axis-dependent terms (group lasso axis, orthogonal mode) see the canonical
-  ``(fan_in, fan_out)`` layout: ``Linear.weight`` transposed, convolution weights permuted to
-  ``(*kernel_size, in, out)``. The penalty functions are the torch backend's own kernels
-  (:mod:`regcore_adapters.torch.penalties`), copied as written, with regcore's
-  ``ORTHOGONAL_EPSILON`` as a constant: ``torch.abs`` has subgradient 0 at 0 and
-  ``torch.linalg.vector_norm`` gradient 0 at 0, so an all-zero group or row has gradient 0, not
-  NaN. float16/bfloat16 parameters accumulate in float32.
+  ``(fan_in, fan_out)`` layout of ``view_of`` (copied as written): ``Linear``, recurrent and
+  attention matrices transposed, convolution weights permuted to ``(*kernel_size, in, out)``,
+  depthwise ones to ``(*kernel_size, channels, multiplier)``. The penalty functions are the
+  torch backend's own kernels (:mod:`regcore_adapters.torch.penalties`), copied as written, with
+  regcore's ``ORTHOGONAL_EPSILON`` as a constant: ``torch.abs`` has subgradient 0 at 0 and
+  ``torch.linalg.vector_norm`` gradient 0 at 0, so an all-zero group or row has gradient 0,
+  not NaN. float16/bfloat16 parameters accumulate in float32.
 * ``decay_(model, lr)``: ``p.mul_(1 - lr * rate)`` under ``torch.no_grad()`` for the spec's
   decoupled-decay parameters; call it before ``optimizer.step()`` (AdamW's order).
 
@@ -32,27 +33,19 @@ from regcore import export_support as support
 
 CONTRACT = (
     "regularization(model) -> torch.Tensor: the penalty on model's parameters (roles from module",
-    "types; Linear/conv weights seen in the canonical (fan_in, fan_out) layout), 0-dim,",
+    "types; kernels seen in the canonical (fan_in, fan_out) layout, Keras's), 0-dim,",
     "differentiable by autograd: loss = data_loss + regularization(model).",
     "decay_(model, lr): p *= 1 - lr * rate in place on the decayed parameters, under no_grad;",
     "call it before optimizer.step() (AdamW's order).",
 )
 
-IMPORTS = "import torch\nfrom torch import nn\n"
+IMPORTS = "from collections.abc import Callable\n\nimport torch\nfrom torch import nn\n"
 
 ROLES = Path(__file__).with_name("modules.py")
-"""The backend's role inference, ``role_of(module, name, param)``, copied as written too."""
+"""The backend's role inference ``role_of(module, name, param)`` and canonical layout
+``view_of(module, name)``, copied as written too."""
 
 RUNTIME = '''\
-def _canonical(module, name, param):
-    """param in the canonical layout: Linear (out, in) -> (in, out), conv -> (*kernel, in, out)."""
-    if name == "weight" and isinstance(module, nn.Linear):
-        return param.T
-    if name == "weight" and isinstance(module, nn.modules.conv._ConvNd):
-        return param.permute(*range(2, param.ndim), 1, 0)
-    return param
-
-
 def _parameters(model):
     """{dotted name: (role, parameter, canonical view)}, tied parameters once."""
     out, seen = {}, set()
@@ -61,7 +54,7 @@ def _parameters(model):
             if id(param) not in seen:
                 seen.add(id(param))
                 full = f"{prefix}.{name}" if prefix else name
-                out[full] = (role_of(module, name, param), param, _canonical(module, name, param))
+                out[full] = (role_of(module, name, param), param, view_of(module, name)(param))
     return out
 
 
@@ -95,4 +88,4 @@ def export(spec: Spec) -> str:
     """``spec`` as a PyTorch snippet (see the module docstring for its contract)."""
     return support.snippet(spec, module=__name__, framework="PyTorch", contract=CONTRACT,
                            imports=IMPORTS, runtime=RUNTIME,
-                           helpers=[support.definitions(ROLES, ["role_of"])])
+                           helpers=[support.definitions(ROLES, ["role_of", "view_of"])])
