@@ -116,14 +116,15 @@ def tf(session: nox.Session) -> None:
 @nox.session
 def jax(session: nox.Session) -> None:
     """Conformance suite on the JAX backend: an outside package (``external/regcore-jax``)
-    registered by its entry point, on CPU jax; then that package's own tests."""
+    registered by its entry point, on CPU jax; then that package's own tests (with optax, whose
+    setups ``regcore_jax.reading`` reads)."""
     # Compiling dominates this run (XLA: 0.3 s per SGD training loop, 0.6 s per Adam one, 1 ms to
     # run it): JAX's persistent compilation cache lets each worker reuse what the other compiled
     # for the same program (session-local, so a fresh clone starts empty).
     cache = {"JAX_COMPILATION_CACHE_DIR": str(Path(session.create_tmp()) / "jax-cache"),
              "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
              "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
-    _conformance(session, "jax", extra_installs=("./external/regcore-jax",),
+    _conformance(session, "jax", extra_installs=("./external/regcore-jax", "optax==0.2.8"),
                  extra_tests=("external/regcore-jax/tests", "tests/test_path_backends.py"),
                  env=cache)
 

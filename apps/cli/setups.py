@@ -1,9 +1,10 @@
 """Training setups named on the command line, read into specs (``regcore audit``, ``regcore
 diff``): ``FRAMEWORK:MODULE:FUNCTION``, where ``FUNCTION()`` returns ``(model, optimizer)`` —
-torch: also ``(model, optimizer, penalty_loss)``; keras: the optimizer may be ``None``.
+torch: also ``(model, optimizer, penalty_loss)``; keras: the optimizer may be ``None``; optax:
+``(params, tx)``, a params pytree and an optax transformation.
 
-The adapters read them (``regcore_adapters.<adapter>.reading``: ``read_setup`` and
-``param_infos``), imported only when asked for."""
+The adapters read them (``regcore_adapters.<adapter>.reading``, the JAX package's
+``regcore_jax.reading``: ``read_setup`` and ``param_infos``), imported only when asked for."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from regcore.spec import Plan
 from regcore_apps.cli.common import CliError, load_spec
 
 #: Framework name on the command line -> the adapter module that reads its setups.
-READERS = {"torch": "regcore_adapters.torch.reading", "keras": "regcore_adapters.tf.reading"}
+READERS = {"torch": "regcore_adapters.torch.reading", "keras": "regcore_adapters.tf.reading",
+           "optax": "regcore_jax.reading"}
 
 
 @dataclass(frozen=True)
