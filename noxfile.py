@@ -156,12 +156,19 @@ def path(session: nox.Session) -> None:
     problem with numpy, torch and tf in one environment, each writing path.json and its plots to
     reports/path/<problem>/ and failing unless every backend makes the same choice; then the
     path's cross-backend, scikit-learn and user-model (nn.Module, Keras model) tests, the
-    README's torch-against-Keras port check and the layer twins (torch and Keras layers with the
-    same weights: the same function and penalty), the one session with both frameworks."""
+    README's torch-against-Keras port check (``regcore diff``, also written to
+    reports/diff/readme-port.json for the matrix) and the layer twins (torch and Keras layers
+    with the same weights: the same function and penalty), the one session with both
+    frameworks."""
     session.install(".[test,plot]", *FRAMEWORKS["torch"], *FRAMEWORKS["tf"])
     for data, spec in PATH_RUNS.items():
         session.run("regcore", "path", spec, "--data", data, "--backends", "numpy,torch,tf",
                     "--out", f"{REPORTS}/path/{data}")
+    # The README's port pair as a "Port checks" section of the matrix: it differs (exit 1), on
+    # purpose, by keras #4712's factor 2 and the biases torch decays.
+    session.run("regcore", "diff", "keras:portsetups:original", "torch:portsetups:port", "--out",
+                f"{REPORTS}/diff/readme-port.json", env={**ENV, "PYTHONPATH": "docs/examples"},
+                success_codes=[1])
     session.run("python", "-m", "pytest", "tests/test_path_backends.py",
                 "tests/test_path_sklearn.py", "tests/test_path_user_models.py",
                 "tests/test_readme_port.py", "tests/test_layer_twins.py", "-q", "-p",

@@ -15,6 +15,9 @@ recorded as unavailable may be in each). A row's ``checks`` count comparisons an
 tests; skips and expected failures are counted apart; its worst ratio is ``max error/tolerance``
 over its checks (``inf`` for a crash or a zero tolerance).
 
+Each ``regcore diff --json`` output in ``REPORT_DIR/diff/`` gets a "Port checks" section
+(:mod:`regcore_conformance.matrix_diff`), shown, not judged.
+
 The summary line counts the backends reported against the ones expected (``--expect
 numpy,torch,tf,jax``; default: the registered backends) and names those with no report. Each
 report's skipped tests are listed grouped by reason, with a count and a few example test ids.
@@ -31,7 +34,7 @@ import json
 import sys
 from pathlib import Path
 
-from regcore_conformance import matrix_path
+from regcore_conformance import matrix_diff, matrix_path
 from regcore_conformance.matrix_rows import (  # noqa: F401  (re-exported: matrix.Row...)
     EXAMPLES,
     NO_REASON,
@@ -163,7 +166,8 @@ def _md(text: object) -> str:
 
 
 def render_markdown(reports: list[BackendReport], rows: list[Row],
-                    paths: dict | None = None, expected: list[str] | None = None) -> str:
+                    paths: dict | None = None, expected: list[str] | None = None,
+                    diffs: dict | None = None) -> str:
     head, failing, missing = expected_summary(reports, rows, expected or [])
     ran, not_run = split_not_run(rows)
     out = ["# regcore conformance matrix", "",
@@ -205,6 +209,7 @@ def render_markdown(reports: list[BackendReport], rows: list[Row],
         out += ["", "## Tolerance overrides and expected failures", ""]
         out += [f"- {_md(b)}: {_md(text)}" for b, text in extra]
     out += matrix_path.markdown(paths or {}, _md)
+    out += matrix_diff.markdown(diffs or {}, _md)
     return "\n".join(out) + "\n"
 
 
@@ -238,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         expected = expected_backends(args.expect)
         try:
             paths = matrix_path.load(args.report_dir)
+            diffs = matrix_diff.load(args.report_dir)
         except ValueError as exc:
             raise BadInput(str(exc)) from None
         from regcore_conformance.matrix_html import render_html
@@ -246,8 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         written = []
         try:
             out.mkdir(parents=True, exist_ok=True)
-            for name, text in (("matrix.md", render_markdown(reports, rows, paths, expected)),
-                               ("matrix.html", render_html(reports, rows, expected))):
+            for name, text in (("matrix.md", render_markdown(reports, rows, paths, expected,
+                                                             diffs)),
+                               ("matrix.html", render_html(reports, rows, expected, diffs))):
                 (out / name).write_text(text, encoding="utf-8")
                 written.append(out / name)
         except OSError as exc:

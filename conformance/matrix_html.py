@@ -1,7 +1,8 @@
 """``matrix.html``: the conformance matrix as one self-contained page (no external CSS, JS, fonts
 or images): per-backend versions and totals, a heatmap of the worst error/tolerance ratio per
 (backend, device, dtype) row and scenario column as inline SVG, the skipped tests by reason, the
-full table, and the tolerance overrides and expected failures. Every string taken from a report
+full table, the tolerance overrides and expected failures, and the port checks
+(:mod:`regcore_conformance.matrix_diff`). Every string taken from a report
 is escaped. A device (or dtype) where nothing ran is one grey heatmap row naming the reason.
 
 Heatmap colours: only a failure looks like a warning. A passing worst ratio (at most 1) is a
@@ -16,6 +17,7 @@ from __future__ import annotations
 import math
 from html import escape
 
+from regcore_conformance import matrix_diff
 from regcore_conformance.matrix_rows import (
     BackendReport,
     NotRun,
@@ -233,7 +235,7 @@ def _skips(reports: list[BackendReport]) -> list[str]:
 
 
 def render_html(reports: list[BackendReport], rows: list[Row],
-                expected: list[str] | None = None) -> str:
+                expected: list[str] | None = None, diffs: dict | None = None) -> str:
     head, failing, missing = expected_summary(reports, rows, expected or [])
     runs = f"{plural(len(reports), 'report')}: " + ", ".join(r.run for r in reports) + ". "
     status = (f'<p class="status ok">{escape(runs + head)}'
@@ -272,5 +274,6 @@ def render_html(reports: list[BackendReport], rows: list[Row],
         parts += ["<h2>Tolerance overrides and expected failures</h2>", "<ul>"]
         parts += [f"<li><b>{escape(b)}</b>: {escape(text)}</li>" for b, text in extra]
         parts.append("</ul>")
+    parts += matrix_diff.html(diffs or {})
     parts += ["</body>", "</html>"]
     return "\n".join(parts) + "\n"

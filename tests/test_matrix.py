@@ -502,3 +502,45 @@ def test_a_device_where_nothing_ran_is_one_line_with_its_reason(tmp_path):
                     ("mps: not run, 6 tests skipped: device &#x27;mps&#x27; not available here",
                      "3")]
     assert set(re.findall(r'class="cell" data-row="(\d)"', page)) == {"1"}
+
+
+def _port_check(directory: Path, name: str, a_rate: float, b_rate: float) -> None:
+    """``regcore diff --out`` as the CLI writes it, for two specs on one dense model."""
+    from regcore import DecoupledWeightDecay, ParamInfo, Select, Spec
+    from regcore.diff import compare, map_by_order
+    from regcore.reading import Reading
+    from regcore_apps.cli.diff import as_json
+    from regcore_apps.cli.setups import Setup
+
+    params = [ParamInfo("dense.kernel", (4, 3), "weight"), ParamInfo("dense.bias", (3,), "bias")]
+    a, b = (Setup(f"torch:m:{n}", params, Reading(
+        Spec(weight_decay=(DecoupledWeightDecay(r, Select(roles=("weight",))),)),
+        ("a <note>",) if n == "a" else ())) for n, r in (("a", a_rate), ("b", b_rate)))
+    rows = compare(a.plan(), b.plan(), map_by_order(params, params))
+    (directory / "diff").mkdir(exist_ok=True)
+    (directory / "diff" / f"{name}.json").write_text(json.dumps(as_json(a, b, rows)))
+
+
+def test_port_checks_get_a_section_shown_not_judged(tmp_path, capsys):
+    alpha(tmp_path)
+    _port_check(tmp_path, "same-port", 0.1, 0.1)
+    _port_check(tmp_path, "bad-port", 0.1, 0.2)
+    assert matrix.main([str(tmp_path)]) == 0  # a differing port is not a backend failure
+    text = (tmp_path / "matrix.md").read_text()
+    assert "## Port checks (`regcore diff`)" in text
+    assert "**bad-port: torch:m:a against torch:m:b: differs in 1 of 1 rows**" in text
+    assert "| dense.kernel | dense.kernel | decay | rate=0.1 | rate=0.2 | factor 0.5 |" in text
+    assert "**same-port: torch:m:a against torch:m:b: same**" in text
+    assert "- note (A): a &lt;note&gt;" in text  # escaped, as every report string is
+    page = (tmp_path / "matrix.html").read_text()
+    assert page.count('<p class="status bad">bad-port') == 1
+    assert '<tr class="fail"><td>dense.kernel</td>' in page and "a &lt;note&gt;" in page
+
+
+def test_a_broken_port_check_is_one_line_exit_2(tmp_path):
+    alpha(tmp_path)
+    (tmp_path / "diff").mkdir()
+    (tmp_path / "diff" / "port.json").write_text('{"a": "x", "rows": []}')
+    proc = run_cli(tmp_path, cwd=tmp_path)
+    assert proc.returncode == 2 and "not a regcore diff --json output" in proc.stderr
+    assert "Traceback" not in proc.stderr

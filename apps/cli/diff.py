@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from regcore.diff import compare, map_by_order, same, table
+from regcore.diff import Row, compare, map_by_order, same, table
 from regcore.errors import SpecError
 from regcore_apps.cli.common import EXIT_DISAGREE, EXIT_OK, CliError
 from regcore_apps.cli.setups import Setup, load_setup
@@ -30,6 +30,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--rename", action="append", default=[], metavar="REGEX=REPLACEMENT",
                    help="with --map names: rewrite A's names before matching (repeatable)")
     p.add_argument("--json", action="store_true", help="the rows as JSON")
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="also write the JSON to FILE (reports/diff/NAME.json: a section of the "
+                        "conformance matrix)")
 
 
 def _mapping(a: Setup, b: Setup, how: str, renames: list[str]) -> dict[str, str]:
@@ -54,6 +57,13 @@ def _mapping(a: Setup, b: Setup, how: str, renames: list[str]) -> dict[str, str]
     return mapping
 
 
+def as_json(a: Setup, b: Setup, rows: list[Row]) -> dict[str, Any]:
+    """What ``--json`` prints and ``--out`` writes (and the matrix's "Port checks" read)."""
+    return {"a": a.source, "b": b.source, "same": same(rows),
+            "rows": [dataclasses.asdict(r) for r in rows],
+            "notes": {"a": list(a.reading.notes), "b": list(b.reading.notes)}}
+
+
 def run(args: argparse.Namespace) -> int:
     a, b = load_setup(args.a), load_setup(args.b)
     try:
@@ -61,11 +71,15 @@ def run(args: argparse.Namespace) -> int:
                        _mapping(a, b, args.map, args.rename))
     except SpecError as exc:
         raise CliError(str(exc)) from None
+    result = as_json(a, b, rows)
+    if args.out is not None:
+        try:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"{args.out}: cannot write: {exc.strerror or exc}") from None
     if args.json:
-        print(json.dumps({"a": a.source, "b": b.source, "same": same(rows),
-                          "rows": [dataclasses.asdict(r) for r in rows],
-                          "notes": {"a": list(a.reading.notes), "b": list(b.reading.notes)}},
-                         indent=2))
+        print(json.dumps(result, indent=2))
     else:
         print(table(rows))
         for side, setup in (("A", a), ("B", b)):
