@@ -143,12 +143,25 @@ def same(rows: Sequence[Row]) -> bool:
     return all(r.verdict == SAME for r in rows)
 
 
-def table(rows: Sequence[Row]) -> str:
-    """The rows as a plain-text table."""
-    def show(numbers: dict[str, float] | None) -> str:
-        return "-" if numbers is None else " ".join(f"{k}={v:g}" for k, v in numbers.items())
+def numbers_text(numbers: dict[str, float] | None) -> str:
+    """A side's canonical numbers as ``coef=0.01`` (``-``: absent)."""
+    return "-" if numbers is None else " ".join(f"{k}={v:g}" for k, v in numbers.items())
 
-    lines = [f"{'A':<20} {'B':<20} {'kind':<13} {'A numbers':<18} {'B numbers':<18} verdict"]
-    lines += [f"{r.a or '-':<20} {r.b or '-':<20} {r.kind:<13} {show(r.a_numbers):<18} "
-              f"{show(r.b_numbers):<18} {r.verdict}" for r in rows]
-    return "\n".join(lines)
+
+HEADER = ("A", "B", "kind", "A numbers", "B numbers", "verdict")
+
+
+def cells(row: Row) -> tuple[str, ...]:
+    """``row`` as the table's text cells, in :data:`HEADER`'s order."""
+    return (row.a or "-", row.b or "-", row.kind, numbers_text(row.a_numbers),
+            numbers_text(row.b_numbers), row.verdict)
+
+
+def table(rows: Sequence[Row]) -> str:
+    """The rows as a plain-text table, each column as wide as its longest cell (and at least
+    20, 20, 13, 18, 18 characters)."""
+    body = [cells(r) for r in rows]
+    widths = [max([minimum, *(len(c[i]) for c in body)])
+              for i, minimum in enumerate((20, 20, 13, 18, 18))]
+    return "\n".join(" ".join(c.ljust(w) for c, w in zip(line[:-1], widths, strict=True))
+                     + " " + line[-1] for line in [HEADER, *body])

@@ -85,3 +85,19 @@ def test_mappings_that_do_not_fit_are_refused_or_reported():
         compare(Spec().resolve(KERAS), Spec().resolve(TORCH), {"nope": "0.weight"})
     rows = compare(Spec().resolve(KERAS), Spec().resolve(TORCH), {"dense.kernel": "0.weight"})
     assert {r.verdict for r in rows} == {"unmapped"} and len(rows) == 8
+
+
+def test_on_a_terminal_the_table_is_rich_with_coloured_verdicts():
+    rich = pytest.importorskip("rich")
+    from rich.console import Console
+
+    from regcore_apps.cli.diff import rich_table
+
+    _, rows = _rows(Spec([Rule(L2(0.01, convention="sum"), KERNELS)]),
+                    Spec([Rule(L2(0.01, convention="torch_weight_decay"), KERNELS)]))
+    console = Console(record=True, width=160, force_terminal=True, color_system="truecolor")
+    console.print(rich_table(rows))
+    text = console.export_text(clear=False)
+    assert "dense.kernel" in text and text.count("factor 2: L2 vs weight_decay") == 2
+    red = rich.color.Color.parse("red").get_truecolor()
+    assert f"color: #{red.red:02x}{red.green:02x}{red.blue:02x}" in console.export_html()

@@ -10,10 +10,11 @@ import argparse
 import dataclasses
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
-from regcore.diff import Row, compare, map_by_order, same, table
+from regcore.diff import HEADER, SAME, Row, cells, compare, map_by_order, same, table
 from regcore.errors import SpecError
 from regcore_apps.cli.common import EXIT_DISAGREE, EXIT_OK, CliError
 from regcore_apps.cli.setups import Setup, load_setup
@@ -57,6 +58,37 @@ def _mapping(a: Setup, b: Setup, how: str, renames: list[str]) -> dict[str, str]
     return mapping
 
 
+def rich_table(rows: list[Row]) -> Any:
+    """The rows as a ``rich`` table: verdicts green when ``same``, yellow ``unmapped``, red
+    otherwise (``rich`` must be installed)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    out = Table(header_style="bold", show_edge=False)
+    for head in HEADER:
+        out.add_column(head)
+    for row in rows:
+        colour = "green" if row.verdict == SAME else \
+            "yellow" if row.verdict == "unmapped" else "red"
+        *text, verdict = cells(row)
+        out.add_row(*map(Text, text), Text(verdict, style=f"bold {colour}"))
+    return out
+
+
+def print_table(rows: list[Row]) -> None:
+    """On a terminal with ``rich`` installed (Keras brings it), the :func:`rich_table`; else
+    (a pipe, a CI log, no ``rich``) :func:`regcore.diff.table`'s plain text."""
+    if sys.stdout.isatty():
+        try:
+            from rich.console import Console
+        except ImportError:
+            pass
+        else:
+            Console().print(rich_table(rows))
+            return
+    print(table(rows))
+
+
 def as_json(a: Setup, b: Setup, rows: list[Row]) -> dict[str, Any]:
     """What ``--json`` prints and ``--out`` writes (and the matrix's "Port checks" read)."""
     return {"a": a.source, "b": b.source, "same": same(rows),
@@ -81,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(table(rows))
+        print_table(rows)
         for side, setup in (("A", a), ("B", b)):
             for note in setup.reading.notes:
                 print(f"note ({side}): {note}")
