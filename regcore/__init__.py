@@ -22,6 +22,7 @@ from regcore.conventions import CONVENTIONS, Convention
 from regcore.decay import DecoupledWeightDecay
 from regcore.errors import SpecError, UnsupportedError
 from regcore.harness import ModelSpec, Optimizer  # the scenario harness's (the README uses them)
+from regcore.reading import Reading, select_names  # a setup read back (the readers')
 from regcore.registry import BackendNotFoundError, available_backends, load_backend
 from regcore.selection import DEFAULT_SELECT, ROLES, ParamInfo, Select
 from regcore.serialize import SCHEMA_VERSION, from_dict, from_json, to_dict, to_json
@@ -63,6 +64,7 @@ __all__ = [
     "Orthogonal",
     "ParamInfo",
     "Plan",
+    "Reading",
     "ProximalTraining",
     "Rule",
     "Select",
@@ -77,6 +79,7 @@ __all__ = [
     "capabilities",
     "check_arrays",
     "check_shapes",
+    "select_names",
     "convert",
     "export_support",
     "from_dict",

@@ -28,8 +28,7 @@ from typing import Any
 
 import jax
 
-from regcore import L2, DecoupledWeightDecay, ParamInfo, Rule, Spec
-from regcore.reading import Reading, select_names
+from regcore import L2, DecoupledWeightDecay, ParamInfo, Reading, Rule, Spec, select_names
 
 #: Transformations that only scale the update by the learning rate (or a constant): a decay
 #: followed by nothing else is decoupled.
