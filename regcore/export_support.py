@@ -236,12 +236,13 @@ def _select(where, select, infos):
     return chosen
 {check_shape}
 
-def _penalty_plan(infos):
-    """(name, rule) pairs in rule order; ``infos`` are (name, role, canonical shape) triples."""
+def _penalty_plan(infos, noncanonical=None):
+    """(name, rule) pairs in rule order; ``infos`` are (name, role, canonical shape) triples,
+    ``noncanonical`` {name: why} for the parameters with no canonical layout."""
     {shapes}plan, first = [], {}
     for i, rule in enumerate(PENALTIES):
         for name in _select(f"penalties[{i}]", rule["select"], infos):
-            {check_call}other = first.setdefault((name, rule["kind"]), i)
+            {check_call}{layout_call}other = first.setdefault((name, rule["kind"]), i)
             if other != i:
                 raise ValueError(
                     f"penalties[{i}]: parameter {name!r} already gets a {rule['kind']} term "
@@ -290,8 +291,20 @@ def selection_source(spec: Spec) -> str:
                    + "".join(checks)) if checks else ""
     shapes = "shapes = {name: shape for name, _, shape in infos}\n    " if checks else ""
     check_call = "_check_shape(rule, name, shapes[name])\n            " if checks else ""
+    layout = [kind for kind in kinds(spec) if TERMS[kind].layout_dependent]
+    layout_call = _LAYOUT_CHECK.replace("{kinds}", repr(tuple(layout))) if layout else ""
     return (_SELECTION.replace("{check_shape}", check_shape).replace("{shapes}", shapes)
-            .replace("{check_call}", check_call))
+            .replace("{check_call}", check_call).replace("{layout_call}", layout_call))
+
+
+# Spec.resolve's refusal of a layout-dependent term on a parameter with no canonical layout.
+_LAYOUT_CHECK = """\
+if rule["kind"] in {kinds} and (noncanonical or {}).get(name):
+                raise ValueError(
+                    f"penalties[{i}]: {rule['kind']} on {name!r}: the parameter has no canonical "
+                    f"(fan_in, fan_out) layout ({noncanonical[name]}), and this term depends on "
+                    "which axis holds the rows")
+            """
 
 
 def dispatch(spec: Spec) -> str:

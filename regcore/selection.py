@@ -44,7 +44,11 @@ class ParamInfo:
 
     ``trainable=False`` marks a frozen parameter (selected only by ``include_frozen=True``).
     ``aliases`` describes the same tensor as its other owners see it (a tied parameter): each a
-    :class:`ParamInfo` with that owner's name, role and canonical shape.
+    :class:`ParamInfo` with that owner's name, role and canonical shape. ``noncanonical`` says
+    why a parameter has no canonical ``(fan_in, fan_out)`` layout (torch's fused query/key/value
+    projections, a Keras ``EinsumDense`` kernel with several output axes): ``""`` when it has
+    one. A layout-dependent term (group lasso, orthogonal) on such a parameter is refused, since
+    its rows and columns mean something else in each framework.
     """
 
     name: str
@@ -52,6 +56,7 @@ class ParamInfo:
     role: str
     trainable: bool = True
     aliases: tuple[ParamInfo, ...] = ()
+    noncanonical: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -70,6 +75,9 @@ class ParamInfo:
                 raise SpecError(f"param {self.name!r}.aliases: expected ParamInfo items without "
                                 f"aliases of their own, got {alias!r}")
         object.__setattr__(self, "aliases", aliases)
+        if not isinstance(self.noncanonical, str):
+            raise SpecError(f"param {self.name!r}.noncanonical: expected a string, got "
+                            f"{_validate.show(self.noncanonical)}")
 
     @property
     def ndim(self) -> int:

@@ -75,7 +75,10 @@ class Spec:
     * a shared (tied) parameter is one parameter; a selection that picks it under one owner's name
       and role but not under another's, or a group-lasso/orthogonal term on it where its owners
       see different layouts, is an error naming both owners (the result must not depend on which
-      owner a framework lists first).
+      owner a framework lists first);
+    * a group-lasso/orthogonal term on a parameter with no canonical layout
+      (``ParamInfo.noncanonical``: torch's fused query/key/value projections, a Keras
+      ``EinsumDense`` kernel with several output axes) is an error saying why.
     """
 
     penalties: tuple[Rule, ...] = ()
@@ -173,11 +176,21 @@ def _names_pattern(param: ParamInfo) -> str:
 
 
 def _check_layouts(where: str, term: Term, param: ParamInfo) -> None:
-    """A layout-dependent term on a shared tensor its owners see in different layouts (an
-    embedding ``(vocab, dim)`` tied to a head whose canonical kernel is ``(dim, vocab)``) is
-    ambiguous: which rows are rows depends on the owner."""
+    """A layout-dependent term on a parameter with no canonical layout, or on a shared tensor its
+    owners see in different layouts (an embedding ``(vocab, dim)`` tied to a head whose canonical
+    kernel is ``(dim, vocab)``), is ambiguous: which rows are rows depends on the framework or
+    the owner."""
     if not term.layout_dependent:
         return
+    for owner in param.owners():
+        if owner.noncanonical:
+            raise SpecError(
+                f"{where}: {term.kind} on {owner.name!r} {owner.shape}: the parameter has no "
+                f"canonical (fan_in, fan_out) layout ({owner.noncanonical}), and this term "
+                "depends on which axis holds the rows, so its value would not mean the same in "
+                "another framework; exclude it from this rule or use an elementwise term (L1, "
+                "L2, elastic net)"
+            )
     for alias in param.aliases:
         if alias.shape != param.shape:
             raise SpecError(

@@ -1,15 +1,17 @@
 """Real layer types across frameworks: a torch layer and its Keras twin, given the same weights,
 compute the same function and get the same penalty for every term, the layout-dependent ones
-(group lasso along each axis, orthogonal rows and columns) included, or both refuse it.
+(group lasso along each axis, orthogonal rows and columns) included, or both refuse it (a conv
+kernel has no orthogonal form; attention projections have no canonical layout).
 
 "The same weights" is written out here per layer from each framework's documented storage layout
 (torch conv ``(out, in, *k)`` against Keras ``(*k, in, out)``, depthwise channel ``c·m + j``,
 LSTM gates ``i, f, g, o`` in both, GRU ``r, z, n`` against Keras ``z, r, h``...), and proven by
 the forward pass: both layers map the same input to the same output. The penalties go through
-each adapter's own path (torch ``PenaltyLoss``, Keras ``penalty``), so a wrong canonical view in
-either adapter shows as a different number. float64 throughout: the penalties are sums of at most
-a few hundred terms, so agreement to ``1e-12`` relative (a few hundred ulps) is the derived bound,
-not a tuned one. Runs in ``nox -s path``, the session with both frameworks.
+each adapter's own path (torch ``PenaltyLoss``, Keras ``penalty``) and through both exported
+snippets, so a wrong canonical view in either shows as a different number. float64 throughout:
+the penalties are sums of at most a few hundred terms, so agreement to ``1e-12`` relative (a few
+hundred ulps) is the derived bound, not a tuned one. Runs in ``nox -s path``, the session with
+both frameworks.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from regcore import (  # noqa: E402
     SpecError,
 )
 from regcore_adapters.tf import keras_native  # noqa: E402
+from regcore_adapters.tf.export import export as export_keras  # noqa: E402
 from regcore_adapters.torch.export import export  # noqa: E402
 from regcore_adapters.torch.native import PenaltyLoss  # noqa: E402
 
@@ -150,10 +153,10 @@ TWINS = {
                              lambda: keras.layers.MultiHeadAttention(2, 4), _copy_mha, (2, 3, 8),
                              None, _mha_torch, None),
 }
-# Fused against split projections: torch's one (3E, E) in_proj_weight is Keras's three
-# (E, heads, head_dim) kernels, so a group or a Gram matrix spans other numbers on each side;
-# only elementwise terms can agree (their sum over the three is the fused tensor's).
-ELEMENTWISE_ONLY = {"multi_head_attention"}
+# Multi-head attention: torch's one fused (3E, E) in_proj_weight is Keras's three (E, heads,
+# head_dim) kernels, and Keras's output kernel is (heads, head_dim, E): neither side has a
+# canonical (fan_in, fan_out) layout for them (ParamInfo.noncanonical), so elementwise terms agree
+# (their sums are over the same numbers) and group lasso and orthogonal are refused on both.
 
 SPECS = {
     "l2": Spec([Rule(L2(0.3, convention="sum"), ALL)]),
@@ -217,24 +220,27 @@ def _penalty(run):
 
 
 @functools.cache
-def _exported(spec: str):
-    """The torch exporter's snippet for ``SPECS[spec]``: its ``regularization(model)``."""
+def _exported(framework: str, spec: str):
+    """The torch or Keras exporter's snippet for ``SPECS[spec]``: its
+    ``regularization(model)``."""
     namespace: dict = {}
-    exec(compile(export(SPECS[spec]), f"<torch export of {spec}>", "exec"), namespace)
+    text = (export if framework == "torch" else export_keras)(SPECS[spec])
+    exec(compile(text, f"<{framework} export of {spec}>", "exec"), namespace)
     return namespace["regularization"]
 
 
-@pytest.mark.parametrize(("name", "spec"), [
-    (name, spec) for name in TWINS for spec in SPECS
-    if name not in ELEMENTWISE_ONLY or spec in ("l2", "l1", "elastic_net")])
+@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("name", TWINS)
 def test_twins_get_the_same_penalty(name, spec):
     t, k, *_ = _twins(name)
     ours = _penalty(lambda: PenaltyLoss(SPECS[spec], t)())
-    exported = _penalty(lambda: _exported(spec)(t))
+    exported = _penalty(lambda: _exported("torch", spec)(t))
     theirs = _penalty(lambda: keras_native.penalty(SPECS[spec], k)())
-    if isinstance(theirs, str):  # orthogonal on a kernel of more than 2 dimensions
-        assert isinstance(ours, str) and isinstance(exported, str), (ours, exported, theirs)
+    exported_keras = _penalty(lambda: _exported("keras", spec)(k))
+    values = (ours, exported, exported_keras)
+    if isinstance(theirs, str):  # orthogonal on a conv kernel; attention projections
+        assert all(isinstance(v, str) for v in values), (*values, theirs)
     else:
         assert theirs > 0
-        assert ours == pytest.approx(theirs, rel=RTOL, abs=0)
-        assert exported == pytest.approx(theirs, rel=RTOL, abs=0)
+        for value in values:
+            assert value == pytest.approx(theirs, rel=RTOL, abs=0)

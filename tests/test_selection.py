@@ -406,3 +406,25 @@ def test_model_spec_sizes_not_positive_ints(sizes, index, value):
 def test_model_spec_needs_two_sizes(sizes):
     with pytest.raises(SpecError, match=r"^model\.sizes: need at least input and output sizes"):
         ModelSpec(sizes, None, "mse")
+
+
+def test_a_parameter_with_no_canonical_layout_refuses_layout_dependent_terms():
+    """torch's fused in_proj_weight, a Keras EinsumDense kernel (E, heads, head_dim): group
+    lasso and orthogonal would mean other rows in another framework, so they are refused with
+    the reason; elementwise terms are fine, and so is a tied owner's reason."""
+    fused = ParamInfo("attn.in_proj_weight", (8, 24), "weight", noncanonical="fused q/k/v")
+    plain = ParamInfo("dense.kernel", (8, 8), "weight")
+    for term in (GroupLasso(0.1, axis=0, convention="sum"),
+                 Orthogonal(0.1, mode="rows", convention="sum")):
+        with pytest.raises(SpecError, match=r"'attn\.in_proj_weight' \(8, 24\): the parameter "
+                                            r"has no canonical .* \(fused q/k/v\)"):
+            Spec([Rule(term, Select())]).resolve([fused, plain])
+        assert Spec([Rule(term, Select())]).resolve([plain]).penalties
+    plan = Spec([Rule(L2(0.1, convention="sum"), Select())]).resolve([fused, plain])
+    assert {a.param for a in plan.penalties} == {"attn.in_proj_weight", "dense.kernel"}
+    tied = ParamInfo("head.weight", (8, 8), "weight",
+                     aliases=(ParamInfo("q.weight", (8, 8), "weight", noncanonical="x"),))
+    with pytest.raises(SpecError, match=r"'q\.weight' \(8, 8\): .* \(x\)"):
+        Spec([Rule(GroupLasso(0.1, axis=0, convention="sum"), Select())]).resolve([tied])
+    with pytest.raises(SpecError, match="noncanonical: expected a string"):
+        ParamInfo("w", (2, 2), "weight", noncanonical=None)

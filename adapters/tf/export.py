@@ -54,26 +54,31 @@ def _walk(layer, prefix, seen):
 
 
 def _variables(model):
-    """{dotted name: (role, variable)} for every trainable variable, in layer order."""
+    """{dotted name: (role, variable, why it has no canonical layout or "")} for every
+    trainable variable, in layer order."""
     if not model.built:
         raise ValueError(f"model: {model.name!r} is not built, so it has no variables yet")
     out = {}
     for path, layer in [("", model), *_walk(model, "", {id(model)})]:
         for variable in layer._trainable_variables:  # the layer's own, not its sublayers'
             name = f"{path}.{variable.name}" if path else variable.name
-            out[name] = (_role(layer, variable), variable)
+            out[name] = (_role(layer, variable), variable, _noncanonical(layer, variable))
     return out
 
 
 def _infos(variables):
-    return [(name, role, tuple(v.shape)) for name, (role, v) in variables.items()]
+    return [(name, role, tuple(v.shape)) for name, (role, v, _) in variables.items()]
+
+
+def _noncanonical_of(variables):
+    return {name: why for name, (_, _, why) in variables.items() if why}
 
 
 def regularization(model):
     """The spec's penalty on model's trainable variables: a 0-dim tensor (tf.GradientTape)."""
     variables = _variables(model)
-    plan = _penalty_plan(_infos(variables))
-    wide = any(tf.as_dtype(v.dtype) == tf.float64 for _, v in variables.values())
+    plan = _penalty_plan(_infos(variables), _noncanonical_of(variables))
+    wide = any(tf.as_dtype(v.dtype) == tf.float64 for _, v, _ in variables.values())
     dtype = tf.float64 if wide else tf.float32
     total = tf.zeros((), dtype=dtype)
     for name, rule in plan:
@@ -95,4 +100,4 @@ def export(spec: Spec) -> str:
     """``spec`` as a Keras 3 + TensorFlow snippet (see the module docstring for its contract)."""
     return support.snippet(spec, module=__name__, framework="Keras 3 + TensorFlow",
                            contract=CONTRACT, imports=IMPORTS, runtime=RUNTIME,
-                           helpers=[support.definitions(ROLES, ["_role"])])
+                           helpers=[support.definitions(ROLES, ["_role", "_noncanonical"])])

@@ -78,6 +78,17 @@ def _role(layer: keras.layers.Layer, variable: keras.Variable) -> str:
     return "weight" if ndim >= 2 else "other"
 
 
+def _noncanonical(layer: keras.layers.Layer, variable: keras.Variable) -> str:
+    """Why a variable has no canonical ``(fan_in, fan_out)`` layout (``""``: it has one): an
+    ``EinsumDense`` kernel with more than two axes (``MultiHeadAttention``'s query/key/value
+    ``(dim, heads, head_dim)`` and output ``(heads, head_dim, dim)``)."""
+    if isinstance(layer, keras.layers.EinsumDense) and variable.name == "kernel" and \
+            len(variable.shape) > 2:
+        return (f"an EinsumDense kernel {tuple(variable.shape)} of {layer.equation!r}, several "
+                "axes on one side; torch's nn.Linear is (out, in)")
+    return ""
+
+
 def _children(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
     # Keras 3 has no public "direct sublayers" accessor for every layer type (``Model.layers``
     # exists only on models); ``_flatten_layers`` is what ``Layer.losses`` itself walks.
@@ -118,7 +129,8 @@ def model_params(model: keras.layers.Layer) -> list[KerasParam]:
         for v in layer._trainable_variables:  # the layer's own, not its sublayers'
             name = f"{path}.{v.name}" if path else v.name
             info = ParamInfo(name, tuple(v.shape), _role(layer, v),
-                             trainable=bool(trainable and v.trainable))
+                             trainable=bool(trainable and v.trainable),
+                             noncanonical=_noncanonical(layer, v))
             owners.setdefault(id(v), []).append((info, v, layer))
     params: list[KerasParam] = []
     for (info, v, layer), *others in owners.values():

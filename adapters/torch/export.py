@@ -47,27 +47,33 @@ ROLES = Path(__file__).with_name("modules.py")
 
 RUNTIME = '''\
 def _parameters(model):
-    """{dotted name: (role, parameter, canonical view)}, tied parameters once."""
+    """{dotted name: (role, parameter, canonical view, why it has no canonical layout or "")},
+    tied parameters once."""
     out, seen = {}, set()
     for prefix, module in model.named_modules():
         for name, param in module.named_parameters(recurse=False):
             if id(param) not in seen:
                 seen.add(id(param))
                 full = f"{prefix}.{name}" if prefix else name
-                out[full] = (role_of(module, name, param), param, view_of(module, name)(param))
+                out[full] = (role_of(module, name, param), param, view_of(module, name)(param),
+                             noncanonical_of(module, name))
     return out
 
 
 def _infos(params):
-    return [(name, role, tuple(view.shape)) for name, (role, _, view) in params.items()]
+    return [(name, role, tuple(view.shape)) for name, (role, _, view, _) in params.items()]
+
+
+def _noncanonical(params):
+    return {name: why for name, (*_, why) in params.items() if why}
 
 
 def regularization(model):
     """The spec's penalty on model's parameters: a 0-dim tensor autograd differentiates."""
     params = _parameters(model)
-    plan = _penalty_plan(_infos(params))
+    plan = _penalty_plan(_infos(params), _noncanonical(params))
     dtype, device = torch.float32, torch.device("cpu")
-    for _, param, _ in params.values():
+    for _, param, *_ in params.values():
         dtype, device = torch.promote_types(dtype, param.dtype), param.device
     total = torch.zeros((), dtype=dtype, device=device)
     for name, rule in plan:
@@ -88,4 +94,5 @@ def export(spec: Spec) -> str:
     """``spec`` as a PyTorch snippet (see the module docstring for its contract)."""
     return support.snippet(spec, module=__name__, framework="PyTorch", contract=CONTRACT,
                            imports=IMPORTS, runtime=RUNTIME,
-                           helpers=[support.definitions(ROLES, ["role_of", "view_of"])])
+                           helpers=[support.definitions(ROLES, ["role_of", "view_of",
+                                                                "noncanonical_of"])])

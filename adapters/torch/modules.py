@@ -105,6 +105,14 @@ def view_of(module: nn.Module, name: str) -> Callable[[torch.Tensor], torch.Tens
     return _identity
 
 
+def noncanonical_of(module: nn.Module, name: str) -> str:
+    """Why ``module``'s parameter ``name`` has no canonical layout (``""``: it has one)."""
+    if isinstance(module, nn.MultiheadAttention) and name == "in_proj_weight":
+        return ("fused query/key/value projections, nn.MultiheadAttention.in_proj_weight; "
+                "Keras's MultiHeadAttention keeps three")
+    return ""
+
+
 def module_params(module: nn.Module) -> list[TorchParam]:
     """Every parameter of ``module`` once, in ``named_parameters()`` order: ``requires_grad=False``
     ones as frozen (``ParamInfo.trainable``), and a tensor owned by several modules (tied) under
@@ -119,7 +127,8 @@ def module_params(module: nn.Module) -> list[TorchParam]:
             full = f"{prefix}.{name}" if prefix else name
             shape = tuple(view(param.detach()).shape)
             info = ParamInfo(full, shape, role_of(owner, name, param),
-                             trainable=param.requires_grad)
+                             trainable=param.requires_grad,
+                             noncanonical=noncanonical_of(owner, name))
             owners.setdefault(id(param), []).append((info, view))
             tensors[id(param)] = param
     out: list[TorchParam] = []
