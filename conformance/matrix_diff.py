@@ -17,26 +17,45 @@ from typing import Any
 ROW_KEYS = ("a", "b", "kind", "a_numbers", "b_numbers", "verdict")
 
 
+def _is_numbers(value: Any) -> bool:
+    return value is None or isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+        for k, v in value.items())
+
+
+def _is_row(row: Any) -> bool:
+    return (isinstance(row, dict) and set(ROW_KEYS) <= set(row)
+            and all(row[k] is None or isinstance(row[k], str) for k in ("a", "b"))
+            and isinstance(row["kind"], str) and isinstance(row["verdict"], str)
+            and _is_numbers(row["a_numbers"]) and _is_numbers(row["b_numbers"]))
+
+
+def _is_notes(notes: Any) -> bool:
+    return isinstance(notes, dict) and all(
+        isinstance(v, list) and all(isinstance(n, str) for n in v) for v in notes.values())
+
+
 def load(report_dir: Path) -> dict[str, dict[str, Any]]:
     """``{name: diff}`` for every ``diff/*.json`` under ``report_dir`` (none: the section is left
-    out). Raises :class:`ValueError` naming a file that is not a ``regcore diff --json`` output."""
+    out). Raises :class:`ValueError` naming a file that is not a ``regcore diff --json`` output
+    (every field of the type ``regcore diff`` writes)."""
     out = {}
     for path in sorted(report_dir.glob("diff/*.json")):
         try:
             diff = json.loads(path.read_text(encoding="utf-8"))
-            rows = diff["rows"]
-            if not (isinstance(diff["a"], str) and isinstance(diff["b"], str)
-                    and isinstance(diff["same"], bool) and isinstance(rows, list)
-                    and all(isinstance(r, dict) and set(ROW_KEYS) <= set(r) for r in rows)):
-                raise TypeError("unexpected fields")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            if not (isinstance(diff, dict) and isinstance(diff.get("a"), str)
+                    and isinstance(diff.get("b"), str) and isinstance(diff.get("same"), bool)
+                    and isinstance(diff.get("rows"), list) and all(map(_is_row, diff["rows"]))
+                    and _is_notes(diff.get("notes", {}))):
+                raise TypeError("unexpected fields or types")
+        except (OSError, ValueError, TypeError) as exc:
             raise ValueError(f"{path}: not a regcore diff --json output ({exc})") from None
         out[path.stem] = diff
     return out
 
 
-def _numbers(numbers: dict[str, float] | None) -> str:
-    return "-" if not numbers else " ".join(f"{k}={v:g}" for k, v in numbers.items())
+def _numbers(numbers: dict[str, float] | None) -> str:  # as regcore.diff.numbers_text
+    return "-" if numbers is None else " ".join(f"{k}={v:g}" for k, v in numbers.items())
 
 
 def _cells(row: dict[str, Any]) -> list[str]:

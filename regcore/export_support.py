@@ -242,7 +242,7 @@ def _penalty_plan(infos, noncanonical=None):
     {shapes}plan, first = [], {}
     for i, rule in enumerate(PENALTIES):
         for name in _select(f"penalties[{i}]", rule["select"], infos):
-            {check_call}{layout_call}other = first.setdefault((name, rule["kind"]), i)
+            {layout_call}{check_call}other = first.setdefault((name, rule["kind"]), i)
             if other != i:
                 raise ValueError(
                     f"penalties[{i}]: parameter {name!r} already gets a {rule['kind']} term "

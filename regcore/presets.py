@@ -11,7 +11,7 @@ the recipe builds.
 
 ============================  ==========================================================
 :func:`torch_default`         everything trainable (``AdamW(model.parameters(), wd)``)
-:func:`keras_default`         kernels only, the ``kernel_regularizer`` habit (Keras L2)
+:func:`keras_default`         ``kernel`` variables, the ``kernel_regularizer`` habit
 :func:`nanogpt`               ``p.dim() >= 2`` (nanoGPT's ``configure_optimizers``)
 :func:`timm`                  ``ndim >= 2`` and not ``*.bias``, minus a no-decay list
                               (timm's ``param_groups_weight_decay``)
@@ -77,9 +77,12 @@ def torch_default(rate: float, *, decoupled: bool = True) -> Spec:
 
 
 def keras_default(rate: float) -> Spec:
-    """``kernel_regularizer=keras.regularizers.L2(rate)`` on every layer with a kernel: weights
-    (dense and convolution kernels) only, Keras's ``rate·Σw²``."""
-    return Spec((Rule(L2(rate, convention="sum"), Select(roles=("weight",))),))
+    """``kernel_regularizer=keras.regularizers.L2(rate)`` on every layer with a kernel, Keras's
+    ``rate·Σw²``: the variables named ``kernel`` (dense and convolution kernels), not a
+    recurrent layer's ``recurrent_kernel`` nor a separable conv's ``depthwise_kernel``, which
+    take ``recurrent_regularizer``/``depthwise_regularizer``."""
+    return Spec((Rule(L2(rate, convention="sum"),
+                      Select(roles=("weight",), name=r"(?:.*\.)?kernel")),))
 
 
 def nanogpt(rate: float, *, decoupled: bool = True) -> Spec:

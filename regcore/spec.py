@@ -119,8 +119,8 @@ class Spec:
         for i, rule in enumerate(self.penalties):
             chosen = _select(f"penalties[{i}]", rule.select, params)
             for p in chosen:
+                _check_layouts(f"penalties[{i}]", rule.term, p)  # the reason first: no layout
                 rule.term.check_shape(p.name, p.shape)
-                _check_layouts(f"penalties[{i}]", rule.term, p)
                 other = kinds.setdefault((p.name, rule.term.kind), i)
                 if other != i:
                     raise SpecError(

@@ -537,7 +537,27 @@ def test_port_checks_get_a_section_shown_not_judged(tmp_path, capsys):
     assert '<tr class="fail"><td>dense.kernel</td>' in page and "a &lt;note&gt;" in page
 
 
-def test_a_broken_port_check_is_one_line_exit_2(tmp_path):
+GOOD_ROW = {"a": "w", "b": "w", "kind": "l2", "a_numbers": {"coef": 0.1},
+            "b_numbers": None, "verdict": "only in A"}
+
+
+@pytest.mark.parametrize("text", [
+    '{"a": "x", "rows": []}', "[1, 2]", "{not json",
+    json.dumps({"a": "x", "b": "y", "same": False, "rows": [GOOD_ROW], "notes": ["n"]}),
+    json.dumps({"a": "x", "b": "y", "same": False, "rows": [{**GOOD_ROW, "a_numbers": "0.1"}]}),
+    json.dumps({"a": "x", "b": "y", "same": False, "rows": [{**GOOD_ROW, "verdict": None}]}),
+])
+def test_a_broken_port_check_is_one_line_exit_2(tmp_path, text):
+    alpha(tmp_path)
+    (tmp_path / "diff").mkdir()
+    (tmp_path / "diff" / "port.json").write_text(text)
+    assert matrix.main([str(tmp_path)]) == 2  # in process: fast, and the same code path
+    (tmp_path / "diff" / "port.json").write_text(json.dumps(
+        {"a": "x", "b": "y", "same": False, "rows": [GOOD_ROW], "notes": {"a": ["n"]}}))
+    assert matrix.main([str(tmp_path)]) == 0  # the same file, well formed
+
+
+def test_a_broken_port_check_through_the_command_line(tmp_path):
     alpha(tmp_path)
     (tmp_path / "diff").mkdir()
     (tmp_path / "diff" / "port.json").write_text('{"a": "x", "rows": []}')

@@ -55,8 +55,16 @@ def test_coupled_form_is_torch_weight_decay_and_keras_default_is_kernels_only():
     assert plan.decay == {}
     assert {a.param for a in plan.penalties} == MATRICES
     assert {(type(a.term), a.term.scaled()["coef"]) for a in plan.penalties} == {(L2, 0.05)}
-    keras = presets.keras_default(0.01).resolve(PARAMS)
-    assert {a.param for a in keras.penalties} == {"blocks.0.attn.qkv.weight", "head.weight"}
+    keras_params = [ParamInfo("dense.kernel", (4, 3), "weight"),
+                    ParamInfo("dense.bias", (3,), "bias"),
+                    ParamInfo("conv.kernel", (3, 3, 2, 4), "weight"),
+                    ParamInfo("lstm.lstm_cell.kernel", (3, 8), "weight"),
+                    ParamInfo("lstm.lstm_cell.recurrent_kernel", (2, 8), "weight"),
+                    ParamInfo("sep.depthwise_kernel", (3, 3, 2, 1), "weight"),
+                    ParamInfo("embed.embeddings", (10, 4), "embedding")]
+    keras = presets.keras_default(0.01).resolve(keras_params)
+    assert {a.param for a in keras.penalties} == {"dense.kernel", "conv.kernel",
+                                                  "lstm.lstm_cell.kernel"}
     assert {a.term.scaled()["coef"] for a in keras.penalties} == {0.01}
 
 

@@ -81,11 +81,20 @@ def _role(layer: keras.layers.Layer, variable: keras.Variable) -> str:
 def _noncanonical(layer: keras.layers.Layer, variable: keras.Variable) -> str:
     """Why a variable has no canonical ``(fan_in, fan_out)`` layout (``""``: it has one): an
     ``EinsumDense`` kernel with more than two axes (``MultiHeadAttention``'s query/key/value
-    ``(dim, heads, head_dim)`` and output ``(heads, head_dim, dim)``)."""
+    ``(dim, heads, head_dim)`` and output ``(heads, head_dim, dim)``), a depthwise kernel
+    (``DepthwiseConv2D``, ``SeparableConv2D``: ``(*kernel, channels, multiplier)``)."""
     if isinstance(layer, keras.layers.EinsumDense) and variable.name == "kernel" and \
             len(variable.shape) > 2:
         return (f"an EinsumDense kernel {tuple(variable.shape)} of {layer.equation!r}, several "
                 "axes on one side; torch's nn.Linear is (out, in)")
+    depthwise = tuple(getattr(keras.layers, n) for n in ("DepthwiseConv1D", "DepthwiseConv2D")
+                      if hasattr(keras.layers, n))
+    if variable.name == "depthwise_kernel" or \
+            isinstance(layer, depthwise) and variable.name == "kernel":
+        return (f"a depthwise kernel {tuple(variable.shape)} (*kernel, channels, multiplier), "
+                "each output channel over two axes; Conv2D(groups=channels) and torch's "
+                "Conv2d(groups=channels) hold the same weights as (*kernel, 1, "
+                "channels*multiplier)")
     return ""
 
 

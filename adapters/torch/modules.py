@@ -73,13 +73,6 @@ def role_of(module: nn.Module, name: str, param: torch.Tensor) -> str:
     return "weight" if param.ndim >= 2 else "other"
 
 
-def _depthwise_to_keras(t: torch.Tensor, channels: int) -> torch.Tensor:
-    """A depthwise conv's ``(C·m, 1, *k)`` as Keras's ``DepthwiseConv`` ``(*k, C, m)``: output
-    channel ``c·m + j`` is input channel ``c``'s ``j``-th filter."""
-    k = t.shape[2:]
-    return t.reshape(channels, t.shape[0] // channels, *k).permute(*range(2, 2 + len(k)), 0, 1)
-
-
 #: Recurrent and attention matrices stored ``(fan_out, fan_in)``: ``weight_ih_l0``,
 #: ``weight_hh_l1_reverse``, ``weight_hr_l0``, a cell's ``weight_ih``, attention's
 #: ``in_proj_weight`` and ``q/k/v_proj_weight``.
@@ -88,16 +81,15 @@ _OUT_IN = re.compile(r"weight_(ih|hh|hr)(_l\d+(_reverse)?)?|(in|q|k|v)_proj_weig
 
 def view_of(module: nn.Module, name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """The view from torch's storage layout to the canonical one: dense-like matrices
-    transposed to ``(fan_in, fan_out)``, convolutions to ``(*k, in, out)`` and depthwise ones
-    (``groups == in_channels``) to Keras's ``(*k, C, m)``. Recurrent gates stay in torch's order
-    (LSTM ``i, f, g, o`` is Keras's; GRU ``r, z, n`` is Keras's ``z, r, h`` reordered, which no
-    term depends on: every term sums over whole rows or columns)."""
+    transposed to ``(fan_in, fan_out)``, convolutions to ``(*k, in/groups, out)`` — Keras's
+    ``Conv2D(groups=...)`` layout, a depthwise ``Conv2d(C, C·m, groups=C)`` included, ``(*k, 1,
+    C·m)``; Keras's ``DepthwiseConv2D`` spreads the same outputs over two axes ``(*k, C, m)`` and
+    has no canonical layout (``keras_params``). Recurrent gates stay in torch's order (LSTM
+    ``i, f, g, o`` is Keras's; GRU ``r, z, n`` is Keras's ``z, r, h`` reordered, which no term
+    depends on: every term sums over whole rows or columns)."""
     if name == "weight" and isinstance(module, nn.Linear):
         return _transpose
     if name == "weight" and isinstance(module, nn.modules.conv._ConvNd):
-        if module.groups > 1 and module.groups == module.in_channels and not module.transposed:
-            channels = module.groups
-            return lambda t: _depthwise_to_keras(t, channels)
         return _conv_to_keras
     if isinstance(module, (nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention)) and \
             _OUT_IN.fullmatch(name):

@@ -2,22 +2,31 @@
 which parameters?
 
 optax transformations are closures, not records; :func:`read_setup` walks the ones optax builds
-(``chain``, ``masked``, ``add_decayed_weights``, ``scale_by_*``, ``trace``...) through their
-closure variables, in order, and reads each ``add_decayed_weights(rate, mask)``:
+(``chain``, ``masked``, ``add_decayed_weights``, ``scale_by_*``, ``trace``, ``scale``...) through
+their closure variables, in order, and reads each ``add_decayed_weights(rate, mask)``:
 
-* followed only by ``scale_by_learning_rate``/``scale`` (``optax.adamw``'s place, after the
-  Adam scaling): decoupled decay, rate ``rate`` (``p ← p − lr·rate·p``);
-* followed by a gradient transformation (``scale_by_adam``, ``trace``...): coupled L2, the
-  ``torch_weight_decay`` convention (``rate·p`` added to the gradient, as torch's
-  ``Adam(weight_decay=rate)``);
-* a mask (a pytree of booleans, or a function of the params returning one) selects its leaves;
-* a schedule as the rate, a decay after the learning-rate scaling (``p ← p + rate·p``: growth,
-  not decay), or a transformation regcore does not know: not read, and noted.
+* followed only by linear scaling (``scale``, ``scale_by_schedule``: what
+  ``scale_by_learning_rate`` builds), as in ``optax.adamw``: decoupled decay. The update is then
+  ``-lr·(T(g) + (rate/k)·p)`` where ``k`` is the constant scaling applied before the decay
+  (``adamw``: 1; ``adafactor``, which scales by the learning rate before its decay: ``lr``), so
+  the rate is ``rate/k`` (``p ← p − lr·(rate/k)·p``, torch AdamW's form);
+* preceded only by constant scaling (``chain(add_decayed_weights(rate), adam(lr))``): coupled L2,
+  ``rate/k`` in the ``torch_weight_decay`` convention (added to the gradient, as torch's
+  ``Adam(weight_decay=rate)``); so is a decay in plain SGD (``chain(add_decayed_weights(rate),
+  sgd(lr))``), where both readings are the same maths, as torch's ``SGD(weight_decay=rate)``;
+* between two non-linear transformations (``optax.lamb``: after the Adam scaling, before the
+  trust ratio), with no learning-rate scaling after it (``p ← p + rate·p``: growth), with a
+  schedule as its rate or before it: neither; noted, not read;
+* a mask (a pytree of booleans with the params' structure or a prefix of it, or a function of
+  the params returning one) selects its leaves.
 
-Where ``tx`` cannot be walked (a custom transformation), :func:`read_decay` takes
-``(params, rate, mask)`` as the user states them. Parameter names are the pytree paths joined by
-dots (``Dense_0.kernel``); roles come from the leaf's key (:func:`param_infos`). The result is a
-:class:`regcore.reading.Reading`: a spec selecting parameters by those names, and notes.
+A transformation regcore does not walk — ``inject_hyperparams`` (which builds its inner
+transformation at each step), ``MultiSteps``, ``multi_transform``, ``named_chain``, a mask inside
+a mask, anything custom — may decay inside or change what a decay around it means, so nothing is
+read and a note says which; :func:`read_decay` then takes ``(params, rate, mask)`` as the user
+states them. Parameter names are the pytree paths joined by dots (``Dense_0.kernel``); roles come
+from the leaf's key (:func:`param_infos`). The result is a :class:`regcore.Reading`: a spec
+selecting parameters by those names, and notes.
 """
 
 from __future__ import annotations
@@ -30,9 +39,13 @@ import jax
 
 from regcore import L2, DecoupledWeightDecay, ParamInfo, Reading, Rule, Spec, select_names
 
-#: Transformations that only scale the update by the learning rate (or a constant): a decay
-#: followed by nothing else is decoupled.
-_LR = ("scale_by_learning_rate", "scale", "scale_by_schedule")
+#: Transformations of the update that add no decay of their own: the gradient preconditioners
+#: (every ``scale_by_*``), momentum, clipping, constant and scheduled scaling.
+_KNOWN = ("trace", "ema", "clip", "clip_by_global_norm", "clip_by_block_rms", "identity", "scale",
+          "scale_by_schedule", "add_decayed_weights")
+#: The linear ones: ``scale(step_size)``, ``scale_by_schedule(step_size_fn)`` (what
+#: ``scale_by_learning_rate`` builds), ``identity``.
+_LINEAR = ("scale", "scale_by_schedule", "identity")
 
 
 def _key(entry: Any) -> str:
@@ -76,7 +89,8 @@ def _closure(fn: Callable[..., Any]) -> dict[str, Any]:
 
 
 def _steps(update: Callable[..., Any], mask: Any) -> Iterator[tuple[str, dict[str, Any], Any]]:
-    """``(transformation name, its closure, the mask over it)`` in the order they run."""
+    """``(transformation name, its closure, the mask over it)`` in the order they run; a
+    transformation regcore does not walk is one step under its own name."""
     name = getattr(update, "__qualname__", type(update).__name__).split(".<locals>")[0]
     env = _closure(update)
     if name == "chain" and "update_fns" in env:
@@ -86,31 +100,30 @@ def _steps(update: Callable[..., Any], mask: Any) -> Iterator[tuple[str, dict[st
         yield from _steps(env["tx"].update, mask)
     elif name == "masked" and "inner" in env and mask is None:
         yield from _steps(env["inner"].update, env.get("mask"))
-    elif name == "masked" or _wraps(env):  # a mask in a mask, multi_transform...
-        yield "wrapper", {"name": name}, mask
-    else:
-        yield name, env, mask
+    else:  # a mask inside a mask is "masked" here: not known, so nothing is read
+        yield ("masked (inside a mask)" if name == "masked" else name), env, mask
 
 
-def _wraps(env: dict[str, Any]) -> bool:
-    """Whether a transformation's closure holds other transformations (which it would run)."""
-    values = list(env.values())
-    for v in list(values):
-        if isinstance(v, dict):
-            values += list(v.values())
-        elif isinstance(v, (list, tuple)):
-            values += list(v)
-    return any(hasattr(v, "update") and hasattr(v, "init") for v in values)
+def _known(name: str) -> bool:
+    return name in _KNOWN or name.startswith("scale_by_")
+
+
+def _factor(name: str, env: dict[str, Any]) -> float | None:
+    """A linear step's constant factor (``None``: a schedule, or not linear)."""
+    if name == "identity":
+        return 1.0
+    step = env.get("step_size")
+    return float(step) if name == "scale" and isinstance(step, (int, float)) else None
 
 
 def _mask(mask: Any, params: Any, names: list[str]) -> list[str]:
+    """The names ``mask`` selects: a pytree of booleans with ``params``'s structure or a prefix
+    of it (optax broadcasts a leaf over its subtree), or a function of the params giving one."""
     if mask is None:
         return names
     tree = mask(params) if callable(mask) else mask
-    chosen = [bool(v) for _, v in _leaves(tree)]
-    if len(chosen) != len(names):
-        raise ValueError(f"mask has {len(chosen)} leaves, params {len(names)}")
-    return [n for n, keep in zip(names, chosen, strict=True) if keep]
+    full = jax.tree.map(lambda keep, sub: jax.tree.map(lambda _: bool(keep), sub), tree, params)
+    return [n for n, (_, keep) in zip(names, _leaves(full), strict=True) if keep]
 
 
 def read_decay(params: Any, rate: float, mask: Any = None, *, decoupled: bool = True) -> Reading:
@@ -126,38 +139,55 @@ def read_decay(params: Any, rate: float, mask: Any = None, *, decoupled: bool = 
                               select_names(names)),)))
 
 
+def _classify(steps: list[tuple[str, dict[str, Any], Any]], index: int) -> tuple[str, float]:
+    """How the decay at ``steps[index]`` acts: ``("decoupled", k)`` or ``("coupled", k)`` with
+    ``k`` the constant scaling before it (see the module docstring), else ``(why, 0)``."""
+    before, after = steps[:index], steps[index + 1:]
+    factors = [_factor(n, env) if n in _LINEAR else None for n, env, _ in before]
+    k = 1.0
+    for f in factors:
+        k *= f if f is not None else 1.0
+    if all(f is not None for f in factors) and not all(n in _LINEAR for n, _, _ in after):
+        return "coupled", k  # (after constant scaling only, before the gradient transformations)
+    if all(n in _LINEAR for n, _, _ in after):
+        if not any(n in ("scale", "scale_by_schedule") for n, _, _ in after):
+            return "no learning-rate scaling after it (p <- p + rate*p: growth)", 0.0
+        if any(n in _LINEAR and f is None for (n, _, _), f in zip(before, factors, strict=True)):
+            return "a schedule before it", 0.0
+        if all(f is not None for f in factors):  # plain SGD: both readings are the same maths;
+            return "coupled", k  # coupled, as torch's SGD(weight_decay) reads
+        return "decoupled", k
+    first = next(n for (n, _, _), f in zip(before, factors, strict=True) if f is None)
+    return f"{first} before it and {after[0][0]} after it", 0.0
+
+
 def read_setup(params: Any, tx: Any) -> Reading:
     """The weight decay the optax transformation ``tx`` applies to ``params``."""
     steps = list(_steps(tx.update, None))
+    unknown = sorted({n for n, _, _ in steps if not _known(n)})
+    if unknown:
+        return Reading(Spec(), (f"{', '.join(unknown)}: not walked by regcore (a wrapper, or "
+                                "maths it does not know), so no decay is read; state it with "
+                                "read_decay(params, rate, mask)",))
     rules: list[Rule] = []
     decay: list[DecoupledWeightDecay] = []
     notes: list[str] = []
     for index, (name, env, mask) in enumerate(steps):
-        if name == "wrapper":
-            notes.append(f"{env['name']} wraps transformations regcore does not walk (a mask "
-                         "inside a mask, multi_transform...): any decay inside is not read")
-            continue
         if name != "add_decayed_weights":
             continue
         rate = env.get("weight_decay")
-        later = [n for n, _, _ in steps[index + 1:]]
         if callable(rate):
             notes.append("add_decayed_weights with a schedule as its rate: not read")
             continue
         if not rate:
             continue
-        if not any(n in _LR for n in later):
-            notes.append(f"add_decayed_weights({rate:g}) after the learning-rate scaling "
-                         "(p <- p + rate*p): not a decay; not read")
+        how, k = _classify(steps, index)
+        if how not in ("decoupled", "coupled") or k <= 0:
+            why = how if how not in ("decoupled", "coupled") else f"a scaling of {k:g} before it"
+            notes.append(f"add_decayed_weights({rate:g}) with {why}: neither coupled L2 nor "
+                         "decoupled decay; not read")
             continue
-        unknown = [n for n in later if n not in _LR and not n.startswith("scale_by_")
-                   and n != "trace"]
-        if unknown:
-            notes.append(f"add_decayed_weights({rate:g}) followed by {', '.join(unknown)}, "
-                         "whose maths regcore does not know: not read")
-            continue
-        read = read_decay(params, rate, mask,
-                          decoupled=all(n in _LR for n in later))
+        read = read_decay(params, rate / k, mask, decoupled=how == "decoupled")
         rules += read.spec.penalties
         decay += read.spec.weight_decay
     return Reading(Spec(tuple(rules), weight_decay=tuple(decay)), tuple(notes))
