@@ -9,12 +9,15 @@ with ``regcore diff``'s own exit status.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from html import escape
 from pathlib import Path
 from typing import Any
 
-ROW_KEYS = ("a", "b", "kind", "a_numbers", "b_numbers", "verdict")
+from regcore.diff import HEADER, Row, cells
+
+ROW_KEYS = tuple(f.name for f in dataclasses.fields(Row))
 
 
 def _is_numbers(value: Any) -> bool:
@@ -54,13 +57,9 @@ def load(report_dir: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _numbers(numbers: dict[str, float] | None) -> str:  # as regcore.diff.numbers_text
-    return "-" if numbers is None else " ".join(f"{k}={v:g}" for k, v in numbers.items())
-
-
-def _cells(row: dict[str, Any]) -> list[str]:
-    return [row["a"] or "-", row["b"] or "-", row["kind"], _numbers(row["a_numbers"]),
-            _numbers(row["b_numbers"]), row["verdict"]]
+def _cells(row: dict[str, Any]) -> tuple[str, ...]:
+    """A row's text cells, as ``regcore diff`` prints them (:func:`regcore.diff.cells`)."""
+    return cells(Row(**{k: row[k] for k in ROW_KEYS}))
 
 
 def _headline(name: str, diff: dict[str, Any]) -> str:
@@ -69,16 +68,13 @@ def _headline(name: str, diff: dict[str, Any]) -> str:
     return f"{name}: {diff['a']} against {diff['b']}: {verdict}"
 
 
-HEAD = ("A", "B", "kind", "A numbers", "B numbers", "verdict")
-
-
 def markdown(diffs: dict[str, dict[str, Any]], md) -> list[str]:
     """The section's lines; ``md`` escapes a cell."""
     if not diffs:
         return []
     out = ["", "## Port checks (`regcore diff`)"]
     for name, diff in diffs.items():
-        out += ["", f"**{md(_headline(name, diff))}**", "", "| " + " | ".join(HEAD) + " |",
+        out += ["", f"**{md(_headline(name, diff))}**", "", "| " + " | ".join(HEADER) + " |",
                 "|---|---|---|---|---|---|"]
         out += ["| " + " | ".join(md(c) for c in _cells(r)) + " |" for r in diff["rows"]]
         notes = [f"- note ({s.upper()}): {md(n)}" for s in ("a", "b")
@@ -95,7 +91,7 @@ def html(diffs: dict[str, dict[str, Any]]) -> list[str]:
     for name, diff in diffs.items():
         cls = "ok" if diff["same"] else "bad"
         out += [f'<p class="status {cls}">{escape(_headline(name, diff))}</p>', "<table>",
-                "<thead><tr>" + "".join(f"<th>{h}</th>" for h in HEAD) + "</tr></thead>",
+                "<thead><tr>" + "".join(f"<th>{h}</th>" for h in HEADER) + "</tr></thead>",
                 "<tbody>"]
         for r in diff["rows"]:
             row_cls = "pass" if r["verdict"] == "same" else "fail"
