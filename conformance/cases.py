@@ -11,9 +11,12 @@ from regcore import (
     DEFAULT_SELECT,
     L1,
     L2,
+    Activity,
     DecoupledWeightDecay,
     ElasticNet,
     GroupLasso,
+    ModelSpec,
+    Network,
     Orthogonal,
     Rule,
     Select,
@@ -61,14 +64,18 @@ def scenario_specs(scenario_name: str) -> dict[str, Spec]:
             weight_decay=(DecoupledWeightDecay(0.05, Select(roles=("bias",))),),
         ),
     }
-    if not s.classification and s.model.sizes[-1] == 1:  # scikit-learn forms: one target
+    if not s.classification and s.model.outputs == 1:  # scikit-learn forms: one target
         loss = s.model.loss
         specs["l2_sklearn_ridge"] = one(
             L2(0.5, convention="sklearn_ridge", n_samples=m, data_loss=loss)
         )
         specs["l1_sklearn_lasso"] = one(L1(0.005, convention="sklearn_lasso", data_loss=loss))
         specs["elastic_net_sklearn"] = one(ElasticNet.from_sklearn(0.01, 0.3, data_loss=loss))
-    if s.model.layers > 1:
+    if isinstance(s.model, Network):
+        specs.update(_network_specs(s.model))
+    if s.model.layers > 1 if isinstance(s.model, ModelSpec) else not s.model.tokens:
+        specs.update(_activity_specs(s.model))
+    if isinstance(s.model, ModelSpec) and s.model.layers > 1:
         specs["orthogonal_rows"] = one(Orthogonal(0.1, "rows", convention="sum"), HIDDEN_KERNELS)
         specs["orthogonal_columns"] = one(
             Orthogonal(0.1, "columns", convention="sum"), HIDDEN_KERNELS
@@ -88,6 +95,52 @@ def scenario_specs(scenario_name: str) -> dict[str, Spec]:
     return specs
 
 
+def _activity_specs(model: ModelSpec | Network) -> dict[str, Spec]:
+    """Activity penalties (:mod:`regcore.activity`) on the MLPs and the CNN: Keras's
+    ``activity_regularizer`` form (L2, divided by the batch size) on the first hidden layer's
+    output, and an undivided L1 on two layers' outputs beside an L2 on the weights."""
+    first, second = model.layer_names()[:2]
+    return {
+        "activity_l2": Spec(activity=(Activity(L2(0.01, convention="sum"), first),)),
+        "activity_l1_sum_and_l2": Spec(
+            penalties=(Rule(L2(0.01, convention="sum")),),
+            activity=(Activity(L1(0.001, convention="sum"), f"{first}|{second}", "sum"),),
+        ),
+    }
+
+
+MATRICES = Select(roles=("weight",), ndim=(2,))
+"""A network's 2-D kernels (dense head, attention projections): where orthogonal applies."""
+
+
+def _network_specs(model: Network) -> dict[str, Spec]:
+    """What a conv or sequence network adds: group lasso on each output filter or unit (the
+    kernel's last axis, the canonical one), orthogonal on its 2-D kernels, the norm scales and
+    the embedding table selected by role, and a mixed spec."""
+    specs = {
+        "group_lasso_filters": Spec(penalties=(Rule(GroupLasso(0.05, convention="sum",
+                                                               axis=-1)),)),
+        "orthogonal_rows": Spec(penalties=(Rule(Orthogonal(0.1, "rows", convention="sum"),
+                                                MATRICES),)),
+        "orthogonal_columns": Spec(penalties=(
+            Rule(Orthogonal(0.1, "columns", convention="sum"), MATRICES),)),
+        "norm_scale_l2": Spec(penalties=(
+            Rule(L2(0.05, convention="sum"), Select(roles=("norm_scale",))),)),
+        "l2_group_lasso_orthogonal_decay": Spec(
+            penalties=(
+                Rule(L2(0.01, convention="sum")),
+                Rule(GroupLasso(0.02, convention="sum", axis=0)),
+                Rule(Orthogonal(0.05, "rows", convention="sum"), MATRICES),
+            ),
+            weight_decay=(DecoupledWeightDecay(0.02, Select(roles=("norm_scale", "bias"))),),
+        ),
+    }
+    if model.tokens:
+        specs["embedding_l2"] = Spec(penalties=(
+            Rule(L2(0.01, convention="sum"), Select(roles=("embedding",))),))
+    return specs
+
+
 @cache
 def shrinkage_cases() -> tuple[tuple[str, str], ...]:
     """The ``(scenario, spec)`` pairs whose plan has a shrinkage operator (an L1, elastic-net or
@@ -97,7 +150,7 @@ def shrinkage_cases() -> tuple[tuple[str, str], ...]:
         (name, spec_name)
         for name, scenario in SCENARIOS.items()
         for spec_name, spec in scenario_specs(name).items()
-        if proximal.split(spec.resolve(scenario.model.params()))[1]
+        if proximal.split(spec.resolve(scenario.model.params(), scenario.model.layer_names()))[1]
     )
 
 

@@ -28,7 +28,7 @@ from regcore_conformance.inputs import check_inputs_unchanged, compare_trajector
 from regcore_conformance.plugin import backend_of
 from regcore_conformance.protocol import returned
 from regcore_conformance.scenarios import SCENARIOS
-from regcore_conformance.tolerance import Tolerance, network_chain
+from regcore_conformance.tolerance import Tolerance, model_chain
 
 pytestmark = pytest.mark.regcore_needs("DataParallel")
 
@@ -114,7 +114,7 @@ def test_distributed_loss_and_gradients(backend, dtype, distributed_translation,
     returned(check, backend, f"distributed_loss_and_grads:{distributed_translation}", grads, params,
              value=loss)
     ref_loss, ref_grads = reference.loss_and_grads(name, spec_name)
-    tol = Tolerance(dtype, network_chain(scenario.model.sizes, scenario.batch_size))
+    tol = Tolerance(dtype, model_chain(scenario.model, scenario.batch_size))
     label = f"distributed_w{world_size}_{distributed_translation}"
     check.compare(f"{label}:loss", backend.to_numpy(loss), ref_loss, tol)
     floor = max(float(np.max(np.abs(g))) for g in ref_grads.values())

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from regcore_conformance.tolerance import Tolerance, network_chain
+from regcore_conformance.tolerance import Tolerance, model_chain
 
 
 def inputs(backend, scenario, device, dtype):
     """The scenario's initial parameters, inputs and targets as ``backend``'s arrays of
-    ``dtype`` on ``device`` (integer labels for classification)."""
+    ``dtype`` on ``device`` (integer labels for classification, integer token ids)."""
     x, y = scenario.data()
     label_dtype = "int64" if scenario.classification else dtype
     params = {k: backend.asarray(v, dtype=dtype, device=device)
               for k, v in scenario.initial_params().items()}
-    return (params, backend.asarray(x, dtype=dtype, device=device),
+    return (params, backend.asarray(x, dtype=_input_dtype(scenario, dtype), device=device),
             backend.asarray(y, dtype=label_dtype, device=device))
 
 
@@ -25,15 +25,20 @@ def check_inputs_unchanged(check, backend, scenario, dtype, params, x, y) -> Non
     given = np.concatenate([np.ravel(backend.to_numpy(p)) for p in params.values()]
                            + [np.ravel(backend.to_numpy(x))])
     original = np.concatenate([np.ravel(p) for p in scenario.initial_params().values()]
-                              + [np.ravel(data_x)]).astype(dtype)
+                              + [np.ravel(data_x).astype(_input_dtype(scenario, dtype))]
+                              ).astype(dtype)
     check.unchanged("inputs_unchanged", given, original)
     labels = data_y if scenario.classification else data_y.astype(dtype)
     check.unchanged("inputs_unchanged:y", backend.to_numpy(y), labels)
 
 
+def _input_dtype(scenario, dtype: str) -> str:
+    return "int64" if getattr(scenario.model, "tokens", False) else dtype
+
+
 def compare_trajectory(check, backend, label, final, ref, scenario, dtype) -> None:
     """Every parameter after the steps against the reference, normwise over the case."""
-    tol = Tolerance(dtype, network_chain(scenario.model.sizes, scenario.batch_size),
+    tol = Tolerance(dtype, model_chain(scenario.model, scenario.batch_size),
                     steps=scenario.steps)
     floor = max(float(np.max(np.abs(p))) for p in ref.values())
     for pname, ref_p in ref.items():

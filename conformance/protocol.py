@@ -103,7 +103,8 @@ def plan_differences(got: Plan, want: Plan) -> list[str]:
     """What differs between the plan a native translation resolved (``got``) and the reference's
     (``want``) for the same spec: parameters (name, shape, role, and any other field of
     :class:`regcore.ParamInfo`), the terms each parameter gets (and from which rule), decay
-    rates. Empty when they are the same plan (order aside)."""
+    rates, the activity terms on each layer's output. Empty when they are the same plan (order
+    aside)."""
     out: list[str] = []
     have = {p.name: p for p in got.params}
     need = {p.name: p for p in want.params}
@@ -123,6 +124,9 @@ def plan_differences(got: Plan, want: Plan) -> list[str]:
         if got.decay.get(name) != want.decay.get(name):
             out.append(f"{name} decays at {got.decay.get(name)} where the reference decays at "
                        f"{want.decay.get(name)}")
+    if sorted(map(repr, got.activity)) != sorted(map(repr, want.activity)):
+        out.append(f"activity terms {list(got.activity)} where the reference has "
+                   f"{list(want.activity)}")
     return out
 
 

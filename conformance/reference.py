@@ -6,8 +6,8 @@ from functools import cache
 
 import numpy as np
 
-from regcore import ParamInfo, Plan, Rule, Select, Spec
-from regcore_adapters.numpy import NumpyBackend
+from regcore import ModelSpec, Network, ParamInfo, Plan, Rule, Select, Spec
+from regcore_adapters.numpy import NumpyBackend, layers
 from regcore_conformance.cases import TERM_CASES, scenario_specs
 from regcore_conformance.scenarios import SCENARIOS
 
@@ -22,7 +22,17 @@ def term_plan(case_name: str) -> Plan:
 
 
 def scenario_plan(scenario: str, spec: str) -> Plan:
-    return scenario_specs(scenario)[spec].resolve(SCENARIOS[scenario].model.params())
+    model = SCENARIOS[scenario].model
+    return scenario_specs(scenario)[spec].resolve(model.params(), model.layer_names())
+
+
+def loss_value(model: ModelSpec | Network, plan: Plan, params: dict[str, np.ndarray],
+               x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The value of ``REFERENCE.loss_and_grads``: data loss (with the plan's activity terms) plus
+    penalty; a network's by its forward pass alone, as finite differences call it many times."""
+    if isinstance(model, Network):
+        return layers.loss(model, params, x, y, plan.activity) + REFERENCE.penalty(plan, params)[0]
+    return REFERENCE.loss_and_grads(model, plan, params, x, y)[0]
 
 
 @cache

@@ -17,7 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from regcore import ModelSpec, Optimizer
+from regcore import ModelSpec, Network, Optimizer
+from regcore.network import (
+    Activation,
+    AvgPool2D,
+    Conv2D,
+    Dense,
+    Embedding,
+    GlobalAvgPool,
+    GroupNorm,
+    LayerNorm,
+    SelfAttention,
+)
 
 
 @dataclass(frozen=True)
@@ -42,10 +53,17 @@ class Scenario:
     instead of the term fails. ``adam_betas``/``adam_eps`` are the Adam trajectory's (torch's
     defaults unless set); two scenarios set others, so a backend that builds Adam from the
     learning rate alone fails, and ``adam_lr`` differs between scenarios too.
+
+    Two scenarios are not dense (:class:`regcore.Network`): ``cnn_images`` is conv → GroupNorm →
+    ReLU → average pool → conv → ReLU → global pool → dense on 8×8 two-channel images of three
+    classes; ``attention_tokens`` is embedding → LayerNorm → two-head self-attention → tanh →
+    mean over steps → dense on six-token sequences of three classes. They carry 4-D kernels,
+    norm scales, an embedding table and four attention projections, the parameters whose layouts
+    and roles differ between frameworks.
     """
 
     name: str
-    model: ModelSpec
+    model: ModelSpec | Network
     make_data: Callable[[], tuple[np.ndarray, np.ndarray]]
     init: str  # "zeros" (θ = 0) or "glorot" (seeded uniform Glorot)
     seed: int
@@ -126,6 +144,38 @@ def _iris() -> tuple[np.ndarray, np.ndarray]:
     return x.astype(np.float64), y.astype(np.int64)
 
 
+def _images() -> tuple[np.ndarray, np.ndarray]:
+    """32 images 8×8×2 (channels last): noise plus a class's pattern, a bright 3×3 patch in a
+    class-dependent corner of channel 0 and a stripe on channel 1."""
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 3, size=32)
+    x = 0.5 * rng.standard_normal((32, 8, 8, 2))
+    for i, label in enumerate(y):
+        row, col = ((0, 0), (0, 5), (5, 2))[label]
+        x[i, row:row + 3, col:col + 3, 0] += 1.5
+        x[i, :, 2 * label:2 * label + 2, 1] += 1.0
+    return x, y.astype(np.int64)
+
+
+def _tokens() -> tuple[np.ndarray, np.ndarray]:
+    """32 sequences of 6 tokens from a vocabulary of 10; the class is how many tokens are below 3,
+    capped at 2."""
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 10, size=(32, 6))
+    y = np.minimum(np.sum(x < 3, axis=1), 2)
+    return x.astype(np.int64), y.astype(np.int64)
+
+
+CNN = Network((8, 8, 2), (
+    Conv2D("conv_0", 2, 4, (3, 3)), GroupNorm("norm_0", 2, 4), Activation("relu"),
+    AvgPool2D(2), Conv2D("conv_1", 4, 6, (2, 2)), Activation("relu"), GlobalAvgPool(),
+    Dense("dense_0", 6, 3),
+), "softmax_xent")
+ATTENTION = Network((6,), (
+    Embedding("embed", 10, 8), LayerNorm("norm", 8), SelfAttention("attention", 8, 2),
+    Activation("tanh"), GlobalAvgPool(), Dense("head", 8, 3),
+), "softmax_xent")
+
 RENAMED = {"linreg_seed": "linreg_half_mse", "seed000_keras_linreg": "linreg_mse",
            "seed002_linreg": "linreg_mse_glorot", "seed004_iris_mlp": "iris_mlp"}
 """Scenario ids before regcore 0.1's rename -> today's (they named tutorials not in the project)."""
@@ -149,11 +199,20 @@ SCENARIOS: dict[str, Scenario] = {
                  adam_eps=1e-4, spec_batch_size=16),  # 64 rows
         Scenario("iris_mlp", ModelSpec((4, 16, 16, 3), "relu", "softmax_xent"), _iris,
                  "glorot", 4, lr=0.1, steps=10),
+        Scenario("cnn_images", CNN, _images, "glorot", 6, lr=0.1, steps=5, adam_lr=0.02,
+                 spec_batch_size=16),  # 32 rows
+        # the key projection's bias has an exactly zero gradient (each query's softmax is
+        # shift-invariant), so Adam divides rounding noise by √v̂ + ε: ε = 1e-6 keeps it small
+        Scenario("attention_tokens", ATTENTION, _tokens, "glorot", 7, lr=0.1, steps=5,
+                 adam_betas=(0.85, 0.99), adam_eps=1e-6, spec_batch_size=20),  # 32 rows
     )
 }
 
-MLP_SCENARIOS = tuple(n for n, s in SCENARIOS.items() if len(s.model.sizes) > 2)
-"""The scenarios with hidden layers (the data-parallel run trains these)."""
+MLP_SCENARIOS = tuple(n for n, s in SCENARIOS.items()
+                      if isinstance(s.model, ModelSpec) and s.model.layers > 1)
+"""The dense scenarios with hidden layers (the data-parallel run trains these)."""
+NETWORK_SCENARIOS = tuple(n for n, s in SCENARIOS.items() if isinstance(s.model, Network))
+"""The conv and sequence scenarios (:class:`regcore.Network`)."""
 
 
 @cache
@@ -172,15 +231,19 @@ def _params(name: str) -> dict[str, np.ndarray]:
     return glorot(scenario.model, scenario.seed)
 
 
-def glorot(model: ModelSpec, seed: int) -> dict[str, np.ndarray]:
-    """Seeded initial parameters: kernels uniform Glorot (``±√(6/(fan_in + fan_out))``), biases
-    uniform ±0.1, drawn in parameter order from ``default_rng(1000 + seed)``."""
+def glorot(model: ModelSpec | Network, seed: int) -> dict[str, np.ndarray]:
+    """Seeded initial parameters: kernels and embedding tables uniform Glorot
+    (``±√(6/(fan_in + fan_out))``, a conv kernel's fans times its window), biases uniform ±0.1,
+    norm scales uniform in 1 ± 0.1, drawn in parameter order from ``default_rng(1000 + seed)``."""
     rng = np.random.default_rng(1000 + seed)
     params = {}
     for info in model.params():
         if info.role == "bias":
             params[info.name] = rng.uniform(-0.1, 0.1, size=info.shape)
+        elif info.role == "norm_scale":
+            params[info.name] = rng.uniform(0.9, 1.1, size=info.shape)
         else:
-            limit = np.sqrt(6.0 / sum(info.shape))
+            window = int(np.prod(info.shape[:-2]))
+            limit = np.sqrt(6.0 / (window * sum(info.shape[-2:])))
             params[info.name] = rng.uniform(-limit, limit, size=info.shape)
     return params

@@ -1,17 +1,18 @@
 """Native translations (a framework's own model object, loss terms, optimizer settings) give the
-reference's penalty and gradients, and train exactly like the functional path: same parameters
-after K steps as the reference.
+reference's penalty and gradients, and train exactly like the functional path: same parameters after
+K steps as the reference.
 
 Before each native check the plan the translation resolved on its own model
 (:meth:`regcore.NativeTranslations.native_plan`) must equal the reference's,
-``spec.resolve(model.params())`` (check ``native_<translation>:plan``): a translation that derives
-other roles, names or shapes runs another spec. A :class:`regcore.SpecError` from a native
-translation is a skip only where that plan is the reference's (the translation cannot express a
-term or an optimizer setting, and says so); where the plan differs, or cannot be resolved at all,
-or the backend cannot report it, the test fails: a spec the reference resolves that a translation
-refuses for its parameters is a bug that would otherwise turn checks into skips and leave the run
-green. Every native case lands in the report's per-translation tally of cases run and skipped, by
-reason (:meth:`~regcore_conformance.report.Report.note_native`).
+``spec.resolve(model.params(), model.layer_names())`` (check ``native_<translation>:plan``): a
+translation that derives other roles, names, shapes or layers runs another spec. A
+:class:`regcore.SpecError` from a native translation is a skip only where that plan is the
+reference's (the translation cannot express a term or an optimizer setting, and says so); where the
+plan differs, or cannot be resolved at all, or the backend cannot report it, the test fails: a spec
+the reference resolves that a translation refuses for its parameters is a bug that would otherwise
+turn checks into skips and leave the run green. Every native case lands in the report's per-
+translation tally of cases run and skipped, by reason
+(:meth:`~regcore_conformance.report.Report.note_native`).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from regcore_conformance import reference
 from regcore_conformance.inputs import check_inputs_unchanged, compare_trajectory, inputs
 from regcore_conformance.protocol import returned
 from regcore_conformance.scenarios import SCENARIOS
-from regcore_conformance.tolerance import Tolerance, network_chain, penalty_chain
+from regcore_conformance.tolerance import Tolerance, model_chain, penalty_chain
 
 
 def test_scenario_penalty(backend, device, dtype, scenario_case, checker):
@@ -47,7 +47,7 @@ def test_loss_and_gradients(backend, device, dtype, scenario_case, checker):
     check_inputs_unchanged(check, backend, scenario, dtype, params, x, y)
     returned(check, backend, "loss_and_grads", grads, params, value=loss)
     ref_loss, ref_grads = reference.loss_and_grads(name, spec)
-    tol = Tolerance(dtype, network_chain(scenario.model.sizes, scenario.batch_size))
+    tol = Tolerance(dtype, model_chain(scenario.model, scenario.batch_size))
     check.compare("loss", backend.to_numpy(loss), ref_loss, tol)
     floor = max(float(np.max(np.abs(g))) for g in ref_grads.values())
     for pname, ref in ref_grads.items():

@@ -13,7 +13,9 @@ and passes when ``error <= tol`` with::
   (Accuracy and Stability of Numerical Algorithms, §3.1), and ``n`` is the length of the longest
   chain of roundings in the check: the parameter size for a penalty; for a network
   ``m·d_out + Σ_layers (fan_in + fan_out) + largest parameter`` (the forward reductions, the loss
-  mean over the batch, the backward reductions and the penalty sum);
+  mean over the batch, the backward reductions and the penalty sum); for a conv or sequence
+  network (:class:`regcore.Network`) the same sum, with each layer's own longest reductions
+  (:data:`LAYER_CHAINS`);
 * the factor 2 covers rounding the float64 inputs to the dtype once plus the computation (a
   well-conditioned problem is assumed: the scenarios are built that way, the oracles use their
   own derived bounds);
@@ -41,7 +43,12 @@ absolute below the normal range), so ``(t + u_p·(2 + t) + 2·η_p/scale) / (1 �
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from math import prod
+
+from regcore import ModelSpec, Network
+from regcore import network as layers
 
 UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24, "float16": 2.0**-11,
                  "bfloat16": 2.0**-8}
@@ -79,6 +86,46 @@ def network_chain(sizes: tuple[int, ...], batch: int) -> int:
     layers = list(zip(sizes, sizes[1:], strict=False))
     largest = max(fan_in * fan_out for fan_in, fan_out in layers)
     return batch * sizes[-1] + sum(fan_in + fan_out for fan_in, fan_out in layers) + largest
+
+
+def _positions(shape: tuple[int, ...]) -> int:
+    """The positions a layer's parameters are shared over: steps, pixels (1 for a vector)."""
+    return prod(shape[:-1])
+
+
+LAYER_CHAINS: dict[type, Callable[..., int]] = {
+    # (description, input sample shape, output sample shape, batch) -> its longest reductions:
+    # forward dot products, the input gradient's, and the parameter gradient's sum over the
+    # batch and the positions the parameter is shared over
+    layers.Dense: lambda d, i, o, m: d.fan_in + d.fan_out + m * _positions(i),
+    layers.Conv2D: lambda d, i, o, m: (prod(d.kernel_size) * (d.in_channels + d.filters)
+                                        + m * _positions(o)),
+    # mean, variance and the two sums of the backward pass over a group; gamma's over the batch
+    layers.GroupNorm: lambda d, i, o, m: 4 * _positions(i) * d.channels // d.groups
+    + m * _positions(i),
+    layers.LayerNorm: lambda d, i, o, m: 4 * d.dim + m * _positions(i),
+    layers.Embedding: lambda d, i, o, m: m * prod(i),  # a row's gradient sums every use
+    # four projections; scores (head_dim), softmax and mixing (steps), their backward passes
+    layers.SelfAttention: lambda d, i, o, m: (2 * d.dim + m * i[0]
+                                              + 3 * (d.dim // d.heads + i[0])),
+    layers.Activation: lambda d, i, o, m: 0,
+    layers.AvgPool2D: lambda d, i, o, m: d.size * d.size,
+    layers.GlobalAvgPool: lambda d, i, o, m: _positions(i),
+}
+
+
+def model_chain(model: ModelSpec | Network, batch: int) -> int:
+    """``n`` for a scenario model on a batch of ``batch`` samples: :func:`network_chain` for a
+    dense :class:`regcore.ModelSpec`; for a :class:`regcore.Network`, the loss over the batch,
+    every layer's :data:`LAYER_CHAINS` entry and the largest parameter (its penalty sum)."""
+    if isinstance(model, ModelSpec):
+        return network_chain(model.sizes, batch)
+    shapes = model.shapes()
+    largest = max(prod(p.shape) for p in model.params())
+    return (batch * model.outputs + largest
+            + sum(LAYER_CHAINS[type(layer)](layer, shape_in, shape_out, batch)
+                  for layer, shape_in, shape_out in zip(model.stack, shapes, shapes[1:],
+                                                        strict=False)))
 
 
 def penalty_chain(shape: tuple[int, ...]) -> int:

@@ -6,9 +6,11 @@ Importing regcore imports no framework (no torch, tensorflow, jax or keras) and 
 from regcore import (  # public for backend authors
     capabilities,  # the optional capabilities of a backend
     export_support,  # the exporter kit
+    network,  # the harness's layer descriptions (conv and sequence models)
     proximal,  # proximal_train's split of a plan into smooth terms and shrinkage
 )
 from regcore._version import __version__
+from regcore.activity import Activity, ActivityAssignment
 from regcore.backend import Backend, UnknownDeviceError, check_arrays, check_shapes
 from regcore.capabilities import (
     DataParallel,
@@ -22,6 +24,7 @@ from regcore.conventions import CONVENTIONS, Convention
 from regcore.decay import DecoupledWeightDecay
 from regcore.errors import SpecError, UnsupportedError
 from regcore.harness import ModelSpec, Optimizer  # the scenario harness's (the README uses them)
+from regcore.network import Network
 from regcore.reading import Reading, select_names  # a setup read back (the readers')
 from regcore.registry import BackendNotFoundError, available_backends, load_backend
 from regcore.selection import DEFAULT_SELECT, ROLES, ParamInfo, Select
@@ -41,6 +44,8 @@ from regcore.terms import (
 
 __all__ = [
     "__version__",
+    "Activity",
+    "ActivityAssignment",
     "CONVENTIONS",
     "DEFAULT_SELECT",
     "L1",
@@ -60,6 +65,7 @@ __all__ = [
     "Harness",
     "ModelSpec",
     "NativeTranslations",
+    "Network",
     "Optimizer",
     "Orthogonal",
     "ParamInfo",
@@ -82,6 +88,7 @@ __all__ = [
     "select_names",
     "convert",
     "export_support",
+    "network",
     "from_dict",
     "from_json",
     "load_backend",

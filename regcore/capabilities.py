@@ -15,7 +15,8 @@ ones; parameters are checked by :func:`regcore.backend.check_arrays` and
 method runs.
 
 * :class:`Harness`: the scenario harness, :meth:`~Harness.loss_and_grads` and
-  :meth:`~Harness.train` on the networks of :class:`regcore.harness.ModelSpec`;
+  :meth:`~Harness.train` on the networks of :class:`regcore.harness.ModelSpec` and
+  :class:`regcore.network.Network` (conv and sequence stacks);
 * :class:`ProximalTraining`: :meth:`~ProximalTraining.proximal_train` (ISTA);
 * :class:`NativeTranslations`: the spec applied through the framework's own idioms
   (:attr:`~NativeTranslations.native_translations`);
@@ -33,9 +34,13 @@ from typing import Any, ClassVar, TypeVar
 from regcore.backend import CAPABILITY_OF, Backend, _wrap, check_arrays, check_shapes
 from regcore.errors import SpecError, UnsupportedError
 from regcore.harness import ModelSpec, Optimizer
+from regcore.network import Network
 from regcore.spec import Plan, Spec
 
 T = TypeVar("T")
+Model = ModelSpec | Network
+"""A scenario model: a dense :class:`~regcore.harness.ModelSpec` or a conv or sequence
+:class:`~regcore.network.Network` (data-parallel training takes dense ones only)."""
 
 
 class UnknownTranslationError(SpecError):
@@ -99,7 +104,7 @@ def _translation(self: Any, translation: str, *declared: str) -> None:
     lookup(self.name, names, translation, " + ".join(declared))
 
 
-def _harness_args(self: Any, model: ModelSpec, plan: Plan, params: Mapping[str, Any],
+def _harness_args(self: Any, model: Model, plan: Plan, params: Mapping[str, Any],
                   *_: Any, **__: Any) -> None:
     _params(self, params, plan)
 
@@ -112,13 +117,13 @@ class Harness(Capability):
 
     @abc.abstractmethod
     def loss_and_grads(
-        self, model: ModelSpec, plan: Plan, params: Mapping[str, Any], x: Any, y: Any
+        self, model: Model, plan: Plan, params: Mapping[str, Any], x: Any, y: Any
     ) -> tuple[Any, dict[str, Any]]:
         """Data loss plus penalty on ``(x, y)``, and its gradient for every parameter."""
 
     @abc.abstractmethod
     def train(
-        self, model: ModelSpec, plan: Plan, params: Mapping[str, Any], x: Any, y: Any,
+        self, model: Model, plan: Plan, params: Mapping[str, Any], x: Any, y: Any,
         *, optimizer: Optimizer, steps: int,
     ) -> dict[str, Any]:
         """Parameters after ``steps`` full-batch steps of ``optimizer`` on
@@ -135,7 +140,7 @@ class ProximalTraining(Capability):
 
     @abc.abstractmethod
     def proximal_train(
-        self, model: ModelSpec, plan: Plan, params: Mapping[str, Any], x: Any, y: Any,
+        self, model: Model, plan: Plan, params: Mapping[str, Any], x: Any, y: Any,
         *, lr: float, steps: int,
     ) -> dict[str, Any]:
         """Parameters after ``steps`` full-batch proximal gradient steps of size ``lr``, as
@@ -145,19 +150,19 @@ class ProximalTraining(Capability):
         :func:`regcore.proximal.merged_shrinks` ``(ops)`` in order with step ``lr``."""
 
 
-def _native_train_args(self: Any, translation: str, model: ModelSpec, spec: Spec,
+def _native_train_args(self: Any, translation: str, model: Model, spec: Spec,
                        params: Mapping[str, Any], *_: Any, **__: Any) -> None:
     _translation(self, translation, "native_translations")
     _params(self, params, model.params())
 
 
-def _native_penalty_args(self: Any, translation: str, model: ModelSpec, spec: Spec,
+def _native_penalty_args(self: Any, translation: str, model: Model, spec: Spec,
                          params: Mapping[str, Any]) -> None:
     _translation(self, translation, "native_penalty_translations")
     _params(self, params, model.params())
 
 
-def _native_plan_args(self: Any, translation: str, model: ModelSpec, spec: Spec) -> None:
+def _native_plan_args(self: Any, translation: str, model: Model, spec: Spec) -> None:
     _translation(self, translation, "native_translations", "native_penalty_translations")
 
 
@@ -177,7 +182,7 @@ class NativeTranslations(Capability):
 
     @abc.abstractmethod
     def native_train(
-        self, translation: str, model: ModelSpec, spec: Spec, params: Mapping[str, Any],
+        self, translation: str, model: Model, spec: Spec, params: Mapping[str, Any],
         x: Any, y: Any, *, optimizer: Optimizer, steps: int,
     ) -> dict[str, Any]:
         """:meth:`Harness.train`, but with ``spec`` applied through ``translation`` (one of
@@ -188,14 +193,14 @@ class NativeTranslations(Capability):
 
     @abc.abstractmethod
     def native_penalty(
-        self, translation: str, model: ModelSpec, spec: Spec, params: Mapping[str, Any]
+        self, translation: str, model: Model, spec: Spec, params: Mapping[str, Any]
     ) -> tuple[Any, dict[str, Any]]:
         """:meth:`regcore.Backend.penalty`, but through ``translation`` (one of
         :attr:`native_penalty_translations`) on the model built from ``model`` with ``params``;
         the gradient keyed by canonical name, in canonical layout."""
 
     @abc.abstractmethod
-    def native_plan(self, translation: str, model: ModelSpec, spec: Spec) -> Plan:
+    def native_plan(self, translation: str, model: Model, spec: Spec) -> Plan:
         """The plan ``translation`` resolves ``spec`` to on the framework's model built from
         ``model``, by the resolution its training and penalty use, with the parameters renamed
         to their canonical names (shapes in canonical layout, roles as the translation derived
@@ -271,7 +276,7 @@ class DataParallel(Capability):
         optimizer rather than through the loss or the gradient."""
 
 
-def _snippet_args(self: Any, code: str, model: ModelSpec, params: Mapping[str, Any],
+def _snippet_args(self: Any, code: str, model: Model, params: Mapping[str, Any],
                   *_: Any, **__: Any) -> None:
     _params(self, params, model.params())
 
@@ -285,7 +290,7 @@ class SnippetRunner(Capability):
 
     @abc.abstractmethod
     def exported_penalty(
-        self, code: str, model: ModelSpec, params: Mapping[str, Any]
+        self, code: str, model: Model, params: Mapping[str, Any]
     ) -> tuple[Any, dict[str, Any]]:
         """Run ``code`` in a fresh namespace, call its ``regularization`` on the model built
         from ``model`` with ``params``, differentiate natively, and return the value and the
@@ -293,7 +298,7 @@ class SnippetRunner(Capability):
 
     @abc.abstractmethod
     def exported_decay(
-        self, code: str, model: ModelSpec, params: Mapping[str, Any], lr: float
+        self, code: str, model: Model, params: Mapping[str, Any], lr: float
     ) -> dict[str, Any]:
         """As :meth:`exported_penalty`, but call the snippet's decoupled-decay function once
         with learning rate ``lr`` and return the parameters after it by canonical name, in

@@ -17,6 +17,12 @@ and shape). Each row is one parameter and one kind of regularization — a penal
 * ``differs`` — the same kind with other settings (axis, epsilon, mixed ratios).
 
 A parameter of one side the mapping does not pair is a row ``unmapped``.
+
+Activity penalties (terms on layer outputs, :mod:`regcore.activity`) follow, one row per term,
+paired in the order each side lists them (layer names differ between frameworks): kind
+``activity:l2`` etc., the two layers' names, the numbers and the same verdicts, and
+``batch_mean vs sum`` where one side divides by the batch size (Keras's
+``activity_regularizer``) and the other does not (a torch hook summing over the batch).
 """
 
 from __future__ import annotations
@@ -123,6 +129,24 @@ def compare(plan_a: Plan, plan_b: Plan, mapping: Mapping[str, str] | None = None
     paired = set(mapping.values())
     rows += [Row(None, p.name, "-", None, None, "unmapped") for p in plan_b.params
              if p.name not in paired]
+    return rows + _activity_rows(plan_a, plan_b)
+
+
+def _activity_rows(plan_a: Plan, plan_b: Plan) -> list[Row]:
+    """The activity terms of both sides, paired in order."""
+    rows = []
+    for i in range(max(len(plan_a.activity), len(plan_b.activity))):
+        a = plan_a.activity[i] if i < len(plan_a.activity) else None
+        b = plan_b.activity[i] if i < len(plan_b.activity) else None
+        ea = (a.term.scaled(), (*_settings(a.term), a.reduction)) if a else None
+        eb = (b.term.scaled(), (*_settings(b.term), b.reduction)) if b else None
+        kinds = dict.fromkeys(x.term.kind for x in (a, b) if x is not None)
+        kind = "activity:" + "/".join(kinds)
+        verdict = _verdict(kind, ea, eb) if len(kinds) == 1 else "differs"
+        if verdict == "differs" and a and b and a.reduction != b.reduction and len(kinds) == 1:
+            verdict = f"{a.reduction} vs {b.reduction}"  # Keras divides by the batch; a hook?
+        rows.append(Row(a.layer if a else None, b.layer if b else None, kind,
+                        ea[0] if ea else None, eb[0] if eb else None, verdict))
     return rows
 
 

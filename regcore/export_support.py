@@ -62,9 +62,16 @@ _FORMULAS: dict[str, Callable[[dict[str, object]], str]] = {
 
 
 def check_spec(spec: object) -> Spec:
-    """``spec`` itself; anything but a :class:`regcore.Spec` is a :class:`regcore.SpecError`."""
+    """``spec`` itself; anything but a :class:`regcore.Spec` is a :class:`regcore.SpecError`, and
+    so is a spec with activity penalties, which no snippet writes."""
     if not isinstance(spec, Spec):
         raise SpecError(f"spec: expected a regcore.Spec, got {type(spec).__name__} {spec!r}")
+    if spec.activity:
+        raise SpecError(
+            "activity[0]: an exported snippet writes penalties on parameters and decoupled "
+            "decay; an activity penalty is a term on a layer's output in the forward pass, so it "
+            "is not exported: apply it with PenaltyLoss(spec, model) in torch (forward hooks) or "
+            "apply_spec(spec, model) in Keras (activity_regularizer)")
     return spec
 
 

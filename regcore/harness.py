@@ -76,8 +76,17 @@ class ModelSpec:
         _validate.choice("model.loss", self.loss, LOSSES)
 
     @property
+    def outputs(self) -> int:
+        return self.sizes[-1]
+
+    @property
     def layers(self) -> int:
         return len(self.sizes) - 1
+
+    def layer_names(self) -> tuple[str, ...]:
+        """The layers an activity item may name: ``dense_i``, each output after its activation
+        (Keras's ``Dense(activation=...)``)."""
+        return tuple(f"dense_{i}" for i in range(self.layers))
 
     def params(self) -> tuple[ParamInfo, ...]:
         """Parameter names, shapes and roles, in layer order."""

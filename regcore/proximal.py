@@ -79,7 +79,7 @@ def split(plan: Plan) -> tuple[Plan, tuple[ProxOp, ...]]:
                                    term.scale_by_size))
         else:
             smooth.append(a)
-    return Plan(plan.params, tuple(smooth), dict(plan.decay)), tuple(ops)
+    return Plan(plan.params, tuple(smooth), dict(plan.decay), plan.activity), tuple(ops)
 
 
 def merged_shrinks(ops: tuple[ProxOp, ...]) -> tuple[ProxOp, ...]:

@@ -11,6 +11,10 @@
       "weight_decay": [{"rate": 0.01, "select": {"roles": ["weight"]}}]
     }
 
+A spec with activity penalties (:mod:`regcore.activity`) also has ``"activity": [{"term": {...},
+"layers": "dense_0", "reduction": "batch_mean"}]`` (written only when there are some;
+``reduction`` may be omitted, ``batch_mean``).
+
 ``select`` may be omitted (the default selection, :data:`regcore.DEFAULT_SELECT`). Every other
 key is checked: unknown keys, kinds, conventions and versions are rejected with a
 :class:`regcore.SpecError` naming the field. Floats round-trip exactly (Python writes the shortest
@@ -25,6 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from regcore._validate import show
+from regcore.activity import Activity
 from regcore.decay import DecoupledWeightDecay
 from regcore.errors import SpecError
 from regcore.selection import DEFAULT_SELECT, Select
@@ -39,7 +44,7 @@ def to_dict(spec: Spec) -> dict[str, Any]:
     :class:`Spec` is a :class:`SpecError`."""
     if not isinstance(spec, Spec):
         raise SpecError(f"spec: expected a regcore.Spec, got {type(spec).__name__} {spec!r}")
-    return {
+    out: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "penalties": [
             {"term": term_to_dict(r.term), "select": _select_to_dict(r.select)}
@@ -49,12 +54,16 @@ def to_dict(spec: Spec) -> dict[str, Any]:
             {"rate": d.rate, "select": _select_to_dict(d.select)} for d in spec.weight_decay
         ],
     }
+    if spec.activity:
+        out["activity"] = [{"term": term_to_dict(a.term), "layers": a.layers,
+                            "reduction": a.reduction} for a in spec.activity]
+    return out
 
 
 def from_dict(data: object) -> Spec:
     """The :class:`Spec` a dict describes; :class:`SpecError` naming the field otherwise."""
     fields = _mapping("spec", data, required=("schema_version",),
-                      optional=("penalties", "weight_decay"))
+                      optional=("penalties", "weight_decay", "activity"))
     version = fields["schema_version"]
     if isinstance(version, bool) or not isinstance(version, int):
         raise SpecError(f"schema_version: expected an integer, got {show(version)}")
@@ -73,7 +82,11 @@ def from_dict(data: object) -> Spec:
         _decay_from_dict(f"weight_decay[{i}]", item)
         for i, item in enumerate(_list("weight_decay", fields.get("weight_decay", [])))
     ]
-    return Spec(penalties=tuple(rules), weight_decay=tuple(decay))
+    activity = [
+        _activity_from_dict(f"activity[{i}]", item)
+        for i, item in enumerate(_list("activity", fields.get("activity", [])))
+    ]
+    return Spec(penalties=tuple(rules), weight_decay=tuple(decay), activity=tuple(activity))
 
 
 def to_json(spec: Spec, **kwargs: Any) -> str:
@@ -165,6 +178,15 @@ def _rule_from_dict(where: str, data: object) -> Rule:
     rule = _mapping(where, data, required=("term",), optional=("select",))
     return Rule(term_from_dict(f"{where}.term", rule["term"]),
                 _select_from_dict(f"{where}.select", rule.get("select")))
+
+
+def _activity_from_dict(where: str, data: object) -> Activity:
+    item = _mapping(where, data, required=("term", "layers"), optional=("reduction",))
+    term = term_from_dict(f"{where}.term", item["term"])
+    try:
+        return Activity(term, item["layers"], item.get("reduction", "batch_mean"))
+    except SpecError as exc:
+        raise _rerooted(exc, "activity", where) from None
 
 
 def _decay_from_dict(where: str, data: object) -> DecoupledWeightDecay:

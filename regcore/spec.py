@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from regcore._validate import as_tuple
+from regcore.activity import Activity, ActivityAssignment
 from regcore.decay import DecoupledWeightDecay
 from regcore.errors import SpecError
 from regcore.selection import DEFAULT_SELECT, ParamInfo, Select
@@ -47,12 +48,14 @@ class Plan:
     """A spec resolved against concrete parameters: what every backend evaluates.
 
     ``penalties`` lists (parameter, term) pairs in rule order; ``decay`` maps a parameter name to
-    its decoupled weight-decay rate (absent: no decay).
+    its decoupled weight-decay rate (absent: no decay); ``activity`` lists the terms on layer
+    outputs (:mod:`regcore.activity`), which a backend adds to the loss on each batch.
     """
 
     params: tuple[ParamInfo, ...]
     penalties: tuple[Assignment, ...]
     decay: dict[str, float]
+    activity: tuple[ActivityAssignment, ...] = ()
 
     def terms_for(self, name: str) -> tuple[Term, ...]:
         return tuple(a.term for a in self.penalties if a.param == name)
@@ -60,7 +63,8 @@ class Plan:
 
 @dataclass(frozen=True)
 class Spec:
-    """Penalty rules (loss terms) and decoupled weight-decay items (optimizer rules).
+    """Penalty rules (loss terms), decoupled weight-decay items (optimizer rules) and activity
+    items (terms on layer outputs, :mod:`regcore.activity`).
 
     Resolution rules, documented once here:
 
@@ -83,10 +87,16 @@ class Spec:
 
     penalties: tuple[Rule, ...] = ()
     weight_decay: tuple[DecoupledWeightDecay, ...] = ()
+    activity: tuple[Activity, ...] = ()
 
     def __post_init__(self) -> None:
         penalties = as_tuple("spec.penalties", self.penalties)
         decay = as_tuple("spec.weight_decay", self.weight_decay)
+        activity = as_tuple("spec.activity", self.activity)
+        for i, item in enumerate(activity):
+            if not isinstance(item, Activity):
+                raise SpecError(f"spec.activity[{i}]: expected a regcore.Activity, got {item!r}")
+        object.__setattr__(self, "activity", activity)
         for i, rule in enumerate(penalties):
             if isinstance(rule, DecoupledWeightDecay):
                 raise SpecError(
@@ -103,11 +113,14 @@ class Spec:
         object.__setattr__(self, "penalties", penalties)
         object.__setattr__(self, "weight_decay", decay)
 
-    def resolve(self, params: Iterable[ParamInfo]) -> Plan:
+    def resolve(self, params: Iterable[ParamInfo], layers: Sequence[str] | None = None) -> Plan:
         """Match every rule against ``params``; raise :class:`SpecError` on the cases above.
 
         ``params`` is any iterable of :class:`regcore.ParamInfo` (e.g. ``ModelSpec.params()``);
         anything else (``None``, a non-iterable, an item of another type) is a :class:`SpecError`.
+        ``layers`` names the layers whose outputs activity items may select (e.g.
+        ``ModelSpec.layer_names()``); a spec with activity items needs them, and an item that
+        names no layer, or two items giving one layer terms of the same kind, are errors.
         """
         params = _params("params", params)
         names = [p.name for p in params]
@@ -139,7 +152,24 @@ class Spec:
                     )
                 owner[p.name] = i
                 decay[p.name] = item.rate
-        return Plan(params, tuple(assignments), decay)
+        return Plan(params, tuple(assignments), decay, self._resolve_activity(layers))
+
+    def _resolve_activity(self, layers: Sequence[str] | None) -> tuple[ActivityAssignment, ...]:
+        if not self.activity:
+            return ()
+        if layers is None:
+            raise SpecError("spec.activity: activity penalties apply to layer outputs; resolve "
+                            "the spec with the model's layer names (layers=...)")
+        out: list[ActivityAssignment] = []
+        kinds: dict[tuple[str, str], int] = {}
+        for i, item in enumerate(self.activity):
+            for layer in item.select(f"activity[{i}]", list(layers)):
+                other = kinds.setdefault((layer, item.term.kind), i)
+                if other != i:
+                    raise SpecError(f"activity[{i}]: layer {layer!r} already gets a "
+                                    f"{item.term.kind} activity term from activity[{other}]")
+                out.append(ActivityAssignment(layer, item.term, item.reduction, i))
+        return tuple(out)
 
 
 def _select(where: str, select: Select, params: Sequence[ParamInfo]) -> list[ParamInfo]:

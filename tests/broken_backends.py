@@ -26,7 +26,7 @@ from regcore_adapters.numpy import NumpyBackend
 from regcore_adapters.numpy import penalties as kernels
 from regcore_adapters.numpy.models import forward_backward
 
-TORCH_MUTANTS = ("TorchWeightDecayAsSum", "TorchRolesFromNdim")
+TORCH_MUTANTS = ("TorchWeightDecayAsSum", "TorchRolesFromNdim", "TorchConvLayoutReshaped")
 """Mutants built on the torch backend: their tests skip where torch is not installed."""
 
 
@@ -259,6 +259,46 @@ class PenalizedGradsOnly(NumpyBackend):
         return loss + penalty, {k: g + pgrads.get(k, 0) for k, g in grads.items()}
 
 
+class ActivityBatchTwice(NumpyBackend):
+    """Keras's activity division done twice: ``activity_regularizer`` losses divided by the
+    batch size by hand, on top of the division Keras 3 already does in ``Layer.__call__`` (or a
+    torch hook that takes ``.mean()`` over the batch and then divides by ``m`` again), so every
+    ``batch_mean`` activity penalty is ``m`` times too small."""
+
+    name = "activity_batch_twice"
+
+    def loss_and_grads(self, model, plan, params, x, y):
+        with _activity_divided_twice():
+            return super().loss_and_grads(model, plan, params, x, y)
+
+    def train(self, model, plan, params, x, y, *, optimizer, steps):
+        with _activity_divided_twice():
+            return super().train(model, plan, params, x, y, optimizer=optimizer, steps=steps)
+
+
+@contextlib.contextmanager
+def _activity_divided_twice() -> Iterator[None]:
+    """Inside the block, the NumPy backend's activity penalties divide ``batch_mean`` terms by
+    the batch size twice."""
+    real = kernels.activity
+
+    def twice(assignments, outputs):
+        value, grads = real(assignments, outputs)
+        m = {a.layer: outputs[a.layer].shape[0] for a in assignments
+             if a.reduction == "batch_mean"}
+        if m:
+            first = next(iter(m.values()))
+            value = value / first  # the scenarios' outputs share one batch size
+            grads = {k: g / m[k] if k in m else g for k, g in grads.items()}
+        return value, grads
+
+    kernels.activity = twice
+    try:
+        yield
+    finally:
+        kernels.activity = real
+
+
 def _torch_weight_decay_as_sum(term: Term) -> Term:
     if isinstance(term, L2) and term.convention == "torch_weight_decay":
         return L2(term.coef, convention="sum")
@@ -309,8 +349,39 @@ def _torch_mutants() -> dict[str, type]:
             with _roles_from_ndim():
                 return super().native_plan(*args, **kwargs)
 
+    class TorchConvLayoutReshaped(TorchBackend):
+        """The PyTorch backend whose native translations carry a conv kernel between torch's
+        ``(out, in, kh, kw)`` and the canonical ``(kh, kw, in, out)`` with ``reshape`` instead
+        of ``permute`` (the transpose forgotten, the shapes still right): Keras weights loaded
+        into ``nn.Conv2d`` scrambled, and group lasso or orthogonal terms read the wrong axes.
+        L2 and L1 cannot see it."""
+
+        name = "torch_conv_layout_reshaped"
+
+        def native_train(self, *args, **kwargs):
+            with _conv_reshaped():
+                return super().native_train(*args, **kwargs)
+
+        def native_penalty(self, *args, **kwargs):
+            with _conv_reshaped():
+                return super().native_penalty(*args, **kwargs)
+
     return {"TorchWeightDecayAsSum": TorchWeightDecayAsSum,
-            "TorchRolesFromNdim": TorchRolesFromNdim}
+            "TorchRolesFromNdim": TorchRolesFromNdim,
+            "TorchConvLayoutReshaped": TorchConvLayoutReshaped}
+
+
+@contextlib.contextmanager
+def _conv_reshaped() -> Iterator[None]:
+    """Inside the block, :func:`regcore_adapters.torch.modules.view_of`'s conv view reshapes."""
+    from regcore_adapters.torch import modules
+
+    real = modules._conv_to_keras
+    modules._conv_to_keras = lambda t: t.reshape(*t.shape[2:], t.shape[1], t.shape[0])
+    try:
+        yield
+    finally:
+        modules._conv_to_keras = real
 
 
 @contextlib.contextmanager

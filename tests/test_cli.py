@@ -137,7 +137,8 @@ def test_check_agrees_on_the_reference_backend(tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["agree"] and [r["status"] for r in result["rows"]] == ["agrees", "agrees"]
-    assert len(result["rows"][0]["scenarios"]) == 7
+    assert len(result["rows"][0]["scenarios"]) == 9
+    assert result["rows"][0]["scenarios"][-2:] == ["cnn_images", "attention_tokens"]
 
 
 def test_check_table_names_backend_and_worst_error(tmp_path):
@@ -173,7 +174,9 @@ def test_check_lists_a_reason_once_for_all_the_scenarios_it_applies_to(tmp_path)
                       "float64")
     assert proc.returncode == 0, proc.stderr
     text = " ".join(proc.stdout.split())  # undo the table's line wrapping
-    assert text.count("selects no parameter") == 1
+    # one line for the four linear models (the same parameters), one each for the CNN and the
+    # attention model, whose parameters the reason lists
+    assert text.count("selects no parameter") == 3
     assert ("not applicable: linreg_half_mse, linreg_mse, linreg_mse_glorot, linreg_multi: "
             "penalties[0]: Select(name='dense_2\\\\..*') selects no parameter") in text
 
@@ -221,7 +224,7 @@ def test_check_by_default_skips_a_registered_backend_that_is_not_installed(monke
                                      "--devices", "gpu"), "device(s) gpu not available"),
     (lambda p: _spec_file(p, SPEC), ("--dtypes", "float16"), "unknown dtype 'float16'"),
     (lambda p: _spec_file(p, Spec(penalties=(Rule(L2(0.1, convention="sum"),
-                                                  Select(roles=("embedding",))),))), (),
+                                                  Select(roles=("other",))),))), (),
      "the spec applies to none of the scenarios"),
 ])
 def test_check_bad_input_is_one_line(tmp_path, make, extra, message):

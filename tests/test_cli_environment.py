@@ -48,7 +48,7 @@ def test_check_without_scikit_learn_skips_iris_and_still_agrees(tmp_path):
                        "--dtypes", "float64", "--json")
     assert proc.returncode == 0, proc.stderr  # exit 1 is only a real disagreement
     result = json.loads(proc.stdout)
-    assert result["agree"] and len(result["rows"][0]["scenarios"]) == 6
+    assert result["agree"] and len(result["rows"][0]["scenarios"]) == 8
     assert result["scenarios_skipped"] == {
         "iris_mlp": "needs scikit-learn, not installed (pip install scikit-learn)"}
 

@@ -101,3 +101,20 @@ def test_on_a_terminal_the_table_is_rich_with_coloured_verdicts():
     assert "dense.kernel" in text and text.count("factor 2: L2 vs weight_decay") == 2
     red = rich.color.Color.parse("red").get_truecolor()
     assert f"color: #{red.red:02x}{red.green:02x}{red.blue:02x}" in console.export_html()
+
+
+def test_activity_terms_pair_in_order_and_name_a_reduction_mismatch():
+    from regcore import Activity, ModelSpec
+
+    model = ModelSpec((3, 4, 2), "tanh", "mse")
+    keras_like = Spec(activity=(Activity(L2(0.01, convention="sum"), "dense_0"),))
+    hook_like = Spec(activity=(Activity(L2(0.01, convention="sum"), "dense_0", "sum"),
+                               Activity(L1(0.1, convention="sum"), "dense_1", "sum")))
+    rows = compare(keras_like.resolve(model.params(), model.layer_names()),
+                   hook_like.resolve(model.params(), model.layer_names()))
+    activity = [(r.a, r.b, r.kind, r.verdict) for r in rows if r.kind.startswith("activity")]
+    assert activity == [("dense_0", "dense_0", "activity:l2", "batch_mean vs sum"),
+                        (None, "dense_1", "activity:l1", "only in B")]
+    same = compare(keras_like.resolve(model.params(), model.layer_names()),
+                   keras_like.resolve(model.params(), model.layer_names()))
+    assert [r.verdict for r in same if r.kind == "activity:l2"] == ["same"]

@@ -73,6 +73,11 @@ MUTANT_CASES = [
     ("tests.broken_backends:TorchRolesFromNdim",
      "test_native_training and loss_term and sgd and linreg_mse_glorot-l2_and_bias_decay",
      "native_loss_term:plan"),
+    ("tests.broken_backends:ActivityBatchTwice",
+     "test_loss_and_gradients and cnn_images-activity_l2", "loss"),
+    ("tests.broken_backends:TorchConvLayoutReshaped",
+     "test_native_training and loss_term and sgd and cnn_images-none",
+     "native_loss_term_sgd:conv_0.kernel"),
     ("tests.broken_backends:TorchRolesFromNdim",
      "test_native_penalty and grad_side and mlp_regression-l2_sum", "native_grad_side:plan"),
 ]

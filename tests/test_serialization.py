@@ -203,7 +203,8 @@ def _with_rule(term=None, **rule):
 REJECTIONS = {
     "unknown top-level key": (
         {"schema_version": 1, "penalties": [], "weightdecay": []},
-        r"^spec\.weightdecay: unknown key; allowed: schema_version, penalties, weight_decay$"),
+        r"^spec\.weightdecay: unknown key; allowed: schema_version, penalties, weight_decay, "
+        r"activity$"),
     "unknown rule key": (
         _with_rule(selection={}), r"^penalties\[0\]\.selection: unknown key"),
     "unknown term key": (

@@ -8,10 +8,12 @@ from typing import Any
 import numpy as np
 
 from regcore import (
+    ActivityAssignment,
     Backend,
     Harness,
     ModelSpec,
     NativeTranslations,
+    Network,
     Optimizer,
     Plan,
     ProximalTraining,
@@ -21,8 +23,8 @@ from regcore import (
     proximal,
 )
 from regcore.export_support import load_snippet
+from regcore_adapters.numpy import layers, models
 from regcore_adapters.numpy import proximal as prox
-from regcore_adapters.numpy.models import forward_backward
 from regcore_adapters.numpy.native import InPlacePenalty
 from regcore_adapters.numpy.optim import Stepper
 from regcore_adapters.numpy.penalties import KERNELS, accumulation_dtype
@@ -65,7 +67,7 @@ class NumpyBackend(Backend, Harness, ProximalTraining, NativeTranslations, Snipp
         self, model: ModelSpec, plan: Plan, params: Mapping[str, np.ndarray],
         x: np.ndarray, y: np.ndarray,
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        loss, grads = forward_backward(model, params, x, y)
+        loss, grads = forward_backward(model, params, x, y, plan.activity)
         penalty, pgrads = self.penalty(plan, params)
         return loss + penalty, {k: grads[k] + pgrads[k] for k in grads}
 
@@ -104,10 +106,12 @@ class NumpyBackend(Backend, Harness, ProximalTraining, NativeTranslations, Snipp
         if translation == "folded_sgd" and optimizer.name != "sgd":
             raise UnsupportedError(f"numpy: folded_sgd is a plain-SGD step, not {optimizer.name}")
         params = {k: v.copy() for k, v in params.items()}
-        penalty = InPlacePenalty(spec.resolve(model.params()))
+        plan = self.native_plan(translation, model, spec)
+        penalty = InPlacePenalty(plan)
         stepper = Stepper(optimizer, {})
         for _ in range(steps):
-            _, grads = forward_backward(model, params, x, y)
+            # activity penalties enter the hand-written backward pass, with the data loss
+            _, grads = forward_backward(model, params, x, y, plan.activity)
             if translation == "folded_sgd":
                 penalty.sgd_step_(params, grads, optimizer.lr)
                 continue
@@ -121,7 +125,7 @@ class NumpyBackend(Backend, Harness, ProximalTraining, NativeTranslations, Snipp
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """:meth:`InPlacePenalty.value` and what :meth:`InPlacePenalty.add_grad_` adds to zero
         gradients."""
-        penalty = InPlacePenalty(spec.resolve(model.params()))
+        penalty = InPlacePenalty(self.native_plan(translation, model, spec))
         grads = {k: np.zeros_like(v) for k, v in params.items()}
         penalty.add_grad_(params, grads)
         return np.asarray(penalty.value(params), dtype=_common_dtype(params)), grads
@@ -143,7 +147,17 @@ class NumpyBackend(Backend, Harness, ProximalTraining, NativeTranslations, Snipp
     def native_plan(self, translation: str, model: ModelSpec, spec: Spec) -> Plan:
         """What :class:`InPlacePenalty` is built from in every translation: ``spec`` resolved on the
         canonical parameters (a hand-written NumPy step's dicts are its model)."""
-        return spec.resolve(model.params())
+        return spec.resolve(model.params(), model.layer_names())
+
+
+def forward_backward(model: ModelSpec | Network, params: Mapping[str, np.ndarray],
+                     x: np.ndarray, y: np.ndarray, activity: tuple[ActivityAssignment, ...] = ()
+                     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Data loss plus the plan's activity penalties and its gradient, by the dense
+    backpropagation or layer by layer."""
+    if isinstance(model, Network):
+        return layers.forward_backward(model, params, x, y, activity)
+    return models.forward_backward(model, params, x, y, activity)
 
 
 def _copies(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

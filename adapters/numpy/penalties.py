@@ -18,7 +18,16 @@ from collections.abc import Callable
 
 import numpy as np
 
-from regcore import L1, L2, ORTHOGONAL_EPSILON, ElasticNet, GroupLasso, Orthogonal, Term
+from regcore import (
+    L1,
+    L2,
+    ORTHOGONAL_EPSILON,
+    ActivityAssignment,
+    ElasticNet,
+    GroupLasso,
+    Orthogonal,
+    Term,
+)
 from regcore.export_support import term_kernel
 
 
@@ -100,3 +109,21 @@ KERNELS: dict[type[Term], Callable[[Term, np.ndarray], tuple[np.ndarray, np.ndar
     L2: l2, L1: l1, ElasticNet: elastic_net, GroupLasso: group_lasso, Orthogonal: orthogonal,
 }
 """The kernel for each term class, taking the term: ``kernel(term, w) -> (value, grad)``."""
+
+
+def activity(assignments: tuple[ActivityAssignment, ...], outputs: dict[str, np.ndarray]
+             ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The activity penalties (:mod:`regcore.activity`) on the layer ``outputs`` by name: the
+    term's kernel on each output, divided by its batch size (first axis) for ``batch_mean``;
+    the value and the gradient for each output named (in the output's dtype)."""
+    total = np.zeros((), dtype=next(iter(outputs.values())).dtype)
+    grads: dict[str, np.ndarray] = {}
+    for a in assignments:
+        out = outputs[a.layer]
+        value, grad = KERNELS[type(a.term)](a.term, out)
+        if a.reduction == "batch_mean":
+            m = out.dtype.type(out.shape[0])
+            value, grad = value / m, grad / m
+        total = total + value
+        grads[a.layer] = grads[a.layer] + grad if a.layer in grads else grad
+    return total, grads

@@ -112,7 +112,7 @@ class TFBackend(Backend, Harness, ProximalTraining, NativeTranslations, DataPara
         params = dict(params)
         with self._on(params):
             coefs = penalty_coefs(plan.penalties, params)
-            return loss_fn(self.mode, model, plan.penalties)(params, x, y, coefs)
+            return loss_fn(self.mode, model, plan.penalties, plan.activity)(params, x, y, coefs)
 
     def train(
         self, model: ModelSpec, plan: Plan, params: Mapping[str, tf.Tensor],
@@ -121,7 +121,8 @@ class TFBackend(Backend, Harness, ProximalTraining, NativeTranslations, DataPara
         """Each step: gradients at the current parameters (``tf.GradientTape``); then, for decayed
         parameters, ``p ← (1 − lr·rate)·p``; then the SGD or Adam update. The parameters are
         copied into fresh ``tf.Variable``s (the caller's tensors are untouched)."""
-        step = step_fn(self.mode, model, plan.penalties, optimizer, tuple(sorted(plan.decay)))
+        step = step_fn(self.mode, model, plan.penalties, optimizer, tuple(sorted(plan.decay)),
+                       plan.activity)
         return self._run(step, plan, params, x, y, optimizer, steps)
 
     def proximal_train(
@@ -135,7 +136,7 @@ class TFBackend(Backend, Harness, ProximalTraining, NativeTranslations, DataPara
         ops = proximal.merged_shrinks(ops)
         optimizer = Optimizer("sgd", lr)
         step = proximal_step_fn(self.mode, model, smooth.penalties, optimizer,
-                                tuple(sorted(smooth.decay)), prox.structure(ops))
+                                tuple(sorted(smooth.decay)), prox.structure(ops), smooth.activity)
         return self._run(step, smooth, params, x, y, optimizer, steps,
                          lambda variables: (prox.thresholds(ops, variables, lr),))
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from regcore import Assignment, ModelSpec, Optimizer
+from regcore import ActivityAssignment, Assignment, ModelSpec, Network, Optimizer
 from regcore_adapters.tf import optim
 from regcore_adapters.tf import proximal as prox
 from regcore_adapters.tf.models import objective
@@ -28,6 +28,9 @@ DEFAULT_MODE = "function"
 _CACHE_SIZE = 128  # compiled functions kept per kind (penalty, loss, step, proximal step)
 
 Penalties = tuple[Assignment, ...]
+Activity = tuple[ActivityAssignment, ...]
+"""A plan's activity penalties (:mod:`regcore.activity`): part of a compiled function's
+configuration, their coefficients constants in its graph."""
 Coefs = tuple[tuple[tf.Tensor, ...], ...] | None
 """Per assignment of a plan, its term's coefficients as tensors (:func:`penalty_coefs`), or
 ``None`` (each term's own ``scaled()``, as constants)."""
@@ -64,10 +67,13 @@ def penalty_coefs(penalties: Penalties, params: Mapping[str, Any]) -> Coefs:
     return tuple(coefficients(a.term, params[a.param].dtype) for a in penalties)
 
 
-def total_loss(model: ModelSpec, penalties: Penalties, params: Mapping[str, tf.Tensor],
-               x: tf.Tensor, y: tf.Tensor, coefs: Coefs = None) -> tf.Tensor:
-    """Data loss plus penalty, in the wider of their dtypes."""
-    loss, penalty = objective(model, params, x, y), penalty_value(penalties, params, coefs)
+def total_loss(model: ModelSpec | Network, penalties: Penalties, params: Mapping[str, tf.Tensor],
+               x: tf.Tensor, y: tf.Tensor, coefs: Coefs = None,
+               activity: Activity = ()) -> tf.Tensor:
+    """Data loss (plus the ``activity`` penalties on layer outputs) plus penalty, in the wider of
+    their dtypes."""
+    loss = objective(model, params, x, y, activity)
+    penalty = penalty_value(penalties, params, coefs)
     dtype = promote(loss.dtype, penalty.dtype)
     return tf.cast(loss, dtype) + tf.cast(penalty, dtype)
 
@@ -83,7 +89,8 @@ def value_and_grads(
         tape.watch(sources)
         value = fn(params)
     grads = tape.gradient(value, sources, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-    return value, dict(zip(names, grads, strict=True))
+    # an embedding table's gradient is tf.IndexedSlices (tf.gather's): the protocol returns dense
+    return value, {name: tf.convert_to_tensor(g) for name, g in zip(names, grads, strict=True)}
 
 
 # -- compiled functions --------------------------------------------------------------------------
@@ -143,17 +150,18 @@ def penalty_fn(mode: str, penalties: Penalties) -> Callable[..., Any]:
     return _PENALTY_FNS.get((mode, plan_structure(penalties)), make)
 
 
-def loss_fn(mode: str, model: ModelSpec, penalties: Penalties) -> Callable[..., Any]:
-    """``(params, x, y, coefs) -> (loss + penalty, grads)``; one function per model and
-    :func:`plan_structure`."""
+def loss_fn(mode: str, model: ModelSpec | Network, penalties: Penalties,
+            activity: Activity = ()) -> Callable[..., Any]:
+    """``(params, x, y, coefs) -> (loss + penalty, grads)``; one function per model,
+    :func:`plan_structure` and ``activity``."""
     def make():
         def loss_and_grads(params, x, y, coefs):
-            return value_and_grads(lambda q: total_loss(model, penalties, q, x, y, coefs),
-                                   params)
+            return value_and_grads(
+                lambda q: total_loss(model, penalties, q, x, y, coefs, activity), params)
 
         return compile_fn(loss_and_grads, mode)
 
-    return _LOSS_FNS.get((mode, model, plan_structure(penalties)), make)
+    return _LOSS_FNS.get((mode, model, plan_structure(penalties), activity), make)
 
 
 def apply_fn(mode: str, optimizer: Optimizer, decayed: tuple[str, ...]) -> Callable[..., Any]:
@@ -170,13 +178,15 @@ def apply_fn(mode: str, optimizer: Optimizer, decayed: tuple[str, ...]) -> Calla
     return _APPLY_FNS.get((mode, optimizer, decayed), make)
 
 
-def _train_step(mode: str, model: ModelSpec, penalties: Penalties, optimizer: Optimizer,
-                decayed: tuple[str, ...]) -> Callable[..., None]:
+def _train_step(mode: str, model: ModelSpec | Network, penalties: Penalties,
+                optimizer: Optimizer, decayed: tuple[str, ...],
+                activity: Activity = ()) -> Callable[..., None]:
     """:func:`step_fn`'s step as a plain Python function of the two shared compiled parts, for
     another compiled function to call. Not the compiled step itself: on TensorFlow 2.21 one
     compiled step called from two compiled callers fails in the second with "Called a function
     referencing variables which have been deleted" (the first caller's variables)."""
-    gradients, update = loss_fn(mode, model, penalties), apply_fn(mode, optimizer, decayed)
+    gradients = loss_fn(mode, model, penalties, activity)
+    update = apply_fn(mode, optimizer, decayed)
 
     def train_step(variables, state, x, y, coefs, factors):
         _, grads = gradients({k: v.read_value() for k, v in variables.items()}, x, y, coefs)
@@ -185,8 +195,8 @@ def _train_step(mode: str, model: ModelSpec, penalties: Penalties, optimizer: Op
     return train_step
 
 
-def step_fn(mode: str, model: ModelSpec, penalties: Penalties, optimizer: Optimizer,
-            decayed: tuple[str, ...]) -> Callable[..., Any]:
+def step_fn(mode: str, model: ModelSpec | Network, penalties: Penalties, optimizer: Optimizer,
+            decayed: tuple[str, ...], activity: Activity = ()) -> Callable[..., Any]:
     """``(variables, state, x, y, coefs, factors) -> None``: one training step, updating
     ``variables`` (and the optimizer ``state``) in place: gradients at the current values by
     :func:`loss_fn`'s function, then :func:`apply_fn`'s with the decay ``factors``
@@ -197,20 +207,23 @@ def step_fn(mode: str, model: ModelSpec, penalties: Penalties, optimizer: Optimi
     optimizer and decayed set (with every plan). A step's own trace is the two calls, which
     TensorFlow inlines when it optimizes the graph, so a step still runs as one graph."""
     def make():
-        return compile_fn(_train_step(mode, model, penalties, optimizer, decayed), mode)
+        return compile_fn(_train_step(mode, model, penalties, optimizer, decayed, activity),
+                          mode)
 
-    return _STEP_FNS.get((mode, model, plan_structure(penalties), optimizer, decayed), make)
+    return _STEP_FNS.get((mode, model, plan_structure(penalties), optimizer, decayed, activity),
+                         make)
 
 
-def proximal_step_fn(mode: str, model: ModelSpec, penalties: Penalties, optimizer: Optimizer,
-                     decayed: tuple[str, ...], shrinks: tuple[Hashable, ...]) -> Callable[..., Any]:
+def proximal_step_fn(mode: str, model: ModelSpec | Network, penalties: Penalties,
+                     optimizer: Optimizer, decayed: tuple[str, ...], shrinks: tuple[Hashable, ...],
+                     activity: Activity = ()) -> Callable[..., Any]:
     """``(variables, state, x, y, coefs, factors, thresholds) -> None``: :func:`step_fn`'s step
     on the smooth plan (the same shared gradient and update functions), then the shrinkage
     operators of :func:`prox.structure` ``shrinks`` with their ``thresholds``
     (:func:`prox.thresholds`), as one traced function; one per step configuration and
     ``shrinks``, so every λ of a path shares one trace."""
     def make():
-        step = _train_step(mode, model, penalties, optimizer, decayed)
+        step = _train_step(mode, model, penalties, optimizer, decayed, activity)
 
         def proximal_step(variables, state, x, y, coefs, factors, thresholds):
             step(variables, state, x, y, coefs, factors)
@@ -218,5 +231,5 @@ def proximal_step_fn(mode: str, model: ModelSpec, penalties: Penalties, optimize
 
         return compile_fn(proximal_step, mode)
 
-    return _PROX_FNS.get((mode, model, plan_structure(penalties), optimizer, decayed, shrinks),
-                         make)
+    return _PROX_FNS.get((mode, model, plan_structure(penalties), optimizer, decayed, shrinks,
+                          activity), make)

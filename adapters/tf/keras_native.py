@@ -29,16 +29,18 @@ import tensorflow as tf
 
 from regcore import Plan, Spec, SpecError
 from regcore_adapters.tf.functions import penalty_value
-from regcore_adapters.tf.keras_params import KerasParam, model_params
-from regcore_adapters.tf.keras_regularizers import to_keras
+from regcore_adapters.tf.keras_params import KerasParam, layer_paths, model_params
+from regcore_adapters.tf.keras_regularizers import activity_to_keras, to_keras
 
 
 def resolve(spec: Spec, model: keras.layers.Layer) -> tuple[Plan, dict[str, KerasParam]]:
-    """``spec`` resolved against ``model``'s trainable variables (:func:`model_params`)."""
+    """``spec`` resolved against ``model``'s trainable variables (:func:`model_params`) and, for
+    its activity items, its layers by dotted path (:func:`layer_paths`)."""
     if not isinstance(spec, Spec):
         raise SpecError(f"spec: expected a regcore.Spec, got {type(spec).__name__}")
     params = model_params(model)
-    return spec.resolve([p.info for p in params]), {p.info.name: p for p in params}
+    return (spec.resolve([p.info for p in params], list(layer_paths(model))),
+            {p.info.name: p for p in params})
 
 
 def apply_spec(spec: Spec, model: keras.layers.Layer, *, replace: bool = False) -> Plan:
@@ -81,12 +83,40 @@ def apply_spec(spec: Spec, model: keras.layers.Layer, *, replace: bool = False) 
                 f"param {name!r} already has the regularizer {p.variable.regularizer!r}; the "
                 "model's penalty would be that plus the spec's (pass replace=True to overwrite)"
             )
+    activity = _activity_regularizers(plan, model, replace)
     for name, terms in chosen.items():
         p = by_name[name]
         regularizer = to_keras(terms, p.variable.dtype)
         p.variable.regularizer = regularizer
         setattr(p.layer, p.regularizer_attr, regularizer)
+    for layer, regularizer in activity:
+        layer.activity_regularizer = regularizer
     return plan
+
+
+def _activity_regularizers(plan: Plan, model: keras.layers.Layer, replace: bool
+                           ) -> list[tuple[keras.layers.Layer, keras.regularizers.Regularizer]]:
+    """Each layer the plan's activity items select, with the ``activity_regularizer`` that adds
+    them (Keras divides it by the batch size: ``batch_mean`` as it is, ``sum`` through
+    :class:`~regcore_adapters.tf.keras_regularizers.BatchSum`); checked, not yet set."""
+    layers = layer_paths(model)
+    by_layer: dict[str, list[Any]] = {}
+    for a in plan.activity:
+        by_layer.setdefault(a.layer, []).append(a)
+    out = []
+    for name, items in by_layer.items():
+        layer = layers[name]
+        if len({a.reduction for a in items}) > 1:
+            raise SpecError(f"activity[{items[1].rule}]: layer {name!r} gets activity terms with "
+                            "both reductions, which one Keras activity_regularizer cannot hold")
+        if layer.activity_regularizer is not None and not replace:
+            raise SpecError(
+                f"activity[{items[0].rule}]: layer {name!r} already has the activity_regularizer "
+                f"{layer.activity_regularizer!r}; the model's penalty would be that plus the "
+                "spec's (pass replace=True to overwrite)")
+        out.append((layer, activity_to_keras([a.term for a in items], items[0].reduction,
+                                             layer.compute_dtype)))
+    return out
 
 
 def build_optimizer(spec: Spec, model: keras.layers.Layer, optimizer: type,
@@ -135,7 +165,13 @@ def build_optimizer(spec: Spec, model: keras.layers.Layer, optimizer: type,
 
 def penalty(spec: Spec, model: keras.layers.Layer) -> Callable[[], tf.Tensor]:
     """A function returning the spec's penalty on ``model``'s current variables (a 0-dim tensor a
-    ``tf.GradientTape`` differentiates); add it to the loss. Resolved once, here."""
+    ``tf.GradientTape`` differentiates); add it to the loss. Resolved once, here. A spec with
+    activity penalties is refused: they are terms on layer outputs, added by the layers on
+    each call (:func:`apply_spec`), not a function of the variables."""
+    if isinstance(spec, Spec) and spec.activity:
+        raise SpecError("activity[0]: penalty(spec, model) is a function of the variables; an "
+                        "activity penalty is a term on a layer's output on each call: attach it "
+                        "with apply_spec(spec, model) (activity_regularizer)")
     plan, by_name = resolve(spec, model)
     variables = {a.param: by_name[a.param].variable for a in plan.penalties}
 

@@ -118,6 +118,12 @@ def _walk(layer: keras.layers.Layer, prefix: str, seen: set[int],
         yield from _walk(child, f"{path}.", seen, child_trainable)
 
 
+def layer_paths(model: keras.layers.Layer) -> dict[str, keras.layers.Layer]:
+    """Every sublayer of ``model`` by its dotted path (``dense_0``, ``attention.query``): the
+    names activity penalties (:mod:`regcore.activity`) select layers by."""
+    return {path: layer for path, layer, _ in _walk(model, "", {id(model)}, True)}
+
+
 def model_params(model: keras.layers.Layer) -> list[KerasParam]:
     """Every trainable variable of a built ``model`` (a Keras ``Model`` or ``Layer``), in layer
     order, as :class:`KerasParam`: frozen ones (``trainable=False`` on the variable or on a layer

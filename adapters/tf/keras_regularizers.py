@@ -124,3 +124,33 @@ def from_keras(regularizer: object) -> tuple[Term, ...]:
         f"regularizer: regcore does not know the maths of {type(r).__name__}; only Keras's L1, "
         "L2, L1L2, OrthogonalRegularizer and regcore's SpecRegularizer can be read"
     )
+
+
+@keras.saving.register_keras_serializable(package="regcore", name="BatchSum")
+class BatchSum(keras.regularizers.Regularizer):
+    """An activity regularizer ``inner(x)·m``, ``m`` the batch size of ``x`` (its first axis):
+    Keras divides every activity loss by ``m`` (``Layer.__call__``), so this is how an activity
+    penalty with ``reduction="sum"`` (not divided) is written for Keras."""
+
+    def __init__(self, inner: keras.regularizers.Regularizer | dict[str, Any]) -> None:
+        self.inner = (inner if isinstance(inner, keras.regularizers.Regularizer)
+                      else keras.regularizers.deserialize(inner))
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        value = self.inner(x)
+        return value * tf.cast(tf.shape(x)[0], value.dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"inner": keras.regularizers.serialize(self.inner)}
+
+    def __repr__(self) -> str:
+        return f"BatchSum({self.inner!r})"
+
+
+def activity_to_keras(terms: Sequence[Term], reduction: str,
+                      dtype: str) -> keras.regularizers.Regularizer:
+    """The ``activity_regularizer`` for activity ``terms`` with ``reduction`` on a layer
+    computing in ``dtype``: :func:`to_keras`'s regularizer for ``batch_mean`` (Keras divides
+    by the batch size itself), wrapped in :class:`BatchSum` for ``sum``."""
+    regularizer = to_keras(terms, dtype)
+    return regularizer if reduction == "batch_mean" else BatchSum(regularizer)

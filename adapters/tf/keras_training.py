@@ -45,7 +45,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from regcore import ModelSpec, Optimizer, Plan, Spec, UnsupportedError, capabilities
+from regcore import ModelSpec, Network, Optimizer, Plan, Spec, UnsupportedError, capabilities
+from regcore_adapters.tf import keras_layers
 from regcore_adapters.tf.keras_native import apply_spec, build_optimizer, resolve
 
 
@@ -60,9 +61,12 @@ def floatx(dtype: tf.DType) -> Iterator[None]:
         keras.config.set_floatx(before)
 
 
-def build_model(model: ModelSpec, params: Mapping[str, tf.Tensor]) -> keras.Sequential:
+def build_model(model: ModelSpec | Network, params: Mapping[str, tf.Tensor]) -> keras.Model:
     """``Dense`` layers ``dense_0..`` with the scenario's activation after hidden layers, built in
-    the parameters' dtype and loaded with them."""
+    the parameters' dtype and loaded with them; a :class:`regcore.Network` as Keras's own conv,
+    norm, embedding and attention layers (:func:`keras_layers.build_network`)."""
+    if isinstance(model, Network):
+        return keras_layers.build_network(model, params)
     dtype = next(iter(params.values())).dtype
     layers = [keras.Input((model.sizes[0],), dtype=dtype.name)]
     for i, units in enumerate(model.sizes[1:]):
@@ -77,8 +81,11 @@ def build_model(model: ModelSpec, params: Mapping[str, tf.Tensor]) -> keras.Sequ
     return net
 
 
-def canonical_variables(net: keras.Sequential, model: ModelSpec) -> dict[str, keras.Variable]:
+def canonical_variables(net: keras.Model, model: ModelSpec | Network
+                        ) -> dict[str, keras.Variable]:
     """The network's variables under their canonical names."""
+    if isinstance(model, Network):
+        return keras_layers.canonical_variables(net, model)
     out = {}
     for i in range(model.layers):
         layer = net.get_layer(f"dense_{i}")
@@ -166,7 +173,8 @@ def _lookup(table: Mapping[str, Any], name: str, what: str) -> Any:
     return capabilities.lookup("tf", table, name, what)
 
 
-def train(translation: str, model: ModelSpec, spec: Spec, params: Mapping[str, tf.Tensor],
+def train(translation: str, model: ModelSpec | Network, spec: Spec,
+          params: Mapping[str, tf.Tensor],
           x: tf.Tensor, y: tf.Tensor, *, optimizer: Optimizer,
           steps: int) -> dict[str, tf.Tensor]:
     run = _lookup(TRANSLATIONS, translation, "native_translations")
@@ -178,7 +186,7 @@ def train(translation: str, model: ModelSpec, spec: Spec, params: Mapping[str, t
         return {k: tf.identity(v) for k, v in canonical_variables(net, model).items()}
 
 
-def penalty(translation: str, model: ModelSpec, spec: Spec,
+def penalty(translation: str, model: ModelSpec | Network, spec: Spec,
             params: Mapping[str, tf.Tensor]) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """``Σ model.losses`` of the Keras model with ``spec`` applied (``keras_losses``), or of that
     model saved and reloaded (``keras_saved``), and its gradient by canonical name."""
@@ -197,7 +205,7 @@ def penalty(translation: str, model: ModelSpec, spec: Spec,
         return value, dict(zip(variables, grads, strict=True))
 
 
-def plan(translation: str, model: ModelSpec, spec: Spec) -> Plan:
+def plan(translation: str, model: ModelSpec | Network, spec: Spec) -> Plan:
     """The plan ``translation`` runs: ``spec`` resolved on its Keras model by
     :func:`~regcore_adapters.tf.keras_native.resolve` (its variable names are the canonical ones
     already). The model is built once per ``model`` (zeros, float32): the resolution reads only
@@ -208,7 +216,7 @@ def plan(translation: str, model: ModelSpec, spec: Spec) -> Plan:
 
 
 @functools.lru_cache(maxsize=16)
-def _plain_model(model: ModelSpec) -> keras.Sequential:
+def _plain_model(model: ModelSpec | Network) -> keras.Model:
     zeros = {p.name: tf.constant(np.zeros(p.shape, np.float32)) for p in model.params()}
     with floatx(tf.float32):
         return build_model(model, zeros)

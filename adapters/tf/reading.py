@@ -8,6 +8,9 @@
   regcore's own) becomes its terms in the ``sum`` convention, which is Keras's
   (:func:`~regcore_adapters.tf.keras_regularizers.from_keras`); any other is noted, not read;
 * a regularizer on a frozen variable is noted: Keras's ``model.losses`` skips it;
+* a layer's ``activity_regularizer`` becomes an activity item (:mod:`regcore.activity`) on its
+  path, ``batch_mean`` (Keras divides each activity loss by the batch size), or ``sum`` for
+  regcore's ``BatchSum``;
 * ``weight_decay`` is decoupled in every Keras 3 optimizer (``v ← v − lr·wd·v``), applied to
   each trainable variable the optimizer does not exclude — asked of the optimizer itself
   (``Optimizer._use_weight_decay``, the check its update runs), so name patterns
@@ -16,14 +19,15 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
 import keras
 
-from regcore import DecoupledWeightDecay, ParamInfo, Rule, Spec, SpecError, Term
+from regcore import Activity, DecoupledWeightDecay, ParamInfo, Rule, Spec, SpecError, Term
 from regcore.reading import Reading, select_names
-from regcore_adapters.tf.keras_params import model_params
-from regcore_adapters.tf.keras_regularizers import from_keras
+from regcore_adapters.tf.keras_params import layer_paths, model_params
+from regcore_adapters.tf.keras_regularizers import BatchSum, from_keras
 
 
 def read_setup(model: keras.layers.Layer,
@@ -53,7 +57,29 @@ def read_setup(model: keras.layers.Layer,
         if decayed:
             decay.append(DecoupledWeightDecay(float(wd), select_names(decayed)))
     rules = [Rule(term, select_names(names)) for term, names in by_term.items()]
-    return Reading(Spec(rules, weight_decay=decay), tuple(notes))
+    activity = _activity(model, notes)
+    return Reading(Spec(rules, weight_decay=decay, activity=activity), tuple(notes))
+
+
+def _activity(model: keras.layers.Layer, notes: list[str]) -> list[Activity]:
+    """The layers' ``activity_regularizer``s as activity items (unknown ones noted)."""
+    out = []
+    for path, layer in layer_paths(model).items():
+        regularizer = layer.activity_regularizer
+        if regularizer is None:
+            continue
+        summed = isinstance(regularizer, BatchSum)
+        try:
+            for term in from_keras(regularizer.inner if summed else regularizer):
+                out.append(Activity(term, re.escape(path), "sum" if summed else "batch_mean"))
+        except SpecError as exc:
+            notes.append(f"{path}: activity_regularizer: {exc}: not read")
+    return out
+
+
+def layer_names(model: keras.layers.Layer) -> list[str]:
+    """``model``'s layers by dotted path (what :func:`read_setup`'s activity items name)."""
+    return list(layer_paths(model))
 
 
 def param_infos(model: keras.layers.Layer) -> list[ParamInfo]:

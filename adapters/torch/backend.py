@@ -26,7 +26,7 @@ from regcore.export_support import load_snippet
 from regcore_adapters.torch import distributed, native_training
 from regcore_adapters.torch import proximal as prox
 from regcore_adapters.torch.functional import fit, grads, leaves, penalty_value
-from regcore_adapters.torch.models import DenseNet, objective
+from regcore_adapters.torch.models import build_net, objective
 
 
 class TorchBackend(Backend, Harness, ProximalTraining, NativeTranslations, DataParallel,
@@ -91,7 +91,7 @@ class TorchBackend(Backend, Harness, ProximalTraining, NativeTranslations, DataP
         x: torch.Tensor, y: torch.Tensor,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         copies = leaves(params)
-        value = objective(model, copies, x, y) + penalty_value(plan, copies)
+        value = objective(model, copies, x, y, plan.activity) + penalty_value(plan, copies)
         return value.detach(), grads(value, copies)
 
     def train(
@@ -172,7 +172,7 @@ class TorchBackend(Backend, Harness, ProximalTraining, NativeTranslations, DataP
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The snippet's ``regularization(net)`` on :class:`DenseNet` loaded with ``params``,
         ``backward()``, and the ``.grad``s back in the canonical layout."""
-        net = DenseNet(model).load_canonical(params)
+        net = build_net(model).load_canonical(params)
         value = load_snippet(code)["regularization"](net)
         if value.requires_grad:
             value.backward()
@@ -182,7 +182,7 @@ class TorchBackend(Backend, Harness, ProximalTraining, NativeTranslations, DataP
         self, code: str, model: ModelSpec, params: Mapping[str, torch.Tensor], lr: float
     ) -> dict[str, torch.Tensor]:
         """The snippet's ``decay_(net, lr)`` on :class:`DenseNet` loaded with ``params``."""
-        net = DenseNet(model).load_canonical(params)
+        net = build_net(model).load_canonical(params)
         load_snippet(code)["decay_"](net, lr)
         return net.canonical()
 

@@ -53,7 +53,7 @@ def fit(
     leaves_ = leaves(params)
     opt = torch_optimizer(optimizer, list(leaves_.values()))
     for _ in range(steps):
-        value = objective(model, leaves_, x, y) + penalty_value(plan, leaves_)
+        value = objective(model, leaves_, x, y, plan.activity) + penalty_value(plan, leaves_)
         for name, grad in grads(value, leaves_).items():
             leaves_[name].grad = grad
         with torch.no_grad():

@@ -18,9 +18,10 @@ optimizer group. A tied parameter counts once (see
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -28,17 +29,27 @@ from torch import nn
 
 from regcore import L2, Spec, SpecError
 from regcore_adapters.torch import foreach
+from regcore_adapters.torch.activity import ActivityHooks
 from regcore_adapters.torch.modules import TorchParam, module_params
 from regcore_adapters.torch.penalties import KERNELS
 
 
-def _resolve(spec: Spec, module: nn.Module):
+def _resolve(spec: Spec, module: nn.Module, refuse_activity: str = ""):
+    """The plan of ``spec``'s penalties and decay on ``module``'s parameters (its activity
+    items are :class:`ActivityHooks`'), and the parameters by name; where the caller cannot
+    apply activity items (``refuse_activity`` names it), a spec with some is a SpecError."""
     if not isinstance(spec, Spec):
         raise SpecError(f"spec: expected a regcore.Spec, got {type(spec).__name__}")
     if not isinstance(module, nn.Module):
         raise TypeError(f"module: expected a torch.nn.Module, got {type(module).__name__}")
+    if spec.activity and refuse_activity:
+        raise SpecError(
+            f"activity[0]: {refuse_activity} cannot apply an activity penalty (a term on a "
+            "layer's output, on each forward pass); PenaltyLoss(spec, model) adds it to the "
+            "loss from forward hooks")
     params = module_params(module)
-    return spec.resolve([p.info for p in params]), {p.info.name: p for p in params}
+    return (dataclasses.replace(spec, activity=()).resolve([p.info for p in params]),
+            {p.info.name: p for p in params})
 
 
 def _kernel_total(terms: list[tuple[TorchParam, Any]]) -> torch.Tensor | None:
@@ -58,8 +69,8 @@ class _Split:
     """A plan's penalties split into multi-tensor groups of elementwise parts (L2, L1, elastic
     net; see :mod:`foreach`) and the other terms, each through its per-tensor kernel."""
 
-    def __init__(self, spec: Spec, module: nn.Module) -> None:
-        plan, by_name = _resolve(spec, module)
+    def __init__(self, spec: Spec, module: nn.Module, refuse_activity: str = "") -> None:
+        plan, by_name = _resolve(spec, module, refuse_activity)
         pairs = [(by_name[a.param], a.term) for a in plan.penalties]
         self.groups = foreach.groups((p.param, term) for p, term in pairs)
         self.other = [(p, term) for p, term in pairs if not foreach.elementwise_parts(term)]
@@ -94,16 +105,24 @@ class PenaltyLoss(nn.Module):
     Elementwise terms (L2, L1, elastic net) are computed with multi-tensor ``torch._foreach``
     kernels, a few per distinct coefficient (:mod:`regcore_adapters.torch.foreach`); group lasso
     and orthogonal terms per tensor.
+
+    The spec's activity penalties (:mod:`regcore.activity`) are recorded by forward hooks on the
+    layers they name (``model.named_modules()`` names, or ``layers``: name → module) as the model
+    runs; each call adds those recorded since the previous call, so call it once per forward
+    pass, after it (``loss = criterion(model(x), y) + penalty()``).
     """
 
-    def __init__(self, spec: Spec, module: nn.Module) -> None:
+    def __init__(self, spec: Spec, module: nn.Module,
+                 layers: Mapping[str, nn.Module] | None = None) -> None:
         super().__init__()
         self._split = _Split(spec, module)
+        self._activity = ActivityHooks(spec, module, layers) if spec.activity else None
         #: The spec it applies (what :func:`regcore_adapters.torch.reading.read_setup` reads).
         self.spec = spec
 
     def forward(self) -> torch.Tensor:
-        return self._split.value()
+        value = self._split.value()
+        return value + self._activity.take(value) if self._activity is not None else value
 
 
 _COUPLED = (torch.optim.SGD, torch.optim.Adam, torch.optim.RMSprop, torch.optim.Adagrad)
@@ -139,7 +158,8 @@ def param_groups(spec: Spec, module: nn.Module, optimizer: type,
     selects a frozen parameter (``include_frozen=True``) is refused: an optimizer skips a
     parameter without a gradient, so its ``weight_decay`` would silently not apply.
     """
-    plan, by_name = _resolve(spec, module)
+    plan, by_name = _resolve(spec, module, f"{getattr(optimizer, '__name__', optimizer)}'s "
+                                           "weight_decay")
     decoupled = _decoupled(optimizer, optimizer_kwargs)
     sgd_plain = issubclass(optimizer, torch.optim.SGD) and not optimizer_kwargs.get("momentum")
     name = optimizer.__name__
@@ -223,7 +243,7 @@ def build_optimizer_and_penalty(spec: Spec, module: nn.Module, optimizer: type,
     in_loss = [r for r in spec.penalties if not (type(r.term) is L2 and not decoupled)]
     opt = build_optimizer(Spec(in_optimizer, spec.weight_decay), module, optimizer,
                           **optimizer_kwargs)
-    return OptimizerAndPenalty(opt, PenaltyLoss(Spec(in_loss), module))
+    return OptimizerAndPenalty(opt, PenaltyLoss(Spec(in_loss, activity=spec.activity), module))
 
 
 class GradientPenalty:
@@ -241,7 +261,7 @@ class GradientPenalty:
     """
 
     def __init__(self, spec: Spec, module: nn.Module) -> None:
-        self._split = _Split(spec, module)
+        self._split = _Split(spec, module, "GradientPenalty")
 
     @staticmethod
     def _grads(params: Sequence[torch.Tensor]) -> list[torch.Tensor]:

@@ -2,9 +2,10 @@
 table of :class:`Translation` objects keyed by name (:data:`TRANSLATIONS`), and of penalty
 functions (:data:`PENALTY_TRANSLATIONS`).
 
-Every translation starts from the same canonical parameters, builds :class:`DenseNet`
-(``nn.Linear`` layers) and runs full-batch ``torch.optim.SGD`` or ``Adam``; only where the spec
-enters differs:
+Every translation starts from the same canonical parameters, builds the torch network
+(:func:`~regcore_adapters.torch.models.build_net`: ``nn.Linear`` layers, or the conv and sequence
+modules of :class:`~regcore_adapters.torch.layers.LayerNet`) and runs full-batch
+``torch.optim.SGD`` or ``Adam``; only where the spec enters differs:
 
 * ``loss_term``: ``loss = data + PenaltyLoss()``; decoupled decay by :class:`DecoupledDecay`;
 * ``param_groups``: ``loss = data``; penalty and decay are the optimizer's ``weight_decay``
@@ -18,7 +19,7 @@ Penalty translations (:data:`PENALTY_TRANSLATIONS`): ``loss_term`` is ``PenaltyL
 autograd gradient; ``grad_side`` is what ``GradientPenalty(value=True)`` adds to zero ``.grad``s
 and the value it returns.
 
-:func:`plan` is what every translation resolves the spec to on :class:`DenseNet` (roles from the
+:func:`plan` is what every translation resolves the spec to on that network (roles from the
 module types, :func:`~regcore_adapters.torch.modules.module_params`), renamed to canonical names,
 for the suite to compare with the reference's plan.
 """
@@ -32,8 +33,8 @@ from typing import Any
 
 import torch
 
-from regcore import ModelSpec, Optimizer, Plan, Spec, capabilities
-from regcore_adapters.torch.models import DenseNet, data_loss
+from regcore import ModelSpec, Network, Optimizer, Plan, Spec, capabilities
+from regcore_adapters.torch.models import Net, build_net, data_loss
 from regcore_adapters.torch.modules import module_params
 from regcore_adapters.torch.native import (
     DecoupledDecay,
@@ -55,7 +56,7 @@ class Translation:
     #: The optimizer built with ``fused=True`` (``optimizer`` translations only).
     fused: bool = False
 
-    def optimizer(self, optimizer: Optimizer, spec: Spec, net: DenseNet) -> torch.optim.Optimizer:
+    def optimizer(self, optimizer: Optimizer, spec: Spec, net: Net) -> torch.optim.Optimizer:
         """The optimizer the step ends with: ``build_optimizer``'s param groups where the spec
         is the optimizer's (SGD for SGD; Adam for coupled L2 and AdamW for decoupled decay),
         else the plain one."""
@@ -84,10 +85,10 @@ def lookup(table: Mapping[str, Any], name: str, what: str = "native_translations
     return capabilities.lookup("torch", table, name, what)
 
 
-def train(translation: str, model: ModelSpec, spec: Spec, params: Mapping[str, torch.Tensor],
-          x: torch.Tensor, y: torch.Tensor, *, optimizer: Optimizer,
-          steps: int) -> dict[str, torch.Tensor]:
-    net = DenseNet(model).load_canonical(params)
+def train(translation: str, model: ModelSpec | Network, spec: Spec,
+          params: Mapping[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, *,
+          optimizer: Optimizer, steps: int) -> dict[str, torch.Tensor]:
+    net = build_net(model).load_canonical(params)
     train_net(translation, model, spec, net, x, y, optimizer=optimizer, steps=steps)
     return net.canonical()
 
@@ -98,23 +99,24 @@ class NetStep:
     that put the spec into the loss, the gradient or the parameters. Building it is where a
     translation refuses a spec (:class:`regcore.SpecError`)."""
 
-    net: DenseNet
+    net: Net
     opt: torch.optim.Optimizer
     penalty: PenaltyLoss | None
     grad_side: GradientPenalty | None
     decay: DecoupledDecay | None
 
     @classmethod
-    def build(cls, translation: str, optimizer: Optimizer, spec: Spec, net: DenseNet) -> NetStep:
+    def build(cls, translation: str, optimizer: Optimizer, spec: Spec, net: Net) -> NetStep:
         how = lookup(TRANSLATIONS, translation)
         return cls(net, how.optimizer(optimizer, spec, net),
-                   PenaltyLoss(spec, net) if how.penalty == "loss" else None,
+                   PenaltyLoss(spec, net, net.layer_modules()) if how.penalty == "loss"
+                   else None,
                    GradientPenalty(spec, net) if how.penalty == "gradient" else None,
                    None if how.penalty == "optimizer" else DecoupledDecay(spec, net))
 
 
-def run_steps(parts: Sequence[NetStep], model: ModelSpec, x: torch.Tensor, y: torch.Tensor, *,
-              lr: float, steps: int,
+def run_steps(parts: Sequence[NetStep], model: ModelSpec | Network, x: torch.Tensor,
+              y: torch.Tensor, *, lr: float, steps: int,
               forward: Callable[[torch.Tensor], Sequence[torch.Tensor]],
               data_weight: float = 1.0) -> None:
     """``steps`` training steps of the networks of ``parts`` at once. ``forward(x)`` returns one
@@ -145,7 +147,7 @@ def run_steps(parts: Sequence[NetStep], model: ModelSpec, x: torch.Tensor, y: to
             part.opt.step()
 
 
-def train_net(translation: str, model: ModelSpec, spec: Spec, net: DenseNet, x: torch.Tensor,
+def train_net(translation: str, model: ModelSpec | Network, spec: Spec, net: Net, x: torch.Tensor,
               y: torch.Tensor, *, optimizer: Optimizer, steps: int) -> None:
     """``steps`` steps of ``translation`` (a name of :data:`TRANSLATIONS`) on ``net`` in
     place."""
@@ -153,51 +155,48 @@ def train_net(translation: str, model: ModelSpec, spec: Spec, net: DenseNet, x: 
               steps=steps, forward=lambda batch: [net(batch)])
 
 
-def _loss_term_penalty(spec: Spec, net: DenseNet) -> torch.Tensor:
-    value = PenaltyLoss(spec, net)()
+def _loss_term_penalty(spec: Spec, net: Net) -> torch.Tensor:
+    value = PenaltyLoss(spec, net, net.layer_modules())()
     if value.requires_grad:
         value.backward()
     return value.detach()
 
 
-def _grad_side_penalty(spec: Spec, net: DenseNet) -> torch.Tensor:
+def _grad_side_penalty(spec: Spec, net: Net) -> torch.Tensor:
     return GradientPenalty(spec, net)(value=True)
 
 
-PENALTY_TRANSLATIONS: dict[str, Callable[[Spec, DenseNet], torch.Tensor]] = {
+PENALTY_TRANSLATIONS: dict[str, Callable[[Spec, Net], torch.Tensor]] = {
     "loss_term": _loss_term_penalty, "grad_side": _grad_side_penalty}
 r"""The penalty translations by name (``TorchBackend.native_penalty_translations``): each
 returns the value, leaving the gradient in the zeroed ``.grad``\ s."""
 
 
-def penalty(translation: str, model: ModelSpec, spec: Spec,
+def penalty(translation: str, model: ModelSpec | Network, spec: Spec,
             params: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The penalty and its gradient (canonical names and layout) through ``translation``."""
     evaluate = lookup(PENALTY_TRANSLATIONS, translation, "native_penalty_translations")
-    net = DenseNet(model).load_canonical(params)
+    net = build_net(model).load_canonical(params)
     net.zero_grad(set_to_none=True)
     value = evaluate(spec, net)
     return value, net.canonical_grads()
 
 
-def plan(translation: str, model: ModelSpec, spec: Spec) -> Plan:
-    """The plan ``translation`` runs: ``spec`` resolved on :class:`DenseNet`'s parameters as the
+def plan(translation: str, model: ModelSpec | Network, spec: Spec) -> Plan:
+    """The plan ``translation`` runs: ``spec`` resolved on the torch network's parameters as the
     native translations resolve it (:func:`~regcore_adapters.torch.modules.module_params`: roles
     from the module types, shapes through the canonical views), with ``dense_{i}.weight``
-    renamed ``dense_{i}.kernel``."""
+    renamed canonically (``net.canonical_name``)."""
     lookup({**TRANSLATIONS, **PENALTY_TRANSLATIONS}, translation,
            "native_translations + native_penalty_translations")
-    resolved = spec.resolve([p.info for p in module_params(DenseNet(model))])
+    net = build_net(model)
+    canonical = net.canonical_name
+    resolved = spec.resolve([p.info for p in module_params(net)], list(net.layer_modules()))
     return dataclasses.replace(
         resolved,
-        params=tuple(dataclasses.replace(p, name=_canonical(p.name)) for p in resolved.params),
-        penalties=tuple(dataclasses.replace(a, param=_canonical(a.param))
+        params=tuple(dataclasses.replace(p, name=canonical(p.name)) for p in resolved.params),
+        penalties=tuple(dataclasses.replace(a, param=canonical(a.param))
                         for a in resolved.penalties),
-        decay={_canonical(k): v for k, v in resolved.decay.items()},
+        decay={canonical(k): v for k, v in resolved.decay.items()},
     )
 
-
-def _canonical(name: str) -> str:
-    """``dense_0.weight`` → ``dense_0.kernel`` (the canonical name); other names unchanged."""
-    layer, _, leaf = name.rpartition(".")
-    return f"{layer}.kernel" if leaf == "weight" else name

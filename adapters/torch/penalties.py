@@ -25,7 +25,16 @@ from collections.abc import Callable
 
 import torch
 
-from regcore import L1, L2, ORTHOGONAL_EPSILON, ElasticNet, GroupLasso, Orthogonal, Term
+from regcore import (
+    L1,
+    L2,
+    ORTHOGONAL_EPSILON,
+    ActivityAssignment,
+    ElasticNet,
+    GroupLasso,
+    Orthogonal,
+    Term,
+)
 from regcore.export_support import term_kernel
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -102,3 +111,16 @@ KERNELS: dict[type[Term], Callable[[Term, torch.Tensor], torch.Tensor]] = {
     L2: l2, L1: l1, ElasticNet: elastic_net, GroupLasso: group_lasso, Orthogonal: orthogonal,
 }
 """The kernel for each term class, taking the term and ``w`` as stored: ``kernel(term, w)``."""
+
+
+def activity_value(assignments: tuple[ActivityAssignment, ...],
+                   outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The activity penalties (:mod:`regcore.activity`) on the named layer ``outputs``: each
+    term's kernel on its output, divided by the output's batch size for ``batch_mean``."""
+    total = torch.zeros((), dtype=next(iter(outputs.values())).dtype,
+                        device=next(iter(outputs.values())).device)
+    for a in assignments:
+        out = outputs[a.layer]
+        value = KERNELS[type(a.term)](a.term, out)
+        total = total + (value / out.shape[0] if a.reduction == "batch_mean" else value)
+    return total

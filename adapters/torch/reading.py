@@ -73,9 +73,16 @@ def read_setup(model: nn.Module, optimizer: torch.optim.Optimizer,
               for wd, ps in coupled.items() if ps]
     decay = list(penalty.spec.weight_decay) if penalty is not None else []
     decay += [DecoupledWeightDecay(wd, select_names(ps)) for wd, ps in decoupled.items() if ps]
-    return Reading(Spec(rules, weight_decay=decay), tuple(notes))
+    activity = penalty.spec.activity if penalty is not None else ()
+    return Reading(Spec(rules, weight_decay=decay, activity=activity), tuple(notes))
 
 
 def param_infos(model: nn.Module) -> list[ParamInfo]:
     """``model``'s parameters as the spec sees them (the names :func:`read_setup` selects)."""
     return [p.info for p in module_params(model)]
+
+
+def layer_names(model: nn.Module) -> list[str]:
+    """``model``'s submodules by ``named_modules()`` name (what a ``PenaltyLoss``'s activity
+    items name)."""
+    return [name for name, _ in model.named_modules() if name]

@@ -112,7 +112,7 @@ def _scenarios(spec: Spec, scenarios: dict[str, Any]
     plans, not_applicable, skipped = {}, {}, {}
     for name, s in scenarios.items():
         try:
-            plan = spec.resolve(s.model.params())
+            plan = spec.resolve(s.model.params(), s.model.layer_names())
         except SpecError as exc:
             not_applicable[name] = str(exc)
             continue
@@ -196,18 +196,14 @@ def _check_scenario(case: Case, target: ScenarioCheck, row: Row) -> None:
     the conformance suite's :meth:`~regcore_conformance.checker.Checker.compare` (dtype, shape,
     error against the derived tolerance); the outcome added to ``row``."""
     from regcore_conformance.checker import Checker
+    from regcore_conformance.inputs import inputs
     from regcore_conformance.report import Report
-    from regcore_conformance.tolerance import Tolerance, network_chain
+    from regcore_conformance.tolerance import Tolerance, model_chain
 
     b, s = case.backend, target.scenario
-    x, y = s.data()
-    label_dtype = "int64" if s.classification else case.dtype
-    params = {k: b.asarray(v, dtype=case.dtype, device=case.device)
-              for k, v in s.initial_params().items()}
+    params, x, y = inputs(b, s, case.device, case.dtype)  # token ids stay integers
     try:
-        loss, grads = b.loss_and_grads(
-            s.model, target.plan, params, b.asarray(x, dtype=case.dtype, device=case.device),
-            b.asarray(y, dtype=label_dtype, device=case.device))
+        loss, grads = b.loss_and_grads(s.model, target.plan, params, x, y)
     except UnsupportedError as exc:
         row.note = str(exc)
         return
@@ -219,7 +215,7 @@ def _check_scenario(case: Case, target: ScenarioCheck, row: Row) -> None:
     records = Report(b.name)
     check = Checker(records, f"regcore check {target.name}", set(), backend=b.name,
                     device=case.device, dtype=case.dtype, scenario=target.name)
-    tol = Tolerance(case.dtype, network_chain(s.model.sizes, s.batch_size))
+    tol = Tolerance(case.dtype, model_chain(s.model, s.batch_size))
     floor = max(float(abs(g).max()) for g in target.grads.values())
     check.compare("loss", b.to_numpy(loss), target.loss, tol)
     for k, want in target.grads.items():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +31,14 @@ class Setup:
     source: str
     params: list[ParamInfo]
     reading: Reading
+    layers: list[str] = field(default_factory=list)  # what activity items may name (the reader's
+    # layer_names; none for optax)
 
     def plan(self, spec_file: Path | None = None) -> Plan:
-        """What the setup applies (or the spec in ``spec_file``, on this setup's parameters)."""
+        """What the setup applies (or the spec in ``spec_file``, on this setup's parameters and
+        layers)."""
         spec = load_spec(spec_file) if spec_file is not None else self.reading.spec
-        return spec.resolve(self.params)
+        return spec.resolve(self.params, self.layers)
 
 
 def load_setup(source: str) -> Setup:
@@ -63,6 +66,7 @@ def load_setup(source: str) -> Setup:
     try:
         reading = reader.read_setup(*parts)
         params = reader.param_infos(parts[0])
+        layers = list(getattr(reader, "layer_names", lambda model: [])(parts[0]))
     except (TypeError, ValueError, AttributeError) as exc:
         raise CliError(f"{source}: cannot read it as a {framework} setup: {exc}") from None
-    return Setup(source, params, reading)
+    return Setup(source, params, reading, layers)

@@ -11,10 +11,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from regcore import (
+    ActivityAssignment,
     Assignment,
     Backend,
     Harness,
     ModelSpec,
+    Network,
     Optimizer,
     Plan,
     ProximalTraining,
@@ -93,10 +95,13 @@ def penalty_coefs(penalties: Penalties, params: Mapping[str, jax.Array]) -> Coef
                        for v in a.term.scaled().values()) for a in penalties)
 
 
-def total_loss(model: ModelSpec, penalties: Penalties, params: Mapping[str, jax.Array],
-               x: jax.Array, y: jax.Array, coefs: Coefs = None) -> jax.Array:
-    """Data loss plus penalty, in the wider of their dtypes."""
-    loss, penalty = objective(model, params, x, y), penalty_value(penalties, params, coefs)
+def total_loss(model: ModelSpec | Network, penalties: Penalties, params: Mapping[str, jax.Array],
+               x: jax.Array, y: jax.Array, coefs: Coefs = None,
+               activity: tuple[ActivityAssignment, ...] = ()) -> jax.Array:
+    """Data loss (plus the ``activity`` penalties on layer outputs) plus penalty, in the wider
+    of their dtypes."""
+    loss = objective(model, params, x, y, activity)
+    penalty = penalty_value(penalties, params, coefs)
     dtype = jnp.promote_types(loss.dtype, penalty.dtype)
     return loss.astype(dtype) + penalty.astype(dtype)
 
@@ -136,22 +141,26 @@ def penalty_fn(penalties: Penalties) -> Callable[..., Any]:
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
-def _loss_fn(model: ModelSpec, plan: _Structure) -> Callable[..., Any]:
-    return jax.jit(jax.value_and_grad(functools.partial(total_loss, model, plan.penalties)))
+def _loss_fn(model: ModelSpec | Network, plan: _Structure,
+             activity: tuple[ActivityAssignment, ...]) -> Callable[..., Any]:
+    return jax.jit(jax.value_and_grad(
+        functools.partial(total_loss, model, plan.penalties, activity=activity)))
 
 
-def loss_fn(model: ModelSpec, penalties: Penalties) -> Callable[..., Any]:
-    """``(params, x, y, coefs) -> (loss + penalty, grads)``; one function per model and
-    :func:`plan_structure`."""
-    return _loss_fn(model, _Structure(penalties))
+def loss_fn(model: ModelSpec | Network, penalties: Penalties,
+            activity: tuple[ActivityAssignment, ...] = ()) -> Callable[..., Any]:
+    """``(params, x, y, coefs) -> (loss + penalty, grads)``; one function per model,
+    :func:`plan_structure` and ``activity`` (its coefficients constants of the program)."""
+    return _loss_fn(model, _Structure(penalties), activity)
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
-def _train_fn(model: ModelSpec, plan: _Structure, optimizer: Optimizer,
+def _train_fn(model: ModelSpec | Network, plan: _Structure, optimizer: Optimizer,
               decay: tuple[tuple[str, float], ...],
-              shrinks: tuple[Hashable, ...]) -> Callable[..., Any]:
+              shrinks: tuple[Hashable, ...],
+              activity: tuple[ActivityAssignment, ...]) -> Callable[..., Any]:
     factors = optim.decay_factors(optimizer, dict(decay))
-    grad = jax.grad(functools.partial(total_loss, model, plan.penalties))
+    grad = jax.grad(functools.partial(total_loss, model, plan.penalties, activity=activity))
 
     def run(params, x, y, steps, coefs, thresholds=()):
         def step(i, carry):
@@ -164,16 +173,17 @@ def _train_fn(model: ModelSpec, plan: _Structure, optimizer: Optimizer,
     return jax.jit(run)
 
 
-def train_fn(model: ModelSpec, penalties: Penalties, optimizer: Optimizer,
+def train_fn(model: ModelSpec | Network, penalties: Penalties, optimizer: Optimizer,
              decay: tuple[tuple[str, float], ...],
-             shrinks: tuple[Hashable, ...] = ()) -> Callable[..., Any]:
+             shrinks: tuple[Hashable, ...] = (),
+             activity: tuple[ActivityAssignment, ...] = ()) -> Callable[..., Any]:
     """``(params, x, y, steps, coefs, thresholds=()) -> params``: ``steps`` training steps as one
     ``lax.fori_loop`` (``steps`` is traced, so one compilation serves every run length). Each
     step: gradients at the current parameters, then :func:`optim.update`, then the shrinkage
     operators of :func:`prox.structure` ``shrinks`` (none for :meth:`JaxBackend.train`) with
     their ``thresholds``, traced too: one compilation serves every λ, and every plan of the same
     :func:`plan_structure`."""
-    return _train_fn(model, _Structure(penalties), optimizer, decay, shrinks)
+    return _train_fn(model, _Structure(penalties), optimizer, decay, shrinks, activity)
 
 
 class JaxBackend(Backend, Harness, ProximalTraining, SnippetRunner):
@@ -225,7 +235,7 @@ class JaxBackend(Backend, Harness, ProximalTraining, SnippetRunner):
         x: jax.Array, y: jax.Array,
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         with x64():
-            value, grads = loss_fn(model, plan.penalties)(
+            value, grads = loss_fn(model, plan.penalties, plan.activity)(
                 dict(params), x, y, penalty_coefs(plan.penalties, params))
         return value, {k: grads[k] for k in params}
 
@@ -236,7 +246,8 @@ class JaxBackend(Backend, Harness, ProximalTraining, SnippetRunner):
         """Each step: gradients at the current parameters (``jax.grad``); then, for decayed
         parameters, ``p ← (1 − lr·rate)·p``; then the SGD or Adam update. JAX arrays are
         immutable, so the caller's parameters are untouched; results keep their dtypes."""
-        run = train_fn(model, plan.penalties, optimizer, tuple(sorted(plan.decay.items())))
+        run = train_fn(model, plan.penalties, optimizer, tuple(sorted(plan.decay.items())),
+                       activity=plan.activity)
         with x64():
             final = run(dict(params), x, y, steps, penalty_coefs(plan.penalties, params))
         return {k: final[k] for k in params}
@@ -251,7 +262,7 @@ class JaxBackend(Backend, Harness, ProximalTraining, SnippetRunner):
         smooth, ops = proximal.split(plan)
         ops = proximal.merged_shrinks(ops)
         run = train_fn(model, smooth.penalties, Optimizer("sgd", lr),
-                       tuple(sorted(smooth.decay.items())), prox.structure(ops))
+                       tuple(sorted(smooth.decay.items())), prox.structure(ops), smooth.activity)
         with x64():
             final = run(dict(params), x, y, steps, penalty_coefs(smooth.penalties, params),
                         prox.thresholds(ops, params, lr))

@@ -7,20 +7,28 @@ from collections.abc import Mapping
 import jax
 import jax.numpy as jnp
 
-from regcore import ModelSpec
-from regcore_jax.penalties import HIGHEST
+from regcore import ActivityAssignment, ModelSpec, Network
+from regcore_jax import layers
+from regcore_jax.penalties import HIGHEST, KERNELS
 
 
-def forward(model: ModelSpec, params: Mapping[str, jax.Array], x: jax.Array) -> jax.Array:
+def forward(model: ModelSpec | Network, params: Mapping[str, jax.Array],
+            x: jax.Array, outputs: dict[str, jax.Array] | None = None) -> jax.Array:
     """``h_{i+1} = act(h_i @ dense_i.kernel + dense_i.bias)``, kernels ``(fan_in, fan_out)``;
     ``act`` is tanh or ``jax.nn.relu`` (``relu'(0) = 0``; ``jnp.maximum(z, 0)`` would give ½)
-    after hidden layers, the output is linear. Matmuls at ``HIGHEST`` precision."""
+    after hidden layers, the output is linear. Matmuls at ``HIGHEST`` precision. A
+    :class:`regcore.Network` runs layer by layer (:func:`layers.forward`). ``outputs``, when
+    given, receives each named layer's output (``dense_i`` after its activation)."""
+    if isinstance(model, Network):
+        return layers.forward(model, params, x, outputs)
     h = x
     for i in range(model.layers):
         kernel, bias = params[f"dense_{i}.kernel"], params[f"dense_{i}.bias"]
         h = jnp.matmul(h, kernel, precision=HIGHEST) + bias
         if i < model.layers - 1:
             h = jnp.tanh(h) if model.activation == "tanh" else jax.nn.relu(h)
+        if outputs is not None:
+            outputs[f"dense_{i}"] = h
     return h
 
 
@@ -39,7 +47,18 @@ def data_loss(kind: str, out: jax.Array, y: jax.Array) -> jax.Array:
 
 
 def objective(
-    model: ModelSpec, params: Mapping[str, jax.Array], x: jax.Array, y: jax.Array
+    model: ModelSpec | Network, params: Mapping[str, jax.Array], x: jax.Array, y: jax.Array,
+    activity: tuple[ActivityAssignment, ...] = (),
 ) -> jax.Array:
-    """The data loss of ``model`` with ``params`` on ``(x, y)``, as a 0-dim array."""
-    return data_loss(model.loss, forward(model, params, x), y)
+    """The data loss of ``model`` with ``params`` on ``(x, y)``, plus the ``activity``
+    penalties on its layers' outputs (each term's kernel on the output, divided by its batch
+    size for ``batch_mean``), as a 0-dim array."""
+    outputs: dict[str, jax.Array] = {}
+    loss = data_loss(model.loss, forward(model, params, x, outputs), y)
+    for a in activity:
+        out = outputs[a.layer]
+        value = KERNELS[type(a.term)](a.term, out)
+        if a.reduction == "batch_mean":
+            value = value / jnp.asarray(out.shape[0], value.dtype)
+        loss = loss + value.astype(loss.dtype)
+    return loss
