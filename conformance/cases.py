@@ -98,13 +98,14 @@ def scenario_specs(scenario_name: str) -> dict[str, Spec]:
 def _activity_specs(model: ModelSpec | Network) -> dict[str, Spec]:
     """Activity penalties (:mod:`regcore.activity`) on the MLPs and the CNN: Keras's
     ``activity_regularizer`` form (L2, divided by the batch size) on the first hidden layer's
-    output, and an undivided L1 on two layers' outputs beside an L2 on the weights."""
-    first, second = model.layer_names()[:2]
+    output, and an undivided L1 on the outputs of the first and the last layer (the network's
+    output itself) beside an L2 on the weights."""
+    first, last = model.layer_names()[0], model.layer_names()[-1]
     return {
         "activity_l2": Spec(activity=(Activity(L2(0.01, convention="sum"), first),)),
         "activity_l1_sum_and_l2": Spec(
             penalties=(Rule(L2(0.01, convention="sum")),),
-            activity=(Activity(L1(0.001, convention="sum"), f"{first}|{second}", "sum"),),
+            activity=(Activity(L1(0.001, convention="sum"), f"{first}|{last}", "sum"),),
         ),
     }
 

@@ -204,7 +204,8 @@ class NativeTranslations(Capability):
         """The plan ``translation`` resolves ``spec`` to on the framework's model built from
         ``model``, by the resolution its training and penalty use, with the parameters renamed
         to their canonical names (shapes in canonical layout, roles as the translation derived
-        them). The suite requires it to equal ``spec.resolve(model.params())``: a translation
+        them). The suite requires it to equal ``spec.resolve(model.params(),
+        model.layer_names())``: a translation
         that sees other roles, names or shapes quietly runs another spec. Raise
         :class:`regcore.SpecError` where that resolution fails."""
 

@@ -84,3 +84,12 @@ def test_exporters_refuse_activity_instead_of_dropping_it():
     spec = Spec(activity=(Activity(L2(0.01, convention="sum"), "dense_0"),))
     with pytest.raises(SpecError, match="not exported"):
         check_spec(spec)
+
+
+def test_inplace_penalty_refuses_a_plan_with_activity():
+    from regcore_adapters.numpy.native import InPlacePenalty
+
+    plan = Spec(activity=(Activity(L2(0.01, convention="sum"), "dense_0"),)).resolve(
+        MLP.params(), MLP.layer_names())
+    with pytest.raises(SpecError, match="InPlacePenalty works on parameter"):
+        InPlacePenalty(plan)

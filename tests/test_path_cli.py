@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from regcore import L1, L2, Orthogonal, Rule, Select, Spec
+from regcore import L1, L2, Activity, Orthogonal, Rule, Select, Spec
 from tests.test_cli import _spec_file, cli, one_line_error
 
 L1_SPEC = Spec(penalties=(Rule(L1(0.05, convention="sum")),))
@@ -168,3 +168,11 @@ def test_path_shows_a_progress_bar_on_a_terminal(tmp_path):
     assert proc.returncode == 0
     assert b"numpy: fold 1/3" in seen and b"%" in seen, seen[-500:]
     assert "agrees" in out
+
+
+def test_path_refuses_a_spec_with_activity_penalties(tmp_path):
+    spec = Spec(penalties=L1_SPEC.penalties,
+                activity=(Activity(L2(0.01, convention="sum"), "dense_0"),))
+    one_line_error(cli("path", _spec_file(tmp_path, spec), "--data", "synthetic", "--backends",
+                       "numpy", "--out", str(tmp_path), *FAST[2:]),
+                   "activity penalties (terms on layer outputs)")

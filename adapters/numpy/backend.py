@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -107,7 +108,7 @@ class NumpyBackend(Backend, Harness, ProximalTraining, NativeTranslations, Snipp
             raise UnsupportedError(f"numpy: folded_sgd is a plain-SGD step, not {optimizer.name}")
         params = {k: v.copy() for k, v in params.items()}
         plan = self.native_plan(translation, model, spec)
-        penalty = InPlacePenalty(plan)
+        penalty = InPlacePenalty(dataclasses.replace(plan, activity=()))
         stepper = Stepper(optimizer, {})
         for _ in range(steps):
             # activity penalties enter the hand-written backward pass, with the data loss
@@ -125,7 +126,8 @@ class NumpyBackend(Backend, Harness, ProximalTraining, NativeTranslations, Snipp
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """:meth:`InPlacePenalty.value` and what :meth:`InPlacePenalty.add_grad_` adds to zero
         gradients."""
-        penalty = InPlacePenalty(self.native_plan(translation, model, spec))
+        plan = self.native_plan(translation, model, spec)  # the penalty alone: no activity
+        penalty = InPlacePenalty(dataclasses.replace(plan, activity=()))
         grads = {k: np.zeros_like(v) for k, v in params.items()}
         penalty.add_grad_(params, grads)
         return np.asarray(penalty.value(params), dtype=_common_dtype(params)), grads

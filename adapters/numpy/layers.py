@@ -2,7 +2,8 @@
 backward pass that maps the output's gradient to the input's and the parameters'.
 
 Channels last throughout, kernels in the canonical layout (:mod:`regcore.network`). The
-backward passes are checked against central finite differences (tests/adapter_numpy).
+backward passes are checked against central finite differences on every spec of the suite's
+network scenarios (``conformance/test_oracles.py::test_reference_finite_differences``).
 """
 
 from __future__ import annotations

@@ -49,12 +49,21 @@ def _parts(term: Term) -> tuple[float, float] | None:
 
 
 class InPlacePenalty:
-    """The plan's penalties and decay applied to a NumPy step's parameter and gradient dicts."""
+    """The plan's penalties and decay applied to a NumPy step's parameter and gradient dicts.
+
+    A plan with activity penalties is refused: they are terms on layer outputs, whose gradients
+    enter a hand-written backward pass at those outputs (as the NumPy backend's own does, with
+    the data loss), not parameter dicts."""
 
     def __init__(self, plan: Plan) -> None:
         if not isinstance(plan, Plan):
             raise SpecError(f"plan: expected a regcore.Plan (spec.resolve(infos)), got "
                             f"{type(plan).__name__}")
+        if plan.activity:
+            raise SpecError("activity[0]: InPlacePenalty works on parameter and gradient dicts; "
+                            "an activity penalty's gradient enters the backward pass at the "
+                            "layer's output: add it there, and give InPlacePenalty the plan "
+                            "without it")
         self.plan = plan
         self.decay = dict(plan.decay)
         self._l1: dict[str, float] = defaultdict(float)

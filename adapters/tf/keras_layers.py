@@ -47,7 +47,7 @@ class SelfAttentionLayer(keras.layers.Layer):
     ``.keras`` file reloads with the projections' regularizers silently gone (the suite's
     ``keras_saved`` check found it)."""
 
-    REGULARIZED = ("kernel_regularizer", "bias_regularizer")
+    REGULARIZED = ("kernel_regularizer", "bias_regularizer", "activity_regularizer")
 
     def __init__(self, dim: int, heads: int,
                  sublayer_regularizers: dict[str, dict[str, Any]] | None = None,

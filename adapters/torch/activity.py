@@ -20,9 +20,11 @@ from regcore_adapters.torch.penalties import KERNELS
 
 
 class ActivityHooks:
-    """Forward hooks on the layers ``spec.activity`` names; :meth:`take` returns the sum of the
-    terms recorded since the last call (each divided by its output's batch size for
-    ``batch_mean``) and forgets them, so the penalty of each forward pass is added once."""
+    """Forward hooks on the layers ``spec.activity`` names, and a forward pre-hook on the model
+    that forgets what earlier passes recorded: :meth:`take` returns the terms of the model's
+    last forward pass (each divided by its output's batch size for ``batch_mean``) and forgets
+    them, so each pass's penalty is added once, and a validation pass before it, or an
+    activation-checkpoint recomputation after it, is not added to the next."""
 
     def __init__(self, spec: Spec, module: nn.Module,
                  layers: Mapping[str, nn.Module] | None = None) -> None:
@@ -31,7 +33,7 @@ class ActivityHooks:
         #: The assignments the hooks apply (the plan's ``activity``).
         self.assignments = Spec(activity=spec.activity).resolve([], layers=list(named)).activity
         self._pending: list[torch.Tensor] = []
-        self._handles = []
+        self._handles = [module.register_forward_pre_hook(lambda mod, args: self._pending.clear())]
         for a in self.assignments:
             def hook(mod: nn.Module, args: object, out: torch.Tensor, a=a) -> None:
                 value = KERNELS[type(a.term)](a.term, out)
@@ -40,8 +42,8 @@ class ActivityHooks:
             self._handles.append(named[a.layer].register_forward_hook(hook))
 
     def take(self, like: torch.Tensor) -> torch.Tensor:
-        """The recorded activity penalty (a 0-dim zero of ``like``'s dtype and device if no
-        forward pass ran since the last call), forgotten once returned."""
+        """The activity penalty of the last forward pass (a 0-dim zero of ``like``'s dtype and
+        device if none ran since the last call), forgotten once returned."""
         total = torch.zeros((), dtype=like.dtype, device=like.device)
         for value in self._pending:
             total = total + value

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from regcore import ModelSpec, Optimizer, Spec, UnsupportedError, capabilities
+from regcore import ModelSpec, Optimizer, Spec, SpecError, UnsupportedError, capabilities
 from regcore_adapters.workers import Workers, serve
 
 CALL_TIMEOUT_S = 120.0
@@ -133,7 +133,6 @@ def _train_many(rank: int, world_size: int, translation: str, model, specs, para
     """Every spec of ``specs`` trained on its own copy of the model, all copies in one wrapped
     module so that each step reduces their gradients together; per spec its canonical parameters,
     or the :class:`regcore.SpecError` its translation refused it with."""
-    from regcore import SpecError
     from regcore_adapters.torch.models import DenseNet
     from regcore_adapters.torch.native_training import NetStep, run_steps
 
@@ -222,6 +221,16 @@ def _check(translation: str, world_size: int, x: np.ndarray) -> None:
         raise ValueError(f"x: {len(x)} samples cannot be split over {world_size} replicas")
 
 
+def refuse_activity(spec: Spec) -> None:
+    """A :class:`regcore.SpecError` for a spec with activity penalties: no data-parallel path
+    applies them yet (each replica's hooks would add its own shard's term: a ``sum`` item comes
+    out ``1/W`` of the whole batch's, and nothing here has measured them)."""
+    if spec.activity:
+        raise SpecError("activity[0]: activity penalties are not applied data-parallel yet "
+                        "(each replica would add its own shard's term: a sum comes out 1/W of "
+                        "the whole batch's); train the spec in one process (docs/distributed.md)")
+
+
 def train_many(translation: str, model: ModelSpec, specs: Mapping[str, Spec],
                params: Mapping[str, np.ndarray], x: np.ndarray, y: np.ndarray, *,
                optimizer: Optimizer, steps: int,
@@ -233,10 +242,17 @@ def train_many(translation: str, model: ModelSpec, specs: Mapping[str, Spec],
     module: one gradient reduction per step for all of them. Checks that every replica ends with
     the same parameters bit for bit."""
     _check(translation, world_size, x)
-    got = _pool(world_size).run(("train", translation, model, dict(specs), dict(params),
-                                 np.ascontiguousarray(x), np.ascontiguousarray(y), optimizer,
-                                 steps), CALL_TIMEOUT_S)
-    first = got[0]
+    refused: dict[str, Exception] = {}
+    for name, spec in specs.items():
+        try:
+            refuse_activity(spec)
+        except SpecError as exc:
+            refused[name] = exc
+    got = _pool(world_size).run(("train", translation, model,
+                                 {k: v for k, v in specs.items() if k not in refused},
+                                 dict(params), np.ascontiguousarray(x), np.ascontiguousarray(y),
+                                 optimizer, steps), CALL_TIMEOUT_S)
+    first = {**got[0], **refused}
     for rank, finals in got.items():
         for spec_name, final in finals.items():
             if isinstance(final, Exception):
@@ -267,6 +283,7 @@ def loss_and_grads(translation: str, model: ModelSpec, spec: Spec, params: Mappi
     loss over the whole batch plus the penalty) and the gradient every replica holds for the
     optimizer (canonical; gathered whole under FSDP), after checking that the replicas agree."""
     _check(translation, world_size, x)
+    refuse_activity(spec)
     got = _pool(world_size).run(("grads", translation, model, spec, dict(params),
                                  np.ascontiguousarray(x), np.ascontiguousarray(y), None, 0),
                                 CALL_TIMEOUT_S)

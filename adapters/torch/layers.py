@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regcore import Network
+from regcore import Network, SpecError
 from regcore.network import (
     Activation,
     AvgPool2D,
@@ -155,13 +155,29 @@ _LEAF_NAMES: tuple[tuple[type[nn.Module], dict[str, str]], ...] = (
 )
 
 
+#: Layers that act on the last axis as the features, which an ``(N, C, H, W)`` image is not.
+_FEATURES_LAST = (Dense, LayerNorm, SelfAttention, Embedding)
+
+
 class LayerNet(nn.Module):
     """The network as ``nn.Module`` children named after the layer descriptions (``conv_0``,
     ``norm_0``, ``attention.query``...), on channels-last images it turns to ``(N, C, H, W)``
-    once, at the input, as a torch data pipeline would hand them over."""
+    once, at the input, as a torch data pipeline would hand them over.
+
+    So images stay ``(N, C, H, W)`` until a global pool: a description that puts a dense, norm
+    or attention layer on an image, or ends on one, is a :class:`regcore.SpecError` here (the
+    functional :func:`forward` runs it)."""
 
     def __init__(self, network: Network) -> None:
         super().__init__()
+        shapes = network.shapes()
+        for layer, shape in zip(network.stack, shapes, strict=False):
+            if isinstance(layer, _FEATURES_LAST) and len(shape) == 3:
+                raise SpecError(f"LayerNet: layer {layer.name!r} on an image {shape}: torch "
+                                "holds it (N, C, H, W), not channels last")
+        if len(shapes[-1]) == 3:
+            raise SpecError(f"LayerNet: the network ends on an image {shapes[-1]}, which torch "
+                            "holds (N, C, H, W), not channels last")
         self.spec = network
         for i, layer in enumerate(network.stack):
             self.add_module(getattr(layer, "name", f"{layer.kind}_{i}"),

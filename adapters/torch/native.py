@@ -108,8 +108,8 @@ class PenaltyLoss(nn.Module):
 
     The spec's activity penalties (:mod:`regcore.activity`) are recorded by forward hooks on the
     layers they name (``model.named_modules()`` names, or ``layers``: name → module) as the model
-    runs; each call adds those recorded since the previous call, so call it once per forward
-    pass, after it (``loss = criterion(model(x), y) + penalty()``).
+    runs; each call adds those of the model's last forward pass, once (``loss = criterion(
+    model(x), y) + penalty()``), so build it once, before the loop.
     """
 
     def __init__(self, spec: Spec, module: nn.Module,

@@ -27,12 +27,21 @@ def applied(plan: Plan) -> list[dict[str, Any]]:
              "decay": plan.decay.get(p.name)} for p in plan.params]
 
 
+def activity(plan: Plan) -> list[dict[str, Any]]:
+    """Per activity term (a penalty on a layer's output): the layer, the term's canonical
+    numbers and whether it is divided by the batch size."""
+    return [{"layer": a.layer, "kind": a.term.kind, "numbers": a.term.scaled(),
+             "reduction": a.reduction} for a in plan.activity]
+
+
 def run(args: argparse.Namespace) -> int:
     setup = load_setup(args.setup)
-    rows = applied(setup.plan())
+    plan = setup.plan()
+    rows, outputs = applied(plan), activity(plan)
     if args.json:
         print(json.dumps({"setup": setup.source, "spec": to_dict(setup.reading.spec),
-                          "params": rows, "notes": list(setup.reading.notes)}, indent=2))
+                          "params": rows, "activity": outputs,
+                          "notes": list(setup.reading.notes)}, indent=2))
         return EXIT_OK
     print(f"{setup.source}: {len(rows)} parameters")
     for r in rows:
@@ -42,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
         what = "; ".join(filter(None, [terms, decay])) or "nothing"
         frozen = " (frozen)" if not r["trainable"] else ""
         print(f"  {r['param']:<28} {r['role']:<10} {str(tuple(r['shape'])):<12} {what}{frozen}")
+    for a in outputs:
+        numbers = " ".join(f"{n}={v:g}" for n, v in a["numbers"].items())
+        print(f"  output of {a['layer']:<18} {a['kind']} {numbers} ({a['reduction']})")
     for note in setup.reading.notes:
         print(f"note: {note}")
     return EXIT_OK

@@ -102,6 +102,9 @@ def run_path(args: argparse.Namespace, spec: Spec) -> int:
     hidden = tuple(int(h) for h in split_commas(args.hidden) or ()) if args.hidden else ()
     prob = problem(args.data, hidden=hidden, activation=args.activation, loss=args.loss,
                    seed=args.seed)
+    if spec.activity:
+        raise CliError("regcore path: the spec has activity penalties (terms on layer outputs), "
+                       "which the λ path does not sweep; remove spec.activity")
     spec.resolve(prob.model.params())  # a spec that fits no parameter: bad input, up front
     values = _grid(args, spec)
     lr = args.lr

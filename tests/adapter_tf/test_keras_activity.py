@@ -86,3 +86,27 @@ def test_read_setup_reads_activity_regularizers_back():
     plan = reading.spec.resolve([], layer_names(model))
     assert [(a.layer, a.reduction) for a in plan.activity] == [("dense_0", "batch_mean"),
                                                               ("dense_1", "sum")]
+
+
+def test_an_attention_projections_activity_regularizer_survives_a_save(tmp_path):
+    """The attention layer's config carries its projections' activity regularizers too (Keras
+    saves a nested layer only through its parent's config)."""
+    from regcore import Network
+    from regcore.network import Embedding, GlobalAvgPool, SelfAttention
+    from regcore_adapters.tf.keras_layers import build_network
+
+    net = Network((4,), (Embedding("embed", 7, 4), SelfAttention("attention", 4, 2),
+                         GlobalAvgPool()), "softmax_xent")
+    rng = np.random.default_rng(1)
+    model = build_network(net, {p.name: rng.standard_normal(p.shape).astype("float32")
+                                for p in net.params()})
+    ids = rng.integers(0, 7, size=(3, 4))
+    apply_spec(Spec(activity=(Activity(L2(0.1, convention="sum"), "attention.query", "sum"),)),
+               model)
+    model(ids)
+    before = float(sum(model.losses))
+    assert before > 0
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.models.load_model(tmp_path / "m.keras")
+    reloaded(ids)
+    np.testing.assert_allclose(float(sum(reloaded.losses)), before, rtol=1e-6)

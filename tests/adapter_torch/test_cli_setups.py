@@ -46,6 +46,20 @@ def frozen():
     return model, torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=0.02)
 
 
+def activity(reduction="sum"):  # a hook's L2 on the LayerNorm's output, by PenaltyLoss
+    import regcore
+    from regcore_adapters.torch.native import PenaltyLoss
+
+    model = _model()
+    spec = regcore.Spec(activity=(
+        regcore.Activity(regcore.L2(0.01, convention="sum"), "1", reduction),))
+    return model, torch.optim.SGD(model.parameters(), lr=0.1), PenaltyLoss(spec, model)
+
+
+def activity_batch_mean():
+    return activity("batch_mean")
+
+
 def broken():
     raise RuntimeError("no data here")
 '''
@@ -102,3 +116,13 @@ def test_bad_setups_are_one_line_and_exit_2(user_dir, capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("regcore: error:") and message in err and err.count("\n") == 1
+
+
+def test_audit_and_diff_show_activity_terms(user_dir, capsys):
+    assert main(["audit", "torch:usersetups:activity"]) == 0
+    assert "output of 1" in capsys.readouterr().out
+    assert main(["audit", "torch:usersetups:activity", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["activity"] == [
+        {"layer": "1", "kind": "l2", "numbers": {"coef": 0.01}, "reduction": "sum"}]
+    assert main(["diff", "torch:usersetups:activity", "torch:usersetups:activity_batch_mean"]) == 1
+    assert "sum vs batch_mean" in capsys.readouterr().out

@@ -72,3 +72,44 @@ def test_readme_activity_example():
     ns["penalty"]()  # forget the no_grad forward pass's record
     torch.testing.assert_close(ns["loss"].detach(), data + 0.01 * (hidden**2).sum() / 8)
     assert model[0].weight.grad is not None
+
+
+def test_only_the_last_forward_pass_counts():
+    """A validation pass before the training pass (no ``penalty()`` call between) is forgotten
+    when the model runs again."""
+    model, x = _model(), torch.randn(5, 3, dtype=torch.float64)
+    penalty = PenaltyLoss(Spec(activity=(Activity(L2(1.0, convention="sum"), "1", "sum"),)),
+                          model)
+    with torch.no_grad():
+        model(10 * x)
+    model(x)
+    torch.testing.assert_close(penalty(), (torch.tanh(model[0](x)) ** 2).sum())
+
+
+def test_layernet_refuses_a_layer_that_would_read_an_image_channels_first():
+    from regcore import Network
+    from regcore.network import Conv2D, Dense, GlobalAvgPool
+    from regcore_adapters.torch.layers import LayerNet, forward
+
+    net = Network((6, 6, 2), (Conv2D("conv", 2, 4, (3, 3)), Dense("dense", 4, 4),
+                              GlobalAvgPool()), "softmax_xent")
+    with pytest.raises(SpecError, match="layer 'dense' on an image"):
+        LayerNet(net)
+    params = {p.name: torch.randn(p.shape, dtype=torch.float64) for p in net.params()}
+    assert forward(net, params, torch.randn(3, 6, 6, 2, dtype=torch.float64)).shape == (3, 4)
+
+
+def test_data_parallel_training_refuses_activity():
+    from regcore import ModelSpec, Optimizer
+    from regcore_adapters.torch import TorchBackend
+
+    backend, model = TorchBackend(), ModelSpec((3, 4, 2), "tanh", "mse")
+    params = {p.name: torch.zeros(p.shape, dtype=torch.float64) for p in model.params()}
+    x, y = torch.zeros(4, 3, dtype=torch.float64), torch.zeros(4, 2, dtype=torch.float64)
+    spec = Spec(activity=(Activity(L2(0.01, convention="sum"), "dense_0"),))
+    with pytest.raises(SpecError, match="not applied data-parallel"):
+        backend.distributed_loss_and_grads("loss_term", model, spec, params, x, y,
+                                           world_size=2)
+    got = backend.distributed_train_many("loss_term", model, {"a": spec}, params, x, y,
+                                         optimizer=Optimizer("sgd", 0.1), steps=1, world_size=2)
+    assert isinstance(got["a"], SpecError)
