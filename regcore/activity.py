@@ -79,3 +79,17 @@ class ActivityAssignment:
     term: Term
     reduction: str
     rule: int
+
+
+DATA_PARALLEL = ("each replica would add its own shard's term (a sum comes out 1/W of the whole "
+                 "batch's); train the spec in one process (docs/distributed.md)")
+"""Why every data-parallel path refuses activity items, for :func:`refuse`'s ``instead``."""
+
+
+def refuse(activity: Sequence[object], where: str, instead: str) -> None:
+    """The one :class:`SpecError` for activity items (a spec's or a plan's ``activity``) given to
+    ``where``, something that cannot apply them, saying what to use ``instead``; nothing when
+    there are none."""
+    if activity:
+        raise SpecError(f"activity[0]: {where} cannot apply an activity penalty (a term on a "
+                        f"layer's output, on each forward pass); {instead}")

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from regcore import activity
 from regcore._version import __version__
 from regcore.errors import SpecError
 from regcore.selection import Select
@@ -66,12 +67,10 @@ def check_spec(spec: object) -> Spec:
     so is a spec with activity penalties, which no snippet writes."""
     if not isinstance(spec, Spec):
         raise SpecError(f"spec: expected a regcore.Spec, got {type(spec).__name__} {spec!r}")
-    if spec.activity:
-        raise SpecError(
-            "activity[0]: an exported snippet writes penalties on parameters and decoupled "
-            "decay; an activity penalty is a term on a layer's output in the forward pass, so it "
-            "is not exported: apply it with PenaltyLoss(spec, model) in torch (forward hooks) or "
-            "apply_spec(spec, model) in Keras (activity_regularizer)")
+    activity.refuse(spec.activity, "an exported snippet (penalties on parameters, decoupled "
+                    "decay)", "it is not exported: apply it with PenaltyLoss(spec, model) in "
+                    "torch (forward hooks) or apply_spec(spec, model) in Keras "
+                    "(activity_regularizer)")
     return spec
 
 

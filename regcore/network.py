@@ -29,9 +29,9 @@ embedding tables ``embedding``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from regcore import _validate
 from regcore.errors import SpecError
@@ -284,3 +284,15 @@ class Network:
     def params(self) -> tuple[ParamInfo, ...]:
         """Parameter names, shapes and roles, in layer order."""
         return tuple(p for layer in self.stack for p in layer.params())
+
+    def run(self, table: Mapping[type[Layer], Callable[..., Any]], params: Any, x: Any,
+            outputs: dict[str, Any] | None = None) -> Any:
+        """``x`` through the stack, each layer as ``table[type(layer)](layer, params, h)``: a
+        backend's forward pass is this with its table of layer functions. ``outputs``, when
+        given, receives each named layer's output (what activity items name)."""
+        h = x
+        for layer in self.stack:
+            h = table[type(layer)](layer, params, h)
+            if outputs is not None and hasattr(layer, "name"):
+                outputs[layer.name] = h
+        return h

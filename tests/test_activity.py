@@ -91,5 +91,5 @@ def test_inplace_penalty_refuses_a_plan_with_activity():
 
     plan = Spec(activity=(Activity(L2(0.01, convention="sum"), "dense_0"),)).resolve(
         MLP.params(), MLP.layer_names())
-    with pytest.raises(SpecError, match="InPlacePenalty works on parameter"):
+    with pytest.raises(SpecError, match=r"InPlacePenalty \(parameter and gradient dicts\) cannot"):
         InPlacePenalty(plan)

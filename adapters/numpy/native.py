@@ -31,7 +31,7 @@ from collections.abc import Mapping, MutableMapping
 
 import numpy as np
 
-from regcore import L1, L2, ElasticNet, Plan, SpecError, Term, check_shapes
+from regcore import L1, L2, ElasticNet, Plan, SpecError, Term, activity, check_shapes
 from regcore_adapters.numpy.penalties import KERNELS, accumulation_dtype
 
 
@@ -59,11 +59,9 @@ class InPlacePenalty:
         if not isinstance(plan, Plan):
             raise SpecError(f"plan: expected a regcore.Plan (spec.resolve(infos)), got "
                             f"{type(plan).__name__}")
-        if plan.activity:
-            raise SpecError("activity[0]: InPlacePenalty works on parameter and gradient dicts; "
-                            "an activity penalty's gradient enters the backward pass at the "
-                            "layer's output: add it there, and give InPlacePenalty the plan "
-                            "without it")
+        activity.refuse(plan.activity, "InPlacePenalty (parameter and gradient dicts)",
+                        "add its gradient in the backward pass, at the layer's output, and give "
+                        "InPlacePenalty the plan without it")
         self.plan = plan
         self.decay = dict(plan.decay)
         self._l1: dict[str, float] = defaultdict(float)

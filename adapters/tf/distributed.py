@@ -27,7 +27,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from regcore import ModelSpec, Optimizer, Spec, SpecError, UnsupportedError, capabilities
+from regcore import ModelSpec, Optimizer, Spec, UnsupportedError, capabilities
+from regcore.activity import DATA_PARALLEL as DATA_PARALLEL_ACTIVITY
+from regcore.activity import refuse as refuse_activity
 from regcore_adapters.workers import Workers, serve
 
 CALL_TIMEOUT_S = 300.0
@@ -131,16 +133,6 @@ def _train(strategy, job: tuple) -> dict[str, np.ndarray]:
 _POOLS: dict[int, Workers] = {}
 
 
-def refuse_activity(spec: Spec) -> None:
-    """A :class:`regcore.SpecError` for a spec with activity penalties: no data-parallel path
-    applies them yet (Keras divides each replica's activity loss by the replica's batch, and
-    ``scale_regularization_loss`` divides again by the replica count; nothing here has measured
-    what that comes to)."""
-    if spec.activity:
-        raise SpecError("activity[0]: activity penalties are not applied data-parallel yet; "
-                        "train the spec in one process (docs/distributed.md)")
-
-
 def _check(translation: str, world_size: int) -> None:
     capabilities.lookup("tf", dict.fromkeys(TRANSLATIONS), translation,
                         "distributed_translations")
@@ -154,7 +146,7 @@ def train(translation: str, model: ModelSpec, spec: Spec, params: Mapping[str, n
     """The parameters after ``steps`` steps of ``translation`` under ``MirroredStrategy`` over
     ``world_size`` logical CPUs (NumPy in and out)."""
     _check(translation, world_size)
-    refuse_activity(spec)
+    refuse_activity(spec.activity, "data-parallel training", DATA_PARALLEL_ACTIVITY)
     return _pool(world_size).run(("train", translation, model, spec, dict(params),
                                   np.ascontiguousarray(x), np.ascontiguousarray(y), optimizer,
                                   steps), CALL_TIMEOUT_S)[0]
@@ -176,7 +168,7 @@ def loss_and_grads(translation: str, model: ModelSpec, spec: Spec, params: Mappi
     mean data loss plus the penalty) and gradient (``Σ`` over replicas, what the optimizer
     applies), canonical; ``keras_fit`` is an :class:`regcore.UnsupportedError`."""
     _check(translation, world_size)
-    refuse_activity(spec)
+    refuse_activity(spec.activity, "data-parallel training", DATA_PARALLEL_ACTIVITY)
     return _pool(world_size).run(("grads", translation, model, spec, dict(params),
                                   np.ascontiguousarray(x), np.ascontiguousarray(y), None, 0),
                                  CALL_TIMEOUT_S)[0]

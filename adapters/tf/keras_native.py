@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from regcore import Plan, Spec, SpecError
+from regcore.activity import refuse as refuse_activity
 from regcore_adapters.tf.functions import penalty_value
 from regcore_adapters.tf.keras_params import KerasParam, layer_paths, model_params
 from regcore_adapters.tf.keras_regularizers import activity_to_keras, to_keras
@@ -168,10 +169,9 @@ def penalty(spec: Spec, model: keras.layers.Layer) -> Callable[[], tf.Tensor]:
     ``tf.GradientTape`` differentiates); add it to the loss. Resolved once, here. A spec with
     activity penalties is refused: they are terms on layer outputs, added by the layers on
     each call (:func:`apply_spec`), not a function of the variables."""
-    if isinstance(spec, Spec) and spec.activity:
-        raise SpecError("activity[0]: penalty(spec, model) is a function of the variables; an "
-                        "activity penalty is a term on a layer's output on each call: attach it "
-                        "with apply_spec(spec, model) (activity_regularizer)")
+    if isinstance(spec, Spec):
+        refuse_activity(spec.activity, "penalty(spec, model), a function of the variables,",
+                        "attach it with apply_spec(spec, model) (activity_regularizer)")
     plan, by_name = resolve(spec, model)
     variables = {a.param: by_name[a.param].variable for a in plan.penalties}
 

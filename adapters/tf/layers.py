@@ -119,10 +119,5 @@ def forward(network: Network, params: Params, x: tf.Tensor,
             outputs: dict[str, tf.Tensor] | None = None) -> tf.Tensor:
     """The network's output on ``x`` (token ids when ``network.tokens``);
     ``outputs``, when given, receives each named layer's output."""
-    h = x
-    for layer in network.stack:
-        h = LAYERS[type(layer)](layer, params, h)
-        if outputs is not None and hasattr(layer, "name"):
-            outputs[layer.name] = h
-    return h
+    return network.run(LAYERS, params, x, outputs)
 

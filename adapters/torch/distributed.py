@@ -49,6 +49,8 @@ from typing import Any
 import numpy as np
 
 from regcore import ModelSpec, Optimizer, Spec, SpecError, UnsupportedError, capabilities
+from regcore.activity import DATA_PARALLEL as DATA_PARALLEL_ACTIVITY
+from regcore.activity import refuse as refuse_activity
 from regcore_adapters.workers import Workers, serve
 
 CALL_TIMEOUT_S = 120.0
@@ -221,16 +223,6 @@ def _check(translation: str, world_size: int, x: np.ndarray) -> None:
         raise ValueError(f"x: {len(x)} samples cannot be split over {world_size} replicas")
 
 
-def refuse_activity(spec: Spec) -> None:
-    """A :class:`regcore.SpecError` for a spec with activity penalties: no data-parallel path
-    applies them yet (each replica's hooks would add its own shard's term: a ``sum`` item comes
-    out ``1/W`` of the whole batch's, and nothing here has measured them)."""
-    if spec.activity:
-        raise SpecError("activity[0]: activity penalties are not applied data-parallel yet "
-                        "(each replica would add its own shard's term: a sum comes out 1/W of "
-                        "the whole batch's); train the spec in one process (docs/distributed.md)")
-
-
 def train_many(translation: str, model: ModelSpec, specs: Mapping[str, Spec],
                params: Mapping[str, np.ndarray], x: np.ndarray, y: np.ndarray, *,
                optimizer: Optimizer, steps: int,
@@ -245,7 +237,7 @@ def train_many(translation: str, model: ModelSpec, specs: Mapping[str, Spec],
     refused: dict[str, Exception] = {}
     for name, spec in specs.items():
         try:
-            refuse_activity(spec)
+            refuse_activity(spec.activity, "data-parallel training", DATA_PARALLEL_ACTIVITY)
         except SpecError as exc:
             refused[name] = exc
     got = _pool(world_size).run(("train", translation, model,
@@ -283,7 +275,7 @@ def loss_and_grads(translation: str, model: ModelSpec, spec: Spec, params: Mappi
     loss over the whole batch plus the penalty) and the gradient every replica holds for the
     optimizer (canonical; gathered whole under FSDP), after checking that the replicas agree."""
     _check(translation, world_size, x)
-    refuse_activity(spec)
+    refuse_activity(spec.activity, "data-parallel training", DATA_PARALLEL_ACTIVITY)
     got = _pool(world_size).run(("grads", translation, model, spec, dict(params),
                                  np.ascontiguousarray(x), np.ascontiguousarray(y), None, 0),
                                 CALL_TIMEOUT_S)

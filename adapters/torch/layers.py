@@ -105,12 +105,7 @@ def forward(network: Network, params: Params, x: torch.Tensor,
             outputs: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """The network's output on ``x`` (channels-last images, or token ids); ``outputs``, when
     given, receives each named layer's output."""
-    h = x
-    for layer in network.stack:
-        h = LAYERS[type(layer)](layer, params, h)
-        if outputs is not None and hasattr(layer, "name"):
-            outputs[layer.name] = h
-    return h
+    return network.run(LAYERS, params, x, outputs)
 
 
 class Attention(nn.Module):

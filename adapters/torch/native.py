@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from regcore import L2, Spec, SpecError
+from regcore import L2, Spec, SpecError, activity
 from regcore_adapters.torch import foreach
 from regcore_adapters.torch.activity import ActivityHooks
 from regcore_adapters.torch.modules import TorchParam, module_params
@@ -42,11 +42,9 @@ def _resolve(spec: Spec, module: nn.Module, refuse_activity: str = ""):
         raise SpecError(f"spec: expected a regcore.Spec, got {type(spec).__name__}")
     if not isinstance(module, nn.Module):
         raise TypeError(f"module: expected a torch.nn.Module, got {type(module).__name__}")
-    if spec.activity and refuse_activity:
-        raise SpecError(
-            f"activity[0]: {refuse_activity} cannot apply an activity penalty (a term on a "
-            "layer's output, on each forward pass); PenaltyLoss(spec, model) adds it to the "
-            "loss from forward hooks")
+    if refuse_activity:
+        activity.refuse(spec.activity, refuse_activity, "PenaltyLoss(spec, model) adds it to the "
+                        "loss from forward hooks")
     params = module_params(module)
     return (dataclasses.replace(spec, activity=()).resolve([p.info for p in params]),
             {p.info.name: p for p in params})

@@ -107,7 +107,7 @@ def test_data_parallel_training_refuses_activity():
     params = {p.name: torch.zeros(p.shape, dtype=torch.float64) for p in model.params()}
     x, y = torch.zeros(4, 3, dtype=torch.float64), torch.zeros(4, 2, dtype=torch.float64)
     spec = Spec(activity=(Activity(L2(0.01, convention="sum"), "dense_0"),))
-    with pytest.raises(SpecError, match="not applied data-parallel"):
+    with pytest.raises(SpecError, match="data-parallel training cannot apply an activity penalty"):
         backend.distributed_loss_and_grads("loss_term", model, spec, params, x, y,
                                            world_size=2)
     got = backend.distributed_train_many("loss_term", model, {"a": spec}, params, x, y,

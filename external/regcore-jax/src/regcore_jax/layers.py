@@ -121,10 +121,5 @@ def forward(network: Network, params: Params, x: jax.Array,
             outputs: dict[str, jax.Array] | None = None) -> jax.Array:
     """The output of ``network`` with ``params`` on the batch ``x`` (token ids when the first
     layer is an embedding); ``outputs``, when given, receives each named layer's output."""
-    h = x
-    for layer in network.stack:
-        h = LAYERS[type(layer)](layer, params, h)
-        if outputs is not None and hasattr(layer, "name"):
-            outputs[layer.name] = h
-    return h
+    return network.run(LAYERS, params, x, outputs)
 
