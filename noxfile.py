@@ -1,6 +1,7 @@
 """Sessions: one conformance session per backend, the project's own tests, and a core-only check.
 
-    nox -s numpy torch tf jax distributed path report   # the conformance matrix (reports/)
+    nox -s numpy torch tf jax array_api-strict array_api-numpy array_api-torch \
+        distributed path report        # the conformance matrix (reports/)
     nox -s tests                       # the project's unit tests
     nox -s hypothesis                  # property-based tests, >= 10,000 examples
     nox -s presets                     # the presets against timm's and transformers' own groups
@@ -23,8 +24,10 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "tests", "numpy", "torch", "tf", "jax", "distributed", "path",
-                        "report", "presets"]
+# the Array API backend's runs, one nox session per namespace (ARRAY_API below)
+ARRAY_API_RUNS = ("array_api-strict", "array_api-numpy", "array_api-torch")
+nox.options.sessions = ["lint", "tests", "numpy", "torch", "tf", "jax", *ARRAY_API_RUNS,
+                        "distributed", "path", "report", "presets"]
 nox.options.reuse_venv = "yes"
 
 REPORTS = "reports"
@@ -62,37 +65,43 @@ def _installed_backends(session: nox.Session) -> list[str]:
 
 
 def _conformance(session: nox.Session, backend: str, extra_installs: tuple[str, ...] = (),
-                 extra_tests: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
+                 extra_tests: tuple[str, ...] = (), env: dict[str, str] | None = None,
+                 run: str | None = None) -> None:
     """Install regcore (plus ``extra_installs``: an outside backend's package) and the framework,
     run the suite on ``backend``, then the adapter's own tests and ``extra_tests`` (with ``env``
-    added to :data:`ENV`)."""
+    added to :data:`ENV`). ``run`` names the report and the coverage baseline (default: the
+    backend's name)."""
     env = {**ENV, **(env or {})}
-    session.install(".[test]", *extra_installs, *FRAMEWORKS[backend])
-    if backend not in _installed_backends(session):
+    base, _, option = backend.partition(":")
+    run = run or backend
+    session.install(".[test]", *extra_installs, *FRAMEWORKS.get(base, []))
+    if base not in _installed_backends(session):
         session.run("python", "-m", "pytest", "tests/test_import_isolation.py", "-q",
                     "-p", "no:cacheprovider")
-        session.skip(f"no {backend!r} backend is registered yet: its adapter is not written")
+        session.skip(f"no {base!r} backend is registered yet: its adapter is not written")
     session.run(
         "python", "-m", "pytest", "--pyargs", "regcore_conformance", "-p", "no:cacheprovider",
         "-q", *PARALLEL, "--regcore-backend", backend,
-        "--regcore-report", f"{REPORTS}/conformance-{backend}.json", *session.posargs, env=env,
+        "--regcore-report", f"{REPORTS}/conformance-{run}.json", *session.posargs, env=env,
     )
-    _check_coverage(session, backend)
-    tests = [t for t in (f"tests/adapter_{backend}", *extra_tests) if Path(t).exists()]
+    _check_coverage(session, run, base if option else run)  # one baseline for every namespace
+    tests = [t for t in (f"tests/adapter_{base}", *extra_tests) if Path(t).exists()]
     if tests:  # the adapter's own tests
         session.run("python", "-m", "pytest", *tests, "-q", "-p", "no:cacheprovider", *PARALLEL,
-                    env=env)
+                    env={**env, "REGCORE_ARRAY_NAMESPACE": option} if option else env)
 
 
 COVERAGE = "tests/coverage"  # the committed baseline of each default run's combinations
 
 
-def _check_coverage(session: nox.Session, run: str) -> None:
+def _check_coverage(session: nox.Session, run: str, baseline: str | None = None) -> None:
     """Fail when the default run checked fewer combinations than its committed baseline
-    (``regcore_conformance.coverage``); a run narrowed by posargs (``-k``...) is not compared."""
+    (``regcore_conformance.coverage``; ``tests/coverage/<baseline or run>.json``); a run narrowed
+    by posargs (``-k``...) is not compared."""
     if not session.posargs:
         session.run("python", "-m", "regcore_conformance.coverage",
-                    f"{REPORTS}/conformance-{run}.json", "--baseline", f"{COVERAGE}/{run}.json")
+                    f"{REPORTS}/conformance-{run}.json", "--baseline",
+                    f"{COVERAGE}/{baseline or run}.json")
 
 
 @nox.session
@@ -127,6 +136,43 @@ def jax(session: nox.Session) -> None:
     _conformance(session, "jax", extra_installs=("./external/regcore-jax", "optax==0.2.8"),
                  extra_tests=("external/regcore-jax/tests", "tests/test_path_backends.py"),
                  env=cache)
+
+
+# The array_api backend (regcore_adapters.array_api) on each namespace CI runs, pinned: its run
+# name, the module ``array_api:<module>`` names, and what to install beside array-api-compat.
+# array-api-strict is the standard's own minimal implementation: anything outside the standard
+# fails there. torch goes through array_api_compat's wrapper.
+ARRAY_API_COMPAT = "array-api-compat==1.16.0"
+ARRAY_API = {
+    "array_api-strict": ("array_api_strict", ["array-api-strict==2.6.1"]),
+    "array_api-numpy": ("numpy", []),
+    "array_api-torch": ("torch", FRAMEWORKS["torch"]),
+}
+
+
+def _array_api(session: nox.Session, run: str) -> None:
+    module, installs = ARRAY_API[run]
+    _conformance(session, f"array_api:{module}", (ARRAY_API_COMPAT, *installs), run=run)
+
+
+@nox.session(name="array_api-strict")
+def array_api_strict(session: nox.Session) -> None:
+    """Conformance suite on the Array API backend over array-api-strict, the standard's reference
+    namespace (nothing outside the standard runs there)."""
+    _array_api(session, "array_api-strict")
+
+
+@nox.session(name="array_api-numpy")
+def array_api_numpy(session: nox.Session) -> None:
+    """Conformance suite on the Array API backend over NumPy 2's namespace (array_api_compat)."""
+    _array_api(session, "array_api-numpy")
+
+
+@nox.session(name="array_api-torch")
+def array_api_torch(session: nox.Session) -> None:
+    """Conformance suite on the Array API backend over torch, through array_api_compat's
+    wrapper (CPU)."""
+    _array_api(session, "array_api-torch")
 
 
 @nox.session
@@ -226,7 +272,8 @@ def report(session: nox.Session) -> None:
     markdown table and a self-contained HTML heatmap; non-zero exit if any backend disagrees."""
     session.install(".")
     session.run("python", "-m", "regcore_conformance.matrix", REPORTS, "--expect",
-                "numpy,torch,tf,jax")
+                ",".join(["numpy", "torch", "tf", "jax",
+                          *(f"array_api:{ARRAY_API[r][0]}" for r in ARRAY_API_RUNS)]))
 
 
 @nox.session

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from regcore.backend import Backend
+from regcore.errors import UnsupportedError
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoints
@@ -41,8 +42,10 @@ def available_backends() -> list[str]:
 
 
 def load_backend(name: str) -> Backend:
-    """An instance of the backend registered as ``name``, or of ``package.module:Class`` for a
-    backend not (yet) registered (an author's work in progress, a test double).
+    """An instance of the backend registered as ``name``; of ``name:option`` where the
+    registered class has a ``variant(option)`` class method returning the backend class for that
+    option (``array_api:array_api_strict``); or of ``package.module:Class`` for a backend not
+    (yet) registered (an author's work in progress, a test double).
 
     Raises :class:`BackendNotFoundError` when no backend has that name (listing the installed
     ones), when its module cannot be imported (a framework that is not installed: the message
@@ -50,19 +53,30 @@ def load_backend(name: str) -> Backend:
     the entry point is not a :class:`regcore.Backend` subclass or leaves abstract methods
     unimplemented.
     """
-    if ":" in name:
-        module_name, _, attr = name.partition(":")
+    base, colon, option = name.partition(":")
+    if colon and base in available_backends():
+        return _variant(base, option)
+    if colon:
+        module_name, attr = base, option
         try:
             cls = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError, ValueError) as exc:
             raise BackendNotFoundError(f"cannot import backend {name!r}: {exc}") from None
         return _instance(cls, repr(name))
+    cls, value = _load_entry_point(name)
+    if hasattr(cls, "variant"):  # the bare name: the class's default variant
+        return _variant(name, "")
+    return _instance(cls, f"entry point {name!r} = {value}")
+
+
+def _load_entry_point(name: str) -> tuple[object, str]:
+    """What the backend entry point ``name`` names, and its value (``module:Class``)."""
     matches = [ep for ep in _entry_points() if ep.name == name]
     if not matches:
         known = ", ".join(available_backends()) or "none"
         raise BackendNotFoundError(f"unknown backend {name!r}; installed: {known}")
     try:
-        cls = matches[0].load()
+        return matches[0].load(), matches[0].value
     except ImportError as exc:
         raise BackendNotFoundError(
             f"backend {name!r} ({matches[0].value}) cannot be imported: {exc}; install what it "
@@ -72,7 +86,22 @@ def load_backend(name: str) -> Backend:
         raise BackendNotFoundError(
             f"backend {name!r}: entry point {matches[0].value} names nothing: {exc}"
         ) from exc
-    return _instance(cls, f"entry point {name!r} = {matches[0].value}")
+
+
+def _variant(base: str, option: str) -> Backend:
+    """``base:option``: the backend registered as ``base`` on ``option``, through its class's
+    ``variant(option)`` (``array_api:array_api_strict``; ``variant(None)``, its default, for the
+    bare name)."""
+    cls, _ = _load_entry_point(base)
+    variant = getattr(cls, "variant", None)
+    if variant is None:
+        raise BackendNotFoundError(f"backend {base!r} takes no option (':{option}'): it has no "
+                                   "variant() class method")
+    try:
+        chosen = variant(option or None)
+    except UnsupportedError as exc:
+        raise BackendNotFoundError(str(exc)) from None
+    return _instance(chosen, f"{base}:{option}" if option else base)
 
 
 def _instance(cls: object, label: str) -> Backend:

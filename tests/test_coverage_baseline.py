@@ -12,7 +12,7 @@ from test_plugin import run_suite
 from regcore_conformance import coverage
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNS = ("numpy", "torch", "tf", "jax", "torch-distributed", "tf-distributed")
+RUNS = ("numpy", "torch", "tf", "jax", "torch-distributed", "tf-distributed", "array_api")
 COMBOS = {
     "cpu|float64|linreg_mse|l2_sum|test_trajectory|sgd_20_steps|-",
     "cpu|float32|linreg_mse|l2_sum|test_trajectory|sgd_20_steps|-",

@@ -65,6 +65,32 @@ def test_load_a_registered_backend(installed):
     assert isinstance(regcore.load_backend("fake"), FakeBackend)
 
 
+class Flavoured(FakeBackend):
+    """A backend with variants: ``flavoured:<taste>`` is its subclass for that taste."""
+
+    @classmethod
+    def variant(cls, taste: str | None = None) -> type[FakeBackend]:
+        if taste == "bitter":
+            raise regcore.UnsupportedError("flavoured:bitter: no such taste here")
+        return type("Tasted", (cls,), {"name": f"flavoured:{taste or 'plain'}"})
+
+
+def test_name_colon_option_is_the_registered_classs_variant(installed):
+    """``base:option`` goes to the class registered as ``base`` when one is (its
+    ``variant(option)``; the bare name its ``variant(None)``), before any ``module:Class``
+    reading; an UnsupportedError from ``variant`` and an option to a class without variants are
+    BackendNotFoundErrors."""
+    installed(FakeEntryPoint("flavoured", "pkg:Flavoured", Flavoured),
+              FakeEntryPoint("fake", "fake_pkg:FakeBackend", FakeBackend))
+    assert regcore.load_backend("flavoured:sweet").name == "flavoured:sweet"
+    assert regcore.load_backend("flavoured").name == "flavoured:plain"
+    with pytest.raises(BackendNotFoundError, match=r"^flavoured:bitter: no such taste here$"):
+        regcore.load_backend("flavoured:bitter")
+    with pytest.raises(BackendNotFoundError, match=r"^backend 'fake' takes no option \(':x'\)"):
+        regcore.load_backend("fake:x")
+    assert type(regcore.load_backend("tests.test_registry:FakeBackend")).__name__ == "FakeBackend"
+
+
 def test_unknown_name_lists_the_installed_backends(installed):
     installed(FakeEntryPoint("torch", "regcore_adapters.torch:TorchBackend", FakeBackend),
               FakeEntryPoint("numpy", "regcore_adapters.numpy:NumpyBackend", FakeBackend))
