@@ -7,6 +7,8 @@ depend on which owner was registered first."""
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 
@@ -199,6 +201,7 @@ def test_data_parallel_wrapping_keeps_the_rule(tmp_path):
         pytest.skip("torch.distributed is not available in this build")
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0,
                             world_size=1)
+    ddp = None
     try:
         net = _frozen_net()
         ddp = nn.parallel.DistributedDataParallel(net)
@@ -212,4 +215,8 @@ def test_data_parallel_wrapping_keeps_the_rule(tmp_path):
         groups = param_groups(Spec(L2_ALL.penalties), ddp, torch.optim.SGD)
         assert not frozen_ids & {id(p) for g in groups for p in g["params"]}
     finally:
+        # DDP's reducer holds the gloo group: free it while the group is alive (freed after
+        # destroy_process_group, its ProcessGroupGloo destructor once hung joining its threads)
+        del ddp
+        gc.collect()
         dist.destroy_process_group()
