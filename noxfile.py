@@ -246,12 +246,16 @@ def hypothesis(session: nox.Session) -> None:
     """Property-based tests at depth, with every framework installed in one environment: every
     backend against the reference on random specs, serialization round trips, conversions and
     loader fuzzing, under the ``thorough`` profile (tests/conftest.py). Fails unless at least
-    10,000 examples ran to completion."""
+    10,000 examples ran to completion. Then ``regcore_adapters.keras`` under Keras on
+    tensorflow, jax and torch (tests/test_keras_backends.py), which needs the three together."""
     session.install(".[test]", "./external/regcore-jax",
                     *(pin for pins in FRAMEWORKS.values() for pin in pins))
     session.run("python", "-m", "pytest", *PROPERTY_TESTS, "-q", "-p", "no:cacheprovider",
                 "--hypothesis-profile=thorough", *PARALLEL, *session.posargs,
                 env={**ENV, "REGCORE_MIN_EXAMPLES": "10000"})
+    # the one environment with Keras and all three of its backends' frameworks
+    session.run("python", "-m", "pytest", "tests/test_keras_backends.py", "-q", "-p",
+                "no:cacheprovider", *PARALLEL, env=ENV)
 
 
 @nox.session

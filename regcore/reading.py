@@ -1,6 +1,6 @@
 """What an existing training setup applies, read back as a spec: the shared result type of the
 adapters' ``read_setup`` (torch: :mod:`regcore_adapters.torch.reading`; Keras:
-:mod:`regcore_adapters.tf.reading`), which :func:`regcore.diff.compare` compares across
+:mod:`regcore_adapters.keras.reading`), which :func:`regcore.diff.compare` compares across
 frameworks."""
 
 from __future__ import annotations

@@ -151,3 +151,28 @@ def test_a_backend_class_is_imported_by_no_module_of_its_adapter():
                    for target in targets if target.endswith(".backend")
                    and _package(target) != "regcore" and module != target.rpartition(".")[0])
     assert not wrong, "\n".join(wrong)
+
+
+def _third_party(path: Path) -> set[str]:
+    """The top-level names of every absolute import in ``path`` (inside functions too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_keras_adapter_imports_keras_not_a_keras_backend():
+    """``regcore_adapters.keras`` runs under any ``KERAS_BACKEND``: none of its modules imports
+    tensorflow, jax or torch, or the adapters built on them (tests/test_keras_backends.py runs
+    it under each)."""
+    keras_modules = {m: p for m, p in MODULES.items()
+                     if m.startswith("regcore_adapters.keras")}
+    assert len(keras_modules) >= 6
+    wrong = sorted(f"{m} imports {name}" for m, p in keras_modules.items()
+                   for name in _third_party(p) & {"tensorflow", "jax", "torch"})
+    wrong += sorted(f"{m} imports {t}" for m in keras_modules for t in GRAPH[m]
+                    if t.startswith(("regcore_adapters.tf", "regcore_adapters.torch")))
+    assert not wrong, "\n".join(wrong)

@@ -33,7 +33,7 @@ ONE_OF_EACH = {
 }
 # the modules whose role inference the torch and TF snippets copy
 ROLES = {"torch": ("regcore_adapters.torch.modules", "role_of"),
-         "tf": ("regcore_adapters.tf.keras_params", "_role")}
+         "tf": ("regcore_adapters.keras.params", "_role")}
 
 
 @pytest.fixture(params=BACKENDS)

@@ -1,5 +1,5 @@
 """A :class:`regcore.Network` as a real Keras model built from Keras's own layers, each named as
-its description, so :mod:`regcore_adapters.tf.keras_params` names its variables exactly as
+its description, so :mod:`regcore_adapters.keras.params` names its variables exactly as
 ``network.params()`` does (``conv_0.kernel``, ``norm_0.gamma``, ``attention.query.kernel``).
 
 Keras's kernel layouts are the canonical ones, so parameters load without a transpose. Keras has
@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from regcore import Network
@@ -32,7 +31,7 @@ from regcore.network import (
     SelfAttention,
     Shape,
 )
-from regcore_adapters.tf.keras_params import model_params
+from regcore_adapters.keras.params import model_params
 
 
 @keras.saving.register_keras_serializable(package="regcore")
@@ -130,7 +129,7 @@ def build_network(network: Network, params: Mapping[str, Any],
                   token_dtype: str = "int32") -> keras.Model:
     """A functional Keras model computing ``network`` in the parameters' dtype (token ids of
     ``token_dtype`` in when ``network.tokens``), loaded with ``params`` (canonical names)."""
-    dtype = tf.as_dtype(next(iter(params.values())).dtype).name
+    dtype = keras.backend.standardize_dtype(next(iter(params.values())).dtype)
     inputs = keras.Input(network.input_shape, dtype=token_dtype if network.tokens else dtype)
     h = inputs
     for layer, shape in zip(network.stack, network.shapes(), strict=False):

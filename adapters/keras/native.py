@@ -1,13 +1,16 @@
-"""A spec applied to a Keras 3 model the way a Keras user would write it by hand.
+"""A spec applied to a Keras 3 model the way a Keras user would write it by hand, on any Keras
+backend (tensorflow, jax, torch: ``keras`` only, never ``tensorflow``).
 
 * :func:`apply_spec` — penalties as the layers' own regularizers (``kernel_regularizer``,
   ``bias_regularizer``, ``gamma_regularizer``, ``embeddings_regularizer``...), so ``model.losses``
   carries exactly the spec's penalty, ``model.fit`` adds it to the loss, and a saved ``.keras``
   model reloads with it;
 * :func:`build_optimizer` — decoupled weight decay as a Keras optimizer's ``weight_decay`` with
-  ``exclude_from_weight_decay`` for the variables the spec does not decay;
-* :func:`penalty` — the penalty as a function of the model's variables, for a hand-written
-  ``tf.GradientTape`` loop that does not want regularizers on the layers.
+  ``exclude_from_weight_decay`` for the variables the spec does not decay.
+
+For a hand-written ``tf.GradientTape`` loop that does not want regularizers on the layers,
+:func:`regcore_adapters.tf.keras_native.penalty` is the penalty as a function of the
+variables.
 
 Use :func:`apply_spec` and :func:`build_optimizer` together for a spec with both parts: penalties
 never become ``weight_decay`` (Keras's is decoupled: ``v ← v − lr·wd·v``, not the gradient of
@@ -20,18 +23,14 @@ with the default float32 floatx steps by the float32 rounding of ``lr``. Set
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from regcore import Plan, Spec, SpecError
-from regcore.activity import refuse as refuse_activity
-from regcore_adapters.tf.functions import penalty_value
-from regcore_adapters.tf.keras_params import KerasParam, layer_paths, model_params
-from regcore_adapters.tf.keras_regularizers import activity_to_keras, to_keras
+from regcore_adapters.keras.params import KerasParam, layer_paths, model_params
+from regcore_adapters.keras.regularizers import activity_to_keras, to_keras
 
 
 def resolve(spec: Spec, model: keras.layers.Layer) -> tuple[Plan, dict[str, KerasParam]]:
@@ -47,7 +46,7 @@ def resolve(spec: Spec, model: keras.layers.Layer) -> tuple[Plan, dict[str, Kera
 def apply_spec(spec: Spec, model: keras.layers.Layer, *, replace: bool = False) -> Plan:
     """Attach ``spec``'s penalties to ``model`` (in place) as regularizers; return the plan.
 
-    Each selected variable gets one regularizer (:func:`~regcore_adapters.tf.keras_regularizers.
+    Each selected variable gets one regularizer (:func:`~regcore_adapters.keras.regularizers.
     to_keras`: Keras's ``L1``/``L2``/``L1L2`` where that is the same maths, else a registered
     ``SpecRegularizer``), set both on the variable (which ``model.losses`` reads) and on the
     owning layer's attribute (which ``get_config`` saves). Unselected variables are left alone.
@@ -99,7 +98,7 @@ def _activity_regularizers(plan: Plan, model: keras.layers.Layer, replace: bool
                            ) -> list[tuple[keras.layers.Layer, keras.regularizers.Regularizer]]:
     """Each layer the plan's activity items select, with the ``activity_regularizer`` that adds
     them (Keras divides it by the batch size: ``batch_mean`` as it is, ``sum`` through
-    :class:`~regcore_adapters.tf.keras_regularizers.BatchSum`); checked, not yet set."""
+    :class:`~regcore_adapters.keras.regularizers.BatchSum`); checked, not yet set."""
     layers = layer_paths(model)
     by_layer: dict[str, list[Any]] = {}
     for a in plan.activity:
@@ -163,20 +162,3 @@ def build_optimizer(spec: Spec, model: keras.layers.Layer, optimizer: type,
             opt.exclude_from_weight_decay(var_list=excluded)
     return opt
 
-
-def penalty(spec: Spec, model: keras.layers.Layer) -> Callable[[], tf.Tensor]:
-    """A function returning the spec's penalty on ``model``'s current variables (a 0-dim tensor a
-    ``tf.GradientTape`` differentiates); add it to the loss. Resolved once, here. A spec with
-    activity penalties is refused: they are terms on layer outputs, added by the layers on
-    each call (:func:`apply_spec`), not a function of the variables."""
-    if isinstance(spec, Spec):
-        refuse_activity(spec.activity, "penalty(spec, model), a function of the variables,",
-                        "attach it with apply_spec(spec, model) (activity_regularizer)")
-    plan, by_name = resolve(spec, model)
-    variables = {a.param: by_name[a.param].variable for a in plan.penalties}
-
-    def value() -> tf.Tensor:
-        return penalty_value(plan.penalties, {k: tf.convert_to_tensor(v)
-                                              for k, v in variables.items()})
-
-    return value

@@ -2,11 +2,11 @@
 (``kernel_regularizer``, ``bias_regularizer``, ``gamma_regularizer``...) and the optimizer's
 ``weight_decay`` with its exclusions (``exclude_from_weight_decay``), as a
 :class:`regcore.reading.Reading` whose rules select variables by their paths in the model
-(:func:`~regcore_adapters.tf.keras_params.model_params`).
+(:func:`~regcore_adapters.keras.params.model_params`).
 
 * a regularizer regcore knows (Keras's ``L1``, ``L2``, ``L1L2``, ``OrthogonalRegularizer``,
   regcore's own) becomes its terms in the ``sum`` convention, which is Keras's
-  (:func:`~regcore_adapters.tf.keras_regularizers.from_keras`); any other is noted, not read;
+  (:func:`~regcore_adapters.keras.regularizers.from_keras`); any other is noted, not read;
 * a regularizer on a frozen variable is noted: Keras's ``model.losses`` skips it;
 * a layer's ``activity_regularizer`` becomes an activity item (:mod:`regcore.activity`) on its
   path, ``batch_mean`` (Keras divides each activity loss by the batch size), or ``sum`` for
@@ -26,8 +26,8 @@ import keras
 
 from regcore import Activity, DecoupledWeightDecay, ParamInfo, Rule, Spec, SpecError, Term
 from regcore.reading import Reading, select_names
-from regcore_adapters.tf.keras_params import layer_paths, model_params
-from regcore_adapters.tf.keras_regularizers import BatchSum, from_keras
+from regcore_adapters.keras.params import layer_paths, model_params
+from regcore_adapters.keras.regularizers import BatchSum, from_keras
 
 
 def read_setup(model: keras.layers.Layer,

@@ -9,7 +9,9 @@ several terms on one variable, and wherever Keras would not compute the spec's n
 casts a coefficient to the variable's dtype through float32 (``ops.cast(0.01, "float64")`` is
 ``0.009999999776482582``) and sums a float16/bfloat16 variable in its own dtype, so the built-in
 is used for float32 variables, and for float64 ones only when every coefficient is a float32
-number. :class:`SpecRegularizer` is registered with Keras
+number; and Keras's ``L1`` (``ops.abs``) has gradient 1 at 0 on JAX, so an L1 part is regcore's
+there. :class:`SpecRegularizer` is written in ``keras.ops`` (:mod:`.kernels`) and is registered
+with Keras
 (``regcore>SpecRegularizer``), so a saved ``.keras`` model reloads with it once this module is
 imported.
 
@@ -24,16 +26,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from regcore import L1, L2, ElasticNet, Orthogonal, SpecError, Term
 from regcore.serialize import term_from_dict, term_to_dict
-from regcore_adapters.tf.penalties import KERNELS
+from regcore_adapters.keras.kernels import KERNELS
 
 
 @keras.saving.register_keras_serializable(package="regcore", name="SpecRegularizer")
 class SpecRegularizer(keras.regularizers.Regularizer):
-    """``Σ`` of regcore terms on one variable, as TF ops (:mod:`regcore_adapters.tf.penalties`):
+    """``Σ`` of regcore terms on one variable, as ``keras.ops`` on any Keras backend
+    (:mod:`regcore_adapters.keras.kernels`):
     float16/bfloat16 variables accumulate in float32, subgradients at 0 are the reference's
     (``|x|'(0) = 0``, an all-zero group's or row's gradient is 0, never NaN).
 
@@ -52,8 +55,7 @@ class SpecRegularizer(keras.regularizers.Regularizer):
             if not isinstance(t, Term):
                 raise SpecError(f"terms[{i}]: expected a regcore term, got {t!r}")
 
-    def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        x = tf.convert_to_tensor(x)
+    def __call__(self, x: Any) -> Any:
         total = KERNELS[type(self.terms[0])](self.terms[0], x)
         for term in self.terms[1:]:
             total = total + KERNELS[type(term)](term, x)
@@ -80,13 +82,26 @@ def _builtin_exact(scaled: dict[str, float], dtype: str) -> bool:
     )
 
 
+ABS_GRADIENT_AT_ZERO_IS_ONE = ("jax",)
+"""Keras backends on which Keras's own ``L1`` (``ops.abs``) has gradient 1 at 0, not the
+reference's subgradient 0 (measured, Keras 3.15.1): an L1 part goes through
+:class:`SpecRegularizer` there."""
+
+
+def _builtin_gradient(term: Term) -> bool:
+    """Whether Keras's built-in for ``term`` has the reference's gradient on this backend."""
+    return type(term) is L2 or keras.backend.backend() not in ABS_GRADIENT_AT_ZERO_IS_ONE
+
+
 def to_keras(terms: Sequence[Term], dtype: str) -> keras.regularizers.Regularizer:
     """The regularizer that adds ``Σ terms`` to a variable of ``dtype``: Keras's own ``L2``,
     ``L1`` or ``L1L2`` for a single L2, L1 or elastic-net term (coefficients in the ``sum`` form)
-    where Keras computes the spec's number (see the module docstring), else a
+    where Keras computes the spec's number and its gradient on the current Keras backend (see
+    the module docstring and :data:`ABS_GRADIENT_AT_ZERO_IS_ONE`), else a
     :class:`SpecRegularizer`."""
     terms = tuple(terms)
-    if len(terms) == 1 and _builtin_exact(terms[0].scaled(), dtype):
+    if len(terms) == 1 and _builtin_exact(terms[0].scaled(), dtype) and \
+            _builtin_gradient(terms[0]):
         term, scaled = terms[0], terms[0].scaled()
         if type(term) is L2:
             return keras.regularizers.L2(scaled["coef"])
@@ -136,9 +151,9 @@ class BatchSum(keras.regularizers.Regularizer):
         self.inner = (inner if isinstance(inner, keras.regularizers.Regularizer)
                       else keras.regularizers.deserialize(inner))
 
-    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+    def __call__(self, x: Any) -> Any:
         value = self.inner(x)
-        return value * tf.cast(tf.shape(x)[0], value.dtype)
+        return value * ops.cast(ops.shape(x)[0], value.dtype)
 
     def get_config(self) -> dict[str, Any]:
         return {"inner": keras.regularizers.serialize(self.inner)}

@@ -7,7 +7,7 @@ The snippet imports ``re``, ``keras`` and ``tensorflow`` only, never regcore, an
   trainable variables, a 0-dim tensor that ``tf.GradientTape`` differentiates; add it to the
   training loss. Variables are named by the layer path from the model down plus the variable's
   name (``dense_0.kernel``; the top model's own name left out) and get their role from the
-  owning layer's type, as :mod:`regcore_adapters.tf.keras_params` does (normalization layers:
+  owning layer's type, as :mod:`regcore_adapters.keras.params` does (normalization layers:
   ``gamma``/``scale`` → ``norm_scale``, ``beta`` → ``bias``; ``Embedding``: ``embedding``; other
   layers: ``*bias*`` → ``bias``, ``ndim >= 2`` → ``weight``, else ``other``; the snippet holds
   that ``_role`` itself, copied as written). Keras's kernel layout is the canonical one. The
@@ -40,7 +40,7 @@ CONTRACT = (
 
 IMPORTS = "import keras\nimport tensorflow as tf\n"
 
-ROLES = Path(__file__).with_name("keras_params.py")
+ROLES = Path(__file__).parent.parent / "keras" / "params.py"
 """The backend's role inference, ``_role(layer, variable)``, copied as written too."""
 
 RUNTIME = '''\

@@ -46,7 +46,7 @@ import numpy as np
 import tensorflow as tf
 
 from regcore import ModelSpec, Network, Optimizer, Plan, Spec, UnsupportedError, capabilities
-from regcore_adapters.tf import keras_layers
+from regcore_adapters.keras import layers as keras_layers
 from regcore_adapters.tf.keras_native import apply_spec, build_optimizer, resolve
 
 

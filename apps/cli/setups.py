@@ -20,7 +20,7 @@ from regcore.spec import Plan
 from regcore_apps.cli.common import CliError, load_spec
 
 #: Framework name on the command line -> the adapter module that reads its setups.
-READERS = {"torch": "regcore_adapters.torch.reading", "keras": "regcore_adapters.tf.reading",
+READERS = {"torch": "regcore_adapters.torch.reading", "keras": "regcore_adapters.keras.reading",
            "optax": "regcore_jax.reading"}
 
 

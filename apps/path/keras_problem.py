@@ -5,7 +5,7 @@ the tf backend (the loop and the checks: :mod:`regcore_apps.path.user_model`; he
 TensorFlow calls): the fitter trains a clone of ``model`` (``keras.models.clone_model``, every
 layer rebuilt in the path's dtype, the weights copied in; its trainable weights as given are the
 initial ones; the caller's model is never changed), the spec is resolved against the model's own
-variable names and roles (:mod:`regcore_adapters.tf.keras_params`: role by layer type; Keras
+variable names and roles (:mod:`regcore_adapters.keras.params`: role by layer type; Keras
 kernels are already in the canonical layout), and each fit is the same step as the backend's
 :meth:`~regcore_adapters.tf.TFBackend.proximal_train`: plain SGD on the data loss plus the smooth
 terms, decoupled decay before it, then the shrinkage of :mod:`regcore.proximal` (exact zeros for
@@ -41,6 +41,7 @@ import tensorflow as tf
 from regcore import Backend, Optimizer, SpecError
 from regcore.selection import ParamInfo
 from regcore.spec import Plan
+from regcore_adapters.keras.params import model_params
 from regcore_adapters.tf import optim
 from regcore_adapters.tf import proximal as prox
 from regcore_adapters.tf.functions import (
@@ -50,7 +51,6 @@ from regcore_adapters.tf.functions import (
     penalty_value,
     plan_structure,
 )
-from regcore_adapters.tf.keras_params import model_params
 from regcore_adapters.tf.keras_training import floatx
 from regcore_adapters.tf.models import data_loss
 from regcore_apps.path.user_model import UserModelFitter, UserModelProblem

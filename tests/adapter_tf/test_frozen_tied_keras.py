@@ -21,8 +21,8 @@ from regcore import (  # noqa: E402
     SpecError,
     load_backend,
 )
+from regcore_adapters.keras.params import model_params  # noqa: E402
 from regcore_adapters.tf.keras_native import apply_spec, build_optimizer, penalty  # noqa: E402
-from regcore_adapters.tf.keras_params import model_params  # noqa: E402
 from regcore_apps.path import Settings  # noqa: E402
 from regcore_apps.path.keras_problem import ModelProblem  # noqa: E402
 

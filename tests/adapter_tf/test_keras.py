@@ -32,6 +32,12 @@ from regcore import (  # noqa: E402
     SpecError,
     UnsupportedError,
 )
+from regcore_adapters.keras.params import model_params  # noqa: E402
+from regcore_adapters.keras.regularizers import (  # noqa: E402
+    SpecRegularizer,
+    from_keras,
+    to_keras,
+)
 from regcore_adapters.numpy import NumpyBackend  # noqa: E402
 from regcore_adapters.tf import TFBackend, keras_training  # noqa: E402
 from regcore_adapters.tf.keras_native import (  # noqa: E402
@@ -39,12 +45,6 @@ from regcore_adapters.tf.keras_native import (  # noqa: E402
     build_optimizer,
     penalty,
     resolve,
-)
-from regcore_adapters.tf.keras_params import model_params  # noqa: E402
-from regcore_adapters.tf.keras_regularizers import (  # noqa: E402
-    SpecRegularizer,
-    from_keras,
-    to_keras,
 )
 
 
@@ -246,7 +246,7 @@ def test_a_fresh_process_reloads_after_importing_the_adapter(tmp_path):
     model.save(tmp_path / "m.keras")
     code = (
         "import keras, tensorflow as tf\n"
-        "import regcore_adapters.tf.keras_regularizers\n"
+        "import regcore_adapters.keras.regularizers\n"
         f"m = keras.models.load_model({str(tmp_path / 'm.keras')!r})\n"
         "print(repr(float(tf.add_n(m.losses))))\n"
     )

@@ -12,8 +12,8 @@ keras = pytest.importorskip("keras")
 pytest.importorskip("tensorflow")
 
 from regcore import L1, L2, Activity, Spec, SpecError  # noqa: E402
+from regcore_adapters.keras.regularizers import BatchSum  # noqa: E402
 from regcore_adapters.tf.keras_native import apply_spec, penalty  # noqa: E402
-from regcore_adapters.tf.keras_regularizers import BatchSum  # noqa: E402
 
 X = np.random.default_rng(0).standard_normal((5, 3))
 
@@ -72,7 +72,7 @@ def test_penalty_refuses_activity_items():
 
 
 def test_read_setup_reads_activity_regularizers_back():
-    from regcore_adapters.tf.reading import layer_names, read_setup
+    from regcore_adapters.keras.reading import layer_names, read_setup
 
     model = _model(activity_regularizer=keras.regularizers.L2(0.01))
     model(X)
@@ -93,7 +93,7 @@ def test_an_attention_projections_activity_regularizer_survives_a_save(tmp_path)
     saves a nested layer only through its parent's config)."""
     from regcore import Network
     from regcore.network import Embedding, GlobalAvgPool, SelfAttention
-    from regcore_adapters.tf.keras_layers import build_network
+    from regcore_adapters.keras.layers import build_network
 
     net = Network((4,), (Embedding("embed", 7, 4), SelfAttention("attention", 4, 2),
                          GlobalAvgPool()), "softmax_xent")

@@ -10,9 +10,9 @@ pytest.importorskip("tensorflow")
 
 from regcore import L1, L2, DecoupledWeightDecay, Rule, Select, Spec  # noqa: E402
 from regcore.diff import compare, map_by_order  # noqa: E402
+from regcore_adapters.keras.params import model_params  # noqa: E402
+from regcore_adapters.keras.reading import read_setup  # noqa: E402
 from regcore_adapters.tf.keras_native import apply_spec, build_optimizer  # noqa: E402
-from regcore_adapters.tf.keras_params import model_params  # noqa: E402
-from regcore_adapters.tf.reading import read_setup  # noqa: E402
 
 
 def _model(**regularizers) -> keras.Model:
