@@ -190,7 +190,10 @@ ARRAY_API = {
 
 def _array_api(session: nox.Session, run: str) -> None:
     module, installs = ARRAY_API[run]
-    _conformance(session, f"array_api:{module}", (ARRAY_API_COMPAT, *installs), run=run)
+    # the protocol's argument checks (shapes, layouts, devices) on every installed backend:
+    # the tests session has no array_api_compat, so the array_api backend is checked here
+    _conformance(session, f"array_api:{module}", (ARRAY_API_COMPAT, *installs), run=run,
+                 extra_tests=("tests/test_param_shapes.py", "tests/test_protocol.py"))
 
 
 @nox.session(name="array_api-strict")
