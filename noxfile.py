@@ -1,7 +1,7 @@
 """Sessions: one conformance session per backend, the project's own tests, and a core-only check.
 
-    nox -s numpy torch tf jax array_api-strict array_api-numpy array_api-torch \
-        distributed path report        # the conformance matrix (reports/)
+    nox -s numpy torch tf jax array_api-strict array_api-numpy array_api-torch keras-jax \
+        keras-torch distributed path report    # the conformance matrix (reports/)
     nox -s tests                       # the project's unit tests
     nox -s hypothesis                  # property-based tests, >= 10,000 examples
     nox -s presets                     # the presets against timm's and transformers' own groups
@@ -27,8 +27,10 @@ import nox
 
 # the Array API backend's runs, one nox session per namespace (ARRAY_API below)
 ARRAY_API_RUNS = ("array_api-strict", "array_api-numpy", "array_api-torch")
+# Keras 3 on its jax and torch backends (KERAS below); on tensorflow, the tf session runs them
+KERAS_RUNS = ("keras-jax", "keras-torch")
 nox.options.sessions = ["lint", "tests", "numpy", "torch", "tf", "jax", *ARRAY_API_RUNS,
-                        "distributed", "path", "report", "presets"]
+                        *KERAS_RUNS, "distributed", "path", "report", "presets"]
 nox.options.reuse_venv = "yes"
 # uv where it is installed (pip install nox uv; .ci/run does): it creates and fills a session's
 # virtualenv in a third of pip's time (the array_api-torch session 60 s -> 38 s here). pip's
@@ -165,15 +167,49 @@ def jax(session: nox.Session) -> None:
     """Conformance suite on the JAX backend: an outside package (``external/regcore-jax``)
     registered by its entry point, on CPU jax; then that package's own tests (with optax, whose
     setups ``regcore_jax.reading`` reads)."""
-    # Compiling dominates this run (XLA: 0.3 s per SGD training loop, 0.6 s per Adam one, 1 ms to
-    # run it): JAX's persistent compilation cache lets each worker reuse what the other compiled
-    # for the same program (session-local, so a fresh clone starts empty).
-    cache = {"JAX_COMPILATION_CACHE_DIR": str(Path(session.create_tmp()) / "jax-cache"),
-             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
     _conformance(session, "jax", extra_installs=("./external/regcore-jax", "optax==0.2.8"),
                  extra_tests=("external/regcore-jax/tests", "tests/test_path_backends.py"),
-                 env=cache)
+                 env=_jax_cache(session))
+
+
+def _jax_cache(session: nox.Session) -> dict[str, str]:
+    """Compiling dominates a JAX run (XLA: 0.3 s per SGD training loop, 0.6 s per Adam one, 1 ms
+    to run it): JAX's persistent compilation cache lets each worker reuse what the other compiled
+    for the same program (session-local, so a fresh clone starts empty)."""
+    return {"JAX_COMPILATION_CACHE_DIR": str(Path(session.create_tmp()) / "jax-cache"),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+
+
+# The keras backend (regcore_adapters.keras) under each Keras backend CI runs: Keras pinned, the
+# framework, and no TensorFlow installed (the keras package must not need it). JAX keeps float64
+# only with its 64-bit mode on; Keras never turns it on.
+KERAS_PIN = "keras==3.15.1"
+KERAS = {
+    "keras-jax": ("jax", FRAMEWORKS["jax"], {"JAX_ENABLE_X64": "1"}),
+    "keras-torch": ("torch", FRAMEWORKS["torch"], {}),
+}
+
+
+def _keras(session: nox.Session, run: str) -> None:
+    backend, installs, env = KERAS[run]
+    env = {"KERAS_BACKEND": backend, **env, **(_jax_cache(session) if backend == "jax" else {})}
+    _conformance(session, f"keras:{backend}", (KERAS_PIN, *installs), run=run, env=env)
+
+
+@nox.session(name="keras-jax")
+def keras_jax(session: nox.Session) -> None:
+    """Conformance suite on the keras backend under Keras on JAX (CPU, 64-bit mode on): the
+    regularizers, optimizer and ``.keras`` round trip regcore gives Keras, with no TensorFlow
+    installed."""
+    _keras(session, "keras-jax")
+
+
+@nox.session(name="keras-torch")
+def keras_torch(session: nox.Session) -> None:
+    """Conformance suite on the keras backend under Keras on torch (CPU), with no TensorFlow
+    installed."""
+    _keras(session, "keras-torch")
 
 
 # The array_api backend (regcore_adapters.array_api) on each namespace CI runs, pinned: its run
@@ -318,7 +354,8 @@ def report(session: nox.Session) -> None:
     session.install(".")
     session.run("python", "-m", "regcore_conformance.matrix", REPORTS, "--expect",
                 ",".join(["numpy", "torch", "tf", "jax",
-                          *(f"array_api:{ARRAY_API[r][0]}" for r in ARRAY_API_RUNS)]))
+                          *(f"array_api:{ARRAY_API[r][0]}" for r in ARRAY_API_RUNS),
+                          *(f"keras:{KERAS[r][0]}" for r in KERAS_RUNS)]))
 
 
 @nox.session

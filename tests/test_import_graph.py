@@ -155,24 +155,39 @@ def test_a_backend_class_is_imported_by_no_module_of_its_adapter():
 
 def _third_party(path: Path) -> set[str]:
     """The top-level names of every absolute import in ``path`` (inside functions too)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found.update(a.name.split(".")[0] for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-            found.add(node.module.split(".")[0])
-    return found
+    return {name for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for name in _third_party_names(node)}
+
+
+def _third_party_names(node: ast.Import | ast.ImportFrom) -> set[str]:
+    if isinstance(node, ast.Import):
+        return {a.name.split(".")[0] for a in node.names}
+    return {node.module.split(".")[0]} if node.module and not node.level else set()
 
 
 def test_the_keras_adapter_imports_keras_not_a_keras_backend():
     """``regcore_adapters.keras`` runs under any ``KERAS_BACKEND``: none of its modules imports
-    tensorflow, jax or torch, or the adapters built on them (tests/test_keras_backends.py runs
-    it under each)."""
+    tensorflow, jax or torch, or the adapters built on them (tests/test_keras_backends.py and
+    the keras-* nox sessions run it under each), except ``grad``, the per-backend autodiff,
+    which imports each framework only inside the functions named for it."""
     keras_modules = {m: p for m, p in MODULES.items()
                      if m.startswith("regcore_adapters.keras")}
-    assert len(keras_modules) >= 6
+    assert len(keras_modules) >= 8
+    frameworks = {"tensorflow", "jax", "torch"}
     wrong = sorted(f"{m} imports {name}" for m, p in keras_modules.items()
-                   for name in _third_party(p) & {"tensorflow", "jax", "torch"})
+                   if m != "regcore_adapters.keras.grad"
+                   for name in _third_party(p) & frameworks)
+    grad = ast.parse(MODULES["regcore_adapters.keras.grad"].read_text(encoding="utf-8"))
+    inside = {(f.name, name) for f in ast.walk(grad) if isinstance(f, ast.FunctionDef)
+              for node in ast.walk(f) if isinstance(node, ast.Import)
+              for name in (a.name.split(".")[0] for a in node.names)}
+    assert {name for _, name in inside} == frameworks
+    wrong += sorted(f"grad.{f} imports {name}" for f, name in inside
+                    if name in frameworks and not f.startswith(f"_{name}"))
+    wrong += sorted(f"grad imports {name} at module level" for node in grad.body
+                    if isinstance(node, (ast.Import, ast.ImportFrom))
+                    for name in _third_party_names(node) & frameworks)
     wrong += sorted(f"{m} imports {t}" for m in keras_modules for t in GRAPH[m]
                     if t.startswith(("regcore_adapters.tf", "regcore_adapters.torch")))
     assert not wrong, "\n".join(wrong)

@@ -60,7 +60,7 @@ def test_ci_runs_the_readme_quickstart_commands():
     tests_command = commands[1]
     assert tests_command.endswith("nox -s tests") and tests_command in ci
     main = (".venv/bin/nox -s numpy torch tf jax array_api-strict array_api-numpy array_api-torch "
-            "distributed path report")
+            "keras-jax keras-torch distributed path report")
     assert commands[0].endswith(main) and main in ci
 
 

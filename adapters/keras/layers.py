@@ -136,7 +136,7 @@ def build_network(network: Network, params: Mapping[str, Any],
         h = KERAS_LAYERS[type(layer)](layer, dtype, shape)(h)
     net = keras.Model(inputs, h)
     for name, variable in canonical_variables(net, network).items():
-        variable.assign(params[name])
+        variable.assign(ops.copy(params[name]))  # JAX's train step deletes the array
     return net
 
 

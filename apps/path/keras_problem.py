@@ -42,6 +42,7 @@ from regcore import Backend, Optimizer, SpecError
 from regcore.selection import ParamInfo
 from regcore.spec import Plan
 from regcore_adapters.keras.params import model_params
+from regcore_adapters.keras.training import floatx
 from regcore_adapters.tf import optim
 from regcore_adapters.tf import proximal as prox
 from regcore_adapters.tf.functions import (
@@ -51,7 +52,6 @@ from regcore_adapters.tf.functions import (
     penalty_value,
     plan_structure,
 )
-from regcore_adapters.tf.keras_training import floatx
 from regcore_adapters.tf.models import data_loss
 from regcore_apps.path.user_model import UserModelFitter, UserModelProblem
 
