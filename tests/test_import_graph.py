@@ -182,7 +182,7 @@ def test_the_keras_adapter_imports_keras_not_a_keras_backend():
     inside = {(f.name, name) for f in ast.walk(grad) if isinstance(f, ast.FunctionDef)
               for node in ast.walk(f) if isinstance(node, ast.Import)
               for name in (a.name.split(".")[0] for a in node.names)}
-    assert {name for _, name in inside} == frameworks
+    assert {name for _, name in inside} >= frameworks
     wrong += sorted(f"grad.{f} imports {name}" for f, name in inside
                     if name in frameworks and not f.startswith(f"_{name}"))
     wrong += sorted(f"grad imports {name} at module level" for node in grad.body

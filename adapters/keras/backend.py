@@ -88,12 +88,23 @@ class KerasBackend(Backend, NativeTranslations):
         """The backend on Keras's ``backend`` (``keras:<backend>``; the running one when None).
         A backend Keras cannot run on here (or not differentiate on) is a
         :class:`regcore.UnsupportedError`."""
+        from regcore_adapters.keras.grad import GRADIENTS
+
+        if backend and backend not in GRADIENTS:  # before KERAS_BACKEND is touched
+            raise UnsupportedError(f"keras:{backend}: regcore runs Keras on "
+                                   f"{', '.join(GRADIENTS)} only (their autodiff)")
+        before = os.environ.get("KERAS_BACKEND")
         if backend and "keras" not in sys.modules:
             os.environ["KERAS_BACKEND"] = backend
         try:
             import keras
-        except ImportError as exc:
-            raise UnsupportedError(f"keras: cannot import keras ({exc})") from None
+        except Exception as exc:  # keras missing, or its backend's framework (ValueError)
+            if before is None:
+                os.environ.pop("KERAS_BACKEND", None)
+            else:
+                os.environ["KERAS_BACKEND"] = before
+            raise UnsupportedError(f"keras: cannot import keras "
+                                   f"({type(exc).__name__}: {exc})") from None
         running = keras.backend.backend()
         if backend and backend != running:
             raise UnsupportedError(
@@ -108,7 +119,7 @@ class KerasBackend(Backend, NativeTranslations):
 
         from regcore_adapters.keras.grad import FLOAT64_HOLDS, GRADIENTS
 
-        if running not in GRADIENTS:
+        if running not in GRADIENTS:  # KERAS_BACKEND=numpy, openvino
             raise UnsupportedError(f"keras:{running}: regcore differentiates on "
                                    f"{', '.join(GRADIENTS)} only")
         tensor = type(keras.ops.convert_to_tensor(np.zeros(1, np.float32)))

@@ -1,7 +1,9 @@
-"""Gradients on whichever backend Keras runs: Keras 3 has no autodiff of its own, so each backend's
-is called the way that backend's Keras trainer calls it (``tf.GradientTape``,
-``jax.value_and_grad``, ``torch.autograd.grad``). This is the one module of the package that
-touches a framework: inside a function named for it, called only when Keras runs on it.
+"""Gradients on whichever backend Keras runs: Keras 3 has no autodiff of its own, so each
+backend's own is called (``tf.GradientTape``, ``jax.value_and_grad``, ``torch.autograd.grad``).
+This is the one module of the package that touches a framework: inside a function named for it,
+called only when Keras runs on it. Importing it imports nothing, not even Keras, so a backend
+name can be checked against :data:`GRADIENTS` before Keras is imported (Keras reads
+``KERAS_BACKEND`` once, on import).
 
 :func:`value_and_grads` differentiates a function of tensors; :func:`variables_value_and_grads`
 a function reading Keras variables (``model.losses``), through ``keras.StatelessScope``, which
@@ -11,11 +13,12 @@ makes each variable read the tensor being differentiated.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
-
-import keras
+from typing import TYPE_CHECKING, Any
 
 from regcore import UnsupportedError
+
+if TYPE_CHECKING:
+    import keras
 
 
 def _tensorflow(fn: Callable[[list[Any]], Any], values: Sequence[Any]) -> tuple[Any, list[Any]]:
@@ -69,6 +72,8 @@ def value_and_grads(fn: Callable[[list[Any]], Any],
     """``fn(values)`` (a 0-dim tensor) and its gradient with respect to each of ``values``, by
     the autodiff of the backend Keras runs on; an :class:`regcore.UnsupportedError` on a Keras
     backend without one here (``numpy``, ``openvino``)."""
+    import keras
+
     backend = keras.backend.backend()
     if backend not in GRADIENTS:
         raise UnsupportedError(f"keras: no gradient on the Keras backend {backend!r} (only "
@@ -80,6 +85,8 @@ def variables_value_and_grads(fn: Callable[[], Any], variables: Sequence[keras.V
                               ) -> tuple[Any, list[Any]]:
     """``fn()``, which reads ``variables`` (``Σ model.losses``), and its gradient with respect to
     each variable's value."""
+    import keras
+
     def at(values: list[Any]) -> Any:
         with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
             return fn()

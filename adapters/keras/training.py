@@ -8,9 +8,9 @@ loads the canonical parameters and applies the spec with
 :func:`~regcore_adapters.keras.native.build_optimizer` (decoupled decay → ``weight_decay``).
 
 Training translation (:data:`TRANSLATIONS`), full-batch ``keras.optimizers.SGD``: ``keras_fit``,
-``model.compile`` + ``model.fit(x, y, batch_size=len(x), epochs=steps)`` on the arrays as given
-(Keras adds ``model.losses`` to the loss itself). The TensorFlow backend adds its
-``tf.GradientTape`` loop (``keras_loop``, :mod:`regcore_adapters.tf.keras_training`).
+``model.compile`` + one epoch of ``model.fit`` over ``x`` and ``y`` repeated ``steps`` times in
+batches of ``len(x)`` (Keras adds ``model.losses`` to the loss itself). The TensorFlow backend
+adds its ``tf.GradientTape`` loop (``keras_loop``, :mod:`regcore_adapters.tf.keras_training`).
 
 Keras's Adam is not the reference's (torch-style) Adam — Keras adds ε to ``√v`` before the bias
 correction, torch after — so the Keras translations train with SGD only and raise

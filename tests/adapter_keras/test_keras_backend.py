@@ -51,7 +51,17 @@ def test_another_keras_backend_is_refused_in_a_running_process(backend):
         regcore.load_backend(f"keras:{other}")
 
 
-def test_a_keras_backend_without_autodiff_here_is_refused(monkeypatch):
+@pytest.mark.parametrize("name", ["numpy", "openvino", "no_such_backend"])
+def test_a_keras_backend_without_autodiff_here_is_refused_by_name(name):
+    """Refused before ``KERAS_BACKEND`` is touched: Keras reads it once, so a bad name left in
+    the environment would break every later load in the process."""
+    before = os.environ.get("KERAS_BACKEND")
+    with pytest.raises(regcore.BackendNotFoundError, match="tensorflow, jax, torch only"):
+        regcore.load_backend(f"keras:{name}")
+    assert os.environ.get("KERAS_BACKEND") == before
+
+
+def test_a_running_keras_backend_without_autodiff_is_refused(monkeypatch):
     monkeypatch.setattr(keras.backend, "backend", lambda: "numpy")
     with pytest.raises(UnsupportedError, match="'numpy'"):
         grad.value_and_grads(lambda v: v[0], [np.zeros(())])
