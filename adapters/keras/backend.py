@@ -136,9 +136,8 @@ class KerasBackend(Backend, NativeTranslations):
     def versions(self) -> dict[str, str]:
         import keras
 
-        framework = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[
-            self.keras_backend]
-        return {"keras": keras.__version__, "keras_backend": self.keras_backend,
+        framework = self.keras_backend  # each Keras backend is named as its framework's module
+        return {"keras": keras.__version__, "keras_backend": framework,
                 framework: sys.modules[framework].__version__}
 
     def asarray(self, array: Any, *, dtype: str, device: str) -> Any:
